@@ -1,0 +1,841 @@
+//! Accounts, API keys, access tokens and per-key rate limits, over the `Table` port.
+//!
+//! Key design (one table):
+//! - `ACCT#<account>` / `ACCOUNT`: the account.
+//! - `ACCT#<account>` / `KEY#<key id>`: a key as its account lists it.
+//! - `APIKEY#<sha256 of key>` / `APIKEY`: the same key, found by its hash, so
+//!   authenticating a request is one strongly consistent `GetItem` (a secondary index
+//!   would be eventually consistent, letting a just-revoked key through).
+//! - `RATE#<key id>` / `<window start>`: request counters, expiring with `ttl`.
+//!
+//! A key's secret exists only in the response that creates it; we keep its SHA-256 and a
+//! short display prefix.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::error::{AuthFailure, DomainError, Loc};
+use crate::ids;
+use crate::scope::{Permission, Scope, ScopeSet, Service};
+use crate::store::{Condition, Item, Key, Query, Table, TxOp, Update, Value};
+
+/// Expired and revoked key records are kept this long so callers get AUTH_002/AUTH_003
+/// (not AUTH_001) for a while, then DynamoDB's TTL removes them.
+const TOMBSTONE_SECS: i64 = 30 * 24 * 3600;
+/// Longest key lifetime a caller may ask for (ten years).
+pub const MAX_KEY_TTL_SECS: i64 = 10 * 365 * 24 * 3600;
+/// Most scopes on one key.
+pub const MAX_SCOPES: usize = 64;
+/// Longest access-token lifetime.
+pub const MAX_TOKEN_TTL_SECS: i64 = 24 * 3600;
+/// Access-token lifetime when the caller names none.
+pub const DEFAULT_TOKEN_TTL_SECS: i64 = 900;
+const RATE_WINDOW_SECS: i64 = 60;
+/// Longest credential we will even hash; anything longer is not ours.
+const MAX_CREDENTIAL_LEN: usize = 512;
+
+mod keys {
+    pub fn account(account: &str) -> String {
+        format!("ACCT#{account}")
+    }
+    pub const ACCOUNT_SK: &str = "ACCOUNT";
+    pub fn key_sk(key_id: &str) -> String {
+        format!("KEY#{key_id}")
+    }
+    pub const KEY_SK_PREFIX: &str = "KEY#";
+    pub fn by_hash(hash: &str) -> String {
+        format!("APIKEY#{hash}")
+    }
+    pub const BY_HASH_SK: &str = "APIKEY";
+    pub fn rate(key_id: &str) -> String {
+        format!("RATE#{key_id}")
+    }
+}
+
+/// What kind of credential a key is; the prefix of its secret says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// An account's root key (`sk_`), created with the account.
+    Root,
+    /// A key minted through the API (`sk_`).
+    Scoped,
+    /// A platform agent's key (`pa_`).
+    Agent,
+}
+
+impl KeyKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Root | KeyKind::Scoped => "sk_",
+            KeyKind::Agent => "pa_",
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Root => "root",
+            KeyKind::Scoped => "scoped",
+            KeyKind::Agent => "agent",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "root" => Some(KeyKind::Root),
+            "scoped" => Some(KeyKind::Scoped),
+            "agent" => Some(KeyKind::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// A key's secret, shown once. `Debug` never prints it.
+pub struct KeySecret(String);
+
+impl KeySecret {
+    fn generate(kind: KeyKind) -> Self {
+        // 43 base62 characters carry 256 random bits.
+        KeySecret(format!("{}{}", kind.prefix(), ids::random_base62(43)))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The display prefix kept in storage: the type prefix and six characters.
+    fn display_prefix(&self) -> String {
+        self.0.chars().take(9).collect()
+    }
+}
+
+impl std::fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySecret(***)")
+    }
+}
+
+fn sha256_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A key as stored and listed (never with its secret).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub kind: KeyKind,
+    pub prefix: String,
+    pub scopes: ScopeSet,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// The key that minted this one (none for root keys).
+    pub created_by: Option<String>,
+    hash: String,
+}
+
+/// A key's state at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl ApiKey {
+    pub fn status(&self, now: i64) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    fn to_item(&self, key: Key) -> Item {
+        let mut item = key.item();
+        item.insert("id".into(), self.id.clone().into());
+        item.insert("account_id".into(), self.account_id.clone().into());
+        item.insert("name".into(), self.name.clone().into());
+        item.insert("kind".into(), self.kind.as_str().into());
+        item.insert("prefix".into(), self.prefix.clone().into());
+        item.insert(
+            "scopes".into(),
+            Value::L(self.scopes.to_strings().into_iter().map(Value::S).collect()),
+        );
+        item.insert("created_at".into(), Value::int(self.created_at));
+        item.insert("hash".into(), self.hash.clone().into());
+        if let Some(e) = self.expires_at {
+            item.insert("expires_at".into(), Value::int(e));
+            // Expired keys answer AUTH_002 for a month, then the record goes.
+            item.insert(crate::store::TTL.into(), Value::int(e + TOMBSTONE_SECS));
+        }
+        if let Some(by) = &self.created_by {
+            item.insert("created_by".into(), by.clone().into());
+        }
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, DomainError> {
+        let s = |name: &str| -> Result<String, DomainError> {
+            item.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    DomainError::Unexpected(anyhow::anyhow!("key record lacks '{name}'"))
+                })
+        };
+        let scopes: Vec<String> = item
+            .get("scopes")
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        Ok(ApiKey {
+            id: s("id")?,
+            account_id: s("account_id")?,
+            name: s("name")?,
+            kind: KeyKind::parse(&s("kind")?).ok_or_else(|| {
+                DomainError::Unexpected(anyhow::anyhow!("key record has an unknown kind"))
+            })?,
+            prefix: s("prefix")?,
+            scopes: ScopeSet::parse_all(&scopes).map_err(|e| DomainError::Unexpected(e.into()))?,
+            created_at: item
+                .get("created_at")
+                .and_then(Value::as_i64)
+                .unwrap_or_default(),
+            expires_at: item.get("expires_at").and_then(Value::as_i64),
+            revoked_at: item.get("revoked_at").and_then(Value::as_i64),
+            created_by: item
+                .get("created_by")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            hash: s("hash")?,
+        })
+    }
+}
+
+/// A validated key name: 1–128 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let n = s.chars().count();
+        if s.trim().is_empty() {
+            return Err("name must not be empty".into());
+        }
+        if n > 128 {
+            return Err(format!("name is {n} characters; the limit is 128"));
+        }
+        Ok(KeyName(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who is calling, once their credential checks out.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub account_id: String,
+    /// The key behind the request (for a token, the key that minted it).
+    pub key_id: String,
+    pub scopes: ScopeSet,
+    /// When the credential stops working.
+    pub expires_at: Option<i64>,
+    pub via_token: bool,
+}
+
+impl Principal {
+    /// PERM_001 unless the scopes grant the operation.
+    pub fn require(
+        &self,
+        service: Service,
+        permission: Permission,
+        namespace: Option<&crate::Namespace>,
+    ) -> Result<(), DomainError> {
+        if self.scopes.grants(service, permission, namespace) {
+            return Ok(());
+        }
+        let needed = match namespace {
+            Some(ns) => format!(
+                "{}:{}:{}",
+                service.as_str(),
+                permission.as_str(),
+                ns.scope_form()
+            ),
+            None => format!("{}:{}", service.as_str(), permission.as_str()),
+        };
+        Err(DomainError::Forbidden(format!(
+            "this credential lacks the scope '{needed}'"
+        )))
+    }
+}
+
+/// A credential as it arrived, told apart by form.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    ApiKey(&'a str),
+    Token(&'a str),
+}
+
+impl<'a> Credential<'a> {
+    /// Three dot-separated base64url parts is a JWT; anything else is an API key.
+    pub fn classify(value: &'a str) -> Self {
+        let parts: Vec<&str> = value.split('.').collect();
+        let b64url = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if parts.len() == 3
+            && parts[..2].iter().all(b64url)
+            && (parts[2].is_empty() || b64url(&parts[2]))
+        {
+            Credential::Token(value)
+        } else {
+            Credential::ApiKey(value)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    acct: String,
+    scopes: Vec<String>,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+const ISSUER: &str = "zerodb";
+
+/// Settings of the auth service, read once at start.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// HMAC secret for access tokens (≥ 32 bytes).
+    pub jwt_secret: Vec<u8>,
+    /// Requests per key per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A newly created account and its root key.
+#[derive(Debug)]
+pub struct NewAccount {
+    pub account_id: String,
+    pub name: String,
+    pub root_key_id: String,
+    pub root_key: KeySecret,
+}
+
+/// A newly minted access token.
+#[derive(Debug)]
+pub struct AccessToken {
+    pub token: String,
+    pub expires_at: i64,
+    pub scopes: ScopeSet,
+}
+
+/// A request to mint a key.
+#[derive(Debug)]
+pub struct NewKey {
+    pub name: KeyName,
+    pub ttl_seconds: Option<i64>,
+    pub scopes: ScopeSet,
+    pub kind: KeyKind,
+}
+
+/// Accounts, keys, tokens and rate limits.
+pub struct AuthService {
+    table: Arc<dyn Table>,
+    clock: Arc<dyn Clock>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    rate_limit_per_minute: u32,
+}
+
+impl AuthService {
+    pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>, settings: &AuthSettings) -> Self {
+        AuthService {
+            table,
+            clock,
+            encoding: EncodingKey::from_secret(&settings.jwt_secret),
+            decoding: DecodingKey::from_secret(&settings.jwt_secret),
+            rate_limit_per_minute: settings.rate_limit_per_minute,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.epoch_secs()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Creates an account with a root key; the key is returned once.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_account(&self, name: &str) -> Result<NewAccount, DomainError> {
+        let name =
+            KeyName::parse(name).map_err(|m| DomainError::invalid(vec![Loc::from("name")], m))?;
+        let account_id = ids::prefixed_id("acct");
+        let now = self.now();
+        let mut account = Key::new(keys::account(&account_id), keys::ACCOUNT_SK).item();
+        account.insert("name".into(), name.as_str().into());
+        account.insert("created_at".into(), Value::int(now));
+        let (key, secret) = self.build_key(
+            &account_id,
+            None,
+            NewKey {
+                name: KeyName(format!("{} root key", name.as_str())),
+                ttl_seconds: None,
+                scopes: ScopeSet::root(),
+                kind: KeyKind::Root,
+            },
+            now,
+        );
+        let mut ops = vec![TxOp::Put {
+            item: account,
+            condition: Some(Condition::NotExists),
+        }];
+        ops.extend(Self::key_puts(&key));
+        self.table.transact(ops).await?;
+        tracing::info!(account_id = %account_id, key_id = %key.id, "account created");
+        Ok(NewAccount {
+            account_id,
+            name: name.0,
+            root_key_id: key.id,
+            root_key: secret,
+        })
+    }
+
+    fn build_key(
+        &self,
+        account_id: &str,
+        created_by: Option<&str>,
+        new: NewKey,
+        now: i64,
+    ) -> (ApiKey, KeySecret) {
+        let secret = KeySecret::generate(new.kind);
+        let key = ApiKey {
+            id: ids::prefixed_id("key"),
+            account_id: account_id.to_owned(),
+            name: new.name.0,
+            kind: new.kind,
+            prefix: secret.display_prefix(),
+            scopes: new.scopes,
+            created_at: now,
+            expires_at: new.ttl_seconds.map(|t| now + t),
+            revoked_at: None,
+            created_by: created_by.map(str::to_owned),
+            hash: sha256_hex(secret.expose()),
+        };
+        (key, secret)
+    }
+
+    fn key_puts(key: &ApiKey) -> Vec<TxOp> {
+        vec![
+            TxOp::Put {
+                item: key.to_item(Key::new(
+                    keys::account(&key.account_id),
+                    keys::key_sk(&key.id),
+                )),
+                condition: Some(Condition::NotExists),
+            },
+            TxOp::Put {
+                item: key.to_item(Key::new(keys::by_hash(&key.hash), keys::BY_HASH_SK)),
+                condition: Some(Condition::NotExists),
+            },
+        ]
+    }
+
+    /// Mints a key for the caller's account. The caller must hold every scope it grants,
+    /// and the new key cannot outlive the caller's credential.
+    #[tracing::instrument(skip_all, fields(account_id = %caller.account_id))]
+    pub async fn create_key(
+        &self,
+        caller: &Principal,
+        new: NewKey,
+    ) -> Result<(ApiKey, KeySecret), DomainError> {
+        let now = self.now();
+        for scope in new.scopes.iter() {
+            if !caller.scopes.covers(scope) {
+                return Err(DomainError::Forbidden(format!(
+                    "cannot grant scope '{scope}': the calling credential does not hold it"
+                )));
+            }
+        }
+        if let Some(limit) = caller.expires_at {
+            let remaining = limit - now;
+            match new.ttl_seconds {
+                Some(t) if t <= remaining => {}
+                _ => {
+                    return Err(DomainError::invalid(
+                        vec![Loc::from("body"), Loc::from("ttl_seconds")],
+                        format!(
+                            "the calling credential expires in {remaining} s, so the new key must too: set ttl_seconds to at most {remaining}"
+                        ),
+                    ));
+                }
+            }
+        }
+        let (key, secret) = self.build_key(&caller.account_id, Some(&caller.key_id), new, now);
+        self.table.transact(Self::key_puts(&key)).await?;
+        tracing::info!(key_id = %key.id, "key created");
+        Ok((key, secret))
+    }
+
+    /// Checks a credential: AUTH_001 unknown, AUTH_002 expired, AUTH_003 revoked or a
+    /// token that does not verify.
+    pub async fn authenticate(&self, credential: Credential<'_>) -> Result<Principal, DomainError> {
+        match credential {
+            Credential::ApiKey(secret) => self.authenticate_key(secret).await,
+            Credential::Token(token) => self.verify_token(token),
+        }
+    }
+
+    async fn authenticate_key(&self, secret: &str) -> Result<Principal, DomainError> {
+        if secret.len() > MAX_CREDENTIAL_LEN
+            || !(secret.starts_with("sk_") || secret.starts_with("pa_"))
+        {
+            return Err(DomainError::Unauthenticated(AuthFailure::Unknown));
+        }
+        let hash = sha256_hex(secret);
+        let item = self
+            .table
+            .get(&Key::new(keys::by_hash(&hash), keys::BY_HASH_SK))
+            .await?
+            .ok_or(DomainError::Unauthenticated(AuthFailure::Unknown))?;
+        let key = ApiKey::from_item(&item)?;
+        // The lookup was by hash; compare in constant time anyway so a partial match in
+        // storage can never be timed.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            key.hash.as_bytes(),
+            hash.as_bytes(),
+        )) {
+            return Err(DomainError::Unauthenticated(AuthFailure::Unknown));
+        }
+        match key.status(self.now()) {
+            KeyStatus::Revoked => Err(DomainError::Unauthenticated(AuthFailure::Revoked)),
+            KeyStatus::Expired => Err(DomainError::Unauthenticated(AuthFailure::Expired)),
+            KeyStatus::Active => Ok(Principal {
+                account_id: key.account_id,
+                key_id: key.id,
+                scopes: key.scopes,
+                expires_at: key.expires_at,
+                via_token: false,
+            }),
+        }
+    }
+
+    fn verify_token(&self, token: &str) -> Result<Principal, DomainError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked against our clock below, so tests can move time.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        validation.set_issuer(&[ISSUER]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| DomainError::Unauthenticated(AuthFailure::InvalidToken))?;
+        let claims = data.claims;
+        if claims.exp <= self.now() {
+            return Err(DomainError::Unauthenticated(AuthFailure::Expired));
+        }
+        let scopes = ScopeSet::parse_all(&claims.scopes)
+            .map_err(|_| DomainError::Unauthenticated(AuthFailure::InvalidToken))?;
+        Ok(Principal {
+            account_id: claims.acct,
+            key_id: claims.sub,
+            scopes,
+            expires_at: Some(claims.exp),
+            via_token: true,
+        })
+    }
+
+    /// Exchanges the caller's credential for a signed token carrying its account and
+    /// (a subset of) its scopes. Tokens are verified without a storage read, so a
+    /// revoked key's tokens live until they expire: keep them short.
+    pub fn issue_token(
+        &self,
+        caller: &Principal,
+        ttl_seconds: Option<i64>,
+        scopes: Option<ScopeSet>,
+    ) -> Result<AccessToken, DomainError> {
+        let now = self.now();
+        let ttl = ttl_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECS);
+        if !(1..=MAX_TOKEN_TTL_SECS).contains(&ttl) {
+            return Err(DomainError::invalid(
+                vec![Loc::from("body"), Loc::from("ttl_seconds")],
+                format!("ttl_seconds must be between 1 and {MAX_TOKEN_TTL_SECS}"),
+            ));
+        }
+        let scopes = match scopes {
+            Some(requested) => {
+                if let Some(s) = requested.iter().find(|s| !caller.scopes.covers(s)) {
+                    return Err(DomainError::Forbidden(format!(
+                        "cannot grant scope '{s}': the calling credential does not hold it"
+                    )));
+                }
+                requested
+            }
+            None => caller.scopes.clone(),
+        };
+        let exp = caller.expires_at.map_or(now + ttl, |e| e.min(now + ttl));
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: caller.key_id.clone(),
+            acct: caller.account_id.clone(),
+            scopes: scopes.to_strings(),
+            iat: now,
+            exp,
+            jti: ids::time_ordered_id(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| DomainError::Unexpected(e.into()))?;
+        Ok(AccessToken {
+            token,
+            expires_at: exp,
+            scopes,
+        })
+    }
+
+    /// Keys the caller may see: every key of the account with `zerodb:admin`, otherwise
+    /// the keys it minted itself.
+    pub async fn list_keys(
+        &self,
+        caller: &Principal,
+        cursor: Option<crate::store::Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<ApiKey>, Option<crate::store::Cursor>), DomainError> {
+        let admin = caller
+            .scopes
+            .grants(Service::Zerodb, Permission::Admin, None);
+        let mut found = Vec::new();
+        let mut cursor = cursor;
+        // Non-admins see a filtered list, so read on until the page is full.
+        loop {
+            let page = self
+                .table
+                .query(
+                    Query::partition(keys::account(&caller.account_id))
+                        .begins_with(keys::KEY_SK_PREFIX)
+                        .limit(limit - found.len())
+                        .after(cursor),
+                )
+                .await?;
+            for item in &page.items {
+                let key = ApiKey::from_item(item)?;
+                if admin || key.created_by.as_deref() == Some(caller.key_id.as_str()) {
+                    found.push(key);
+                }
+            }
+            cursor = page.cursor;
+            if found.len() >= limit || cursor.is_none() {
+                return Ok((found, cursor));
+            }
+        }
+    }
+
+    /// A key of the caller's account that the caller may manage; 404 otherwise, so other
+    /// accounts' key ids are indistinguishable from unknown ones.
+    pub async fn get_key(&self, caller: &Principal, key_id: &str) -> Result<ApiKey, DomainError> {
+        let not_found = || DomainError::NotFound(format!("API key '{key_id}' not found"));
+        if key_id.len() > 64 {
+            return Err(not_found());
+        }
+        let item = self
+            .table
+            .get(&Key::new(
+                keys::account(&caller.account_id),
+                keys::key_sk(key_id),
+            ))
+            .await?
+            .ok_or_else(not_found)?;
+        let key = ApiKey::from_item(&item)?;
+        let admin = caller
+            .scopes
+            .grants(Service::Zerodb, Permission::Admin, None);
+        if admin || key.created_by.as_deref() == Some(caller.key_id.as_str()) {
+            Ok(key)
+        } else {
+            Err(DomainError::Forbidden(format!(
+                "this credential may only manage keys it created; managing '{key_id}' needs the scope 'zerodb:admin'"
+            )))
+        }
+    }
+
+    /// Revokes a key; revoking a revoked key is a no-op. Takes effect on the next request.
+    #[tracing::instrument(skip_all, fields(account_id = %caller.account_id, key_id = %key_id))]
+    pub async fn revoke_key(&self, caller: &Principal, key_id: &str) -> Result<(), DomainError> {
+        let key = self.get_key(caller, key_id).await?;
+        if key.revoked_at.is_some() {
+            return Ok(());
+        }
+        let now = self.now();
+        let revoke = |k: Key| TxOp::Update {
+            key: k,
+            updates: vec![
+                Update::Set("revoked_at".into(), Value::int(now)),
+                Update::Set(crate::store::TTL.into(), Value::int(now + TOMBSTONE_SECS)),
+            ],
+            condition: Some(Condition::Exists),
+        };
+        self.table
+            .transact(vec![
+                revoke(Key::new(
+                    keys::account(&key.account_id),
+                    keys::key_sk(&key.id),
+                )),
+                revoke(Key::new(keys::by_hash(&key.hash), keys::BY_HASH_SK)),
+            ])
+            .await
+            .map_err(|e| match e {
+                // Revoked concurrently, or just expired out of storage: the key is gone either way.
+                crate::store::StoreError::Conflict => {
+                    DomainError::NotFound(format!("API key '{key_id}' not found"))
+                }
+                other => other.into(),
+            })?;
+        tracing::info!("key revoked");
+        Ok(())
+    }
+
+    /// Counts a request against the key's per-minute limit; 429 with the seconds left in
+    /// the window once it is used up. The counter lives in the table, so every Lambda
+    /// instance shares it.
+    pub async fn check_rate(&self, principal: &Principal) -> Result<(), DomainError> {
+        if self.rate_limit_per_minute == 0 {
+            return Ok(());
+        }
+        let now = self.now();
+        let window = now - now.rem_euclid(RATE_WINDOW_SECS);
+        let item = self
+            .table
+            .update(
+                &Key::new(keys::rate(&principal.key_id), window.to_string()),
+                vec![
+                    Update::Add("count".into(), 1),
+                    Update::Set(
+                        crate::store::TTL.into(),
+                        Value::int(window + 2 * RATE_WINDOW_SECS),
+                    ),
+                ],
+                None,
+            )
+            .await?;
+        let count = item.get("count").and_then(Value::as_i64).unwrap_or(1);
+        if count > i64::from(self.rate_limit_per_minute) {
+            let retry_after = (window + RATE_WINDOW_SECS - now).max(1) as u64;
+            return Err(DomainError::RateLimited {
+                retry_after_secs: retry_after,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Epoch seconds to a timestamp.
+pub fn to_datetime(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+/// Builds a scope set from request strings, reporting each bad one at its index.
+pub fn parse_requested_scopes(texts: &[String]) -> Result<ScopeSet, DomainError> {
+    if texts.is_empty() {
+        return Err(DomainError::invalid(
+            vec![Loc::from("body"), Loc::from("scopes")],
+            "scopes must list at least one scope, e.g. \"memory:read:session/run-42\"",
+        ));
+    }
+    if texts.len() > MAX_SCOPES {
+        return Err(DomainError::invalid(
+            vec![Loc::from("body"), Loc::from("scopes")],
+            format!(
+                "{} scopes given; a key holds at most {MAX_SCOPES}",
+                texts.len()
+            ),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut scopes = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        match Scope::parse(t) {
+            Ok(s) => scopes.push(s),
+            Err(e) => errors.push(crate::error::FieldError::body(
+                [Loc::from("scopes"), Loc::from(i)],
+                e.to_string(),
+                "value_error.scope",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ScopeSet::new(scopes))
+    } else {
+        Err(DomainError::Validation(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_told_apart_by_form() {
+        assert!(matches!(
+            Credential::classify("sk_abc"),
+            Credential::ApiKey(_)
+        ));
+        assert!(matches!(
+            Credential::classify("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig-_"),
+            Credential::Token(_)
+        ));
+        assert!(matches!(Credential::classify("a.b"), Credential::ApiKey(_)));
+    }
+
+    #[test]
+    fn key_secrets_carry_256_bits_and_never_debug_print() {
+        let s = KeySecret::generate(KeyKind::Scoped);
+        assert!(s.expose().starts_with("sk_"));
+        assert_eq!(s.expose().len(), 46);
+        assert_eq!(format!("{s:?}"), "KeySecret(***)");
+        assert_eq!(s.display_prefix().len(), 9);
+        assert_eq!(sha256_hex("abc").len(), 64);
+    }
+
+    #[test]
+    fn key_names_are_one_to_128_characters() {
+        assert!(KeyName::parse("").is_err());
+        assert!(KeyName::parse("  ").is_err());
+        assert!(KeyName::parse(&"é".repeat(128)).is_ok());
+        assert!(
+            KeyName::parse(&"a".repeat(129))
+                .unwrap_err()
+                .contains("129")
+        );
+    }
+}
