@@ -1,0 +1,197 @@
+//! zerodb-local: every endpoint group in one process on embedded storage, plus the
+//! operator commands (`accounts create`) that also serve AWS deployments.
+
+pub mod cli;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use zerodb_domain::auth::{AuthService, AuthSettings, NewAccount};
+use zerodb_domain::clock::{Clock, SystemClock};
+use zerodb_domain::store::{Stores, Table};
+use zerodb_http::{AppState, Routes};
+use zerodb_store_embedded::{EmbeddedStore, QueueConfig};
+
+/// Name of the file holding the first account's root key.
+pub const ROOT_KEY_FILE: &str = "root-key";
+const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// Every group's routes (later issues add theirs here).
+fn group_routes() -> Routes {
+    auth_api::routes()
+}
+
+/// The OpenAPI document of every group.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    zerodb_http::openapi::document([auth_api::openapi()])
+}
+
+/// Everything zerodb-local serves.
+pub fn all_routes() -> Routes {
+    let json = openapi_document().to_pretty_json().unwrap_or_default();
+    group_routes()
+        .merge(zerodb_http::health::routes())
+        .merge(zerodb_http::openapi::routes(json))
+}
+
+/// Settings of a local server.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub rate_limit_per_minute: u32,
+}
+
+/// Embedded storage opened on a data directory.
+pub struct LocalStack {
+    pub store: Arc<EmbeddedStore>,
+    pub stores: Stores,
+}
+
+pub fn open_stack(data_dir: &Path) -> anyhow::Result<LocalStack> {
+    let store = EmbeddedStore::open(data_dir)
+        .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
+    let stores = Stores {
+        table: store.table(),
+        blobs: store.blobs(),
+        events: store.queue(
+            "events",
+            QueueConfig {
+                max_receives: Some(5),
+                dead_letter: Some("events-dlq".into()),
+            },
+        ),
+    };
+    Ok(LocalStack { store, stores })
+}
+
+/// Writes a secret file readable only by its owner, atomically (temp file + rename), so
+/// a crash never leaves half a key behind.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The token-signing secret: `ZERODB_JWT_SECRET` if set, else one generated on first
+/// start and kept (0600) in the data directory so tokens survive restarts.
+pub fn jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(s) = std::env::var("ZERODB_JWT_SECRET") {
+        let mut problems = Vec::new();
+        zerodb_http::config::check_jwt_secret(s.as_bytes(), &mut problems);
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+        return Ok(s.into_bytes());
+    }
+    let path = data_dir.join(JWT_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
+        _ => {
+            let secret = zerodb_domain::ids::random_base62(64);
+            write_private(&path, &secret)?;
+            Ok(secret.into_bytes())
+        }
+    }
+}
+
+/// Creates an account on any table and returns its root key (printed once by the CLI).
+pub async fn create_account(table: Arc<dyn Table>, name: &str) -> anyhow::Result<NewAccount> {
+    // Account creation never signs tokens, so the signing secret is irrelevant here.
+    let settings = AuthSettings {
+        jwt_secret: vec![0; 32],
+        rate_limit_per_minute: 0,
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let auth = AuthService::new(table, clock, &settings);
+    auth.create_account(name)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Set on the first start only: the root key that was also written to `root-key`.
+    pub new_root_key: Option<String>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.context("server task")?
+    }
+}
+
+/// Opens storage, bootstraps the first account if needed, binds and serves until
+/// `stop` (or, from the CLI, a signal).
+pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let stack = open_stack(&config.data_dir)?;
+    let settings = AuthSettings {
+        jwt_secret: jwt_secret(&config.data_dir)?,
+        rate_limit_per_minute: config.rate_limit_per_minute,
+    };
+
+    let root_key_path = config.data_dir.join(ROOT_KEY_FILE);
+    let new_root_key = if root_key_path.exists() {
+        None
+    } else {
+        let account = create_account(stack.stores.table.clone(), "local").await?;
+        write_private(&root_key_path, &format!("{}\n", account.root_key.expose()))?;
+        Some(account.root_key.expose().to_owned())
+    };
+
+    let state = AppState::new(stack.stores.clone(), Arc::new(SystemClock), &settings);
+    let app = all_routes().into_router(state);
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+
+    // Expired items are hidden on read; this reclaims their space, as DynamoDB's TTL does.
+    let store = stack.store.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.sweep_expired().await {
+                tracing::warn!(error = %e, "expired-item sweep failed");
+            }
+        }
+    });
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        sweeper.abort();
+        served.context("serving")
+    });
+    Ok(Running {
+        addr,
+        new_root_key,
+        shutdown: tx,
+        task,
+    })
+}
