@@ -1,0 +1,411 @@
+//! Builds apps and stores on either backend. The AWS backend needs moto's server, which
+//! the README's test command starts and names in `AWS_ENDPOINT_URL`; without it the AWS
+//! tests fail loudly rather than skip.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use zerodb_domain::auth::AuthSettings;
+use zerodb_domain::clock::ManualClock;
+use zerodb_domain::store::{Blobs, Queue, Stores, Table};
+use zerodb_store_aws::{AwsBlobs, AwsClients, AwsQueue, AwsTable, provision};
+use zerodb_store_embedded::{EmbeddedStore, OpenOptions, QueueConfig, SyncMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+/// Keeps a test's storage alive (the temporary directory of an embedded store).
+pub struct Guard {
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The moto endpoint, or a panic that says how to run the suite.
+pub fn moto_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL is not set: the AWS adapter tests run against moto's server; run the suite with ./infra/test.sh, which starts it")
+    })
+}
+
+static AWS: tokio::sync::OnceCell<AwsClients> = tokio::sync::OnceCell::const_new();
+
+pub async fn aws_clients() -> AwsClients {
+    moto_endpoint();
+    AWS.get_or_init(|| async {
+        // moto accepts any credentials; set them only when the caller has not.
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            if std::env::var_os(k).is_none() {
+                // SAFETY: set before any other thread reads these variables (inside the
+                // one-time initialiser, before the SDK loads its configuration).
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+        AwsClients::from_env().await
+    })
+    .await
+    .clone()
+}
+
+/// A unique, DNS-safe name for per-test AWS resources.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", zerodb_domain::ids::time_ordered_id())
+}
+
+pub async fn fresh_table(backend: Backend) -> (Arc<dyn Table>, Guard) {
+    let (stores, guard) = fresh_stores(backend).await;
+    (stores.table, guard)
+}
+
+pub async fn fresh_blobs(backend: Backend) -> (Arc<dyn Blobs>, Guard) {
+    let (stores, guard) = fresh_stores(backend).await;
+    (stores.blobs, guard)
+}
+
+/// A queue that dead-letters into the returned second queue after `max_receives`.
+pub async fn fresh_queue_with_dlq(
+    backend: Backend,
+    max_receives: u32,
+) -> (Arc<dyn Queue>, Arc<dyn Queue>, Guard) {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = EmbeddedStore::open_with(
+                dir.path(),
+                OpenOptions {
+                    sync: SyncMode::Normal,
+                    readers: 2,
+                },
+            )
+            .expect("open store");
+            let q = store.queue(
+                "jobs",
+                QueueConfig {
+                    max_receives: Some(max_receives),
+                    dead_letter: Some("jobs-dlq".into()),
+                },
+            );
+            let dlq = store.queue(
+                "jobs-dlq",
+                QueueConfig {
+                    max_receives: None,
+                    dead_letter: None,
+                },
+            );
+            (q, dlq, Guard { _dir: Some(dir) })
+        }
+        Backend::Aws => {
+            let c = aws_clients().await;
+            let dlq_url = provision::create_queue(&c.sqs, &unique_name("dlq"), None)
+                .await
+                .expect("create dlq");
+            let url =
+                provision::create_queue(&c.sqs, &unique_name("q"), Some((&dlq_url, max_receives)))
+                    .await
+                    .expect("create queue");
+            (
+                Arc::new(AwsQueue::new(c.sqs.clone(), url)),
+                Arc::new(AwsQueue::new(c.sqs, dlq_url)),
+                Guard { _dir: None },
+            )
+        }
+    }
+}
+
+/// Fresh, empty storage on the chosen backend.
+pub async fn fresh_stores(backend: Backend) -> (Stores, Guard) {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            // Tests do not need power-loss durability; the crash test uses the default.
+            let store = EmbeddedStore::open_with(
+                dir.path(),
+                OpenOptions {
+                    sync: SyncMode::Normal,
+                    readers: 2,
+                },
+            )
+            .expect("open store");
+            let stores = Stores {
+                table: store.table(),
+                blobs: store.blobs(),
+                events: store.queue(
+                    "events",
+                    QueueConfig {
+                        max_receives: Some(5),
+                        dead_letter: None,
+                    },
+                ),
+            };
+            (stores, Guard { _dir: Some(dir) })
+        }
+        Backend::Aws => {
+            let c = aws_clients().await;
+            let table = unique_name("zt");
+            provision::create_table(&c.dynamodb, &table)
+                .await
+                .expect("create table");
+            let bucket = unique_name("zb");
+            provision::create_bucket(&c.s3, &bucket)
+                .await
+                .expect("create bucket");
+            let url = provision::create_queue(&c.sqs, &unique_name("ze"), None)
+                .await
+                .expect("create queue");
+            let stores = Stores {
+                table: Arc::new(AwsTable::new(c.dynamodb.clone(), table)),
+                blobs: Arc::new(AwsBlobs::new(c.s3.clone(), bucket)),
+                events: Arc::new(AwsQueue::new(c.sqs.clone(), url)),
+            };
+            (stores, Guard { _dir: None })
+        }
+    }
+}
+
+/// A response, decoded.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body
+            .get("error_code")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// A full app (every router zerodb-local serves) on fresh storage, with a clock the
+/// test moves and one account whose root key it holds.
+pub struct TestApp {
+    pub router: Router,
+    pub clock: Arc<ManualClock>,
+    pub stores: Stores,
+    pub root_key: String,
+    pub account_id: String,
+    _guard: Guard,
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> Self {
+        Self::with_rate_limit(backend, 0).await
+    }
+
+    pub async fn with_rate_limit(backend: Backend, per_minute: u32) -> Self {
+        let (stores, guard) = fresh_stores(backend).await;
+        let clock = Arc::new(ManualClock::starting_now());
+        let settings = AuthSettings {
+            jwt_secret: b"test-secret-test-secret-test-secret!".to_vec(),
+            rate_limit_per_minute: per_minute,
+        };
+        let state = zerodb_http::AppState::new(stores.clone(), clock.clone(), &settings);
+        let router = zerodb_local::all_routes().into_router(state);
+        let account = zerodb_local::create_account(stores.table.clone(), "test")
+            .await
+            .expect("create account");
+        TestApp {
+            router,
+            clock,
+            stores,
+            root_key: account.root_key.expose().to_owned(),
+            account_id: account.account_id,
+            _guard: guard,
+        }
+    }
+
+    /// Another account on the same storage; returns its root key.
+    pub async fn new_account(&self, name: &str) -> String {
+        let account = zerodb_local::create_account(self.stores.table.clone(), name)
+            .await
+            .expect("create account");
+        account.root_key.expose().to_owned()
+    }
+
+    /// Sends one request; `auth` is sent as `X-API-Key` unless it starts with "Bearer ".
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(a) = auth {
+            req = match a.strip_prefix("Bearer ") {
+                Some(_) => req.header("authorization", a),
+                None => req.header("x-api-key", a),
+            };
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router is infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    pub async fn get(&self, path: &str, auth: &str) -> Reply {
+        self.call(Method::GET, path, Some(auth), None).await
+    }
+    pub async fn post(&self, path: &str, auth: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(auth), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, auth: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(auth), None).await
+    }
+
+    /// Creates a key with the root key and returns (id, secret).
+    pub async fn create_key(&self, scopes: &[&str], ttl: Option<i64>) -> (String, String) {
+        let mut body = serde_json::json!({"name": "test key", "scopes": scopes});
+        if let Some(t) = ttl {
+            body["ttl_seconds"] = t.into();
+        }
+        let r = self
+            .post(
+                "/api/v1/auth/keys",
+                &format!("Bearer {}", self.root_key),
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "create key: {:?}", r.body);
+        (
+            r.body["id"].as_str().unwrap().to_owned(),
+            r.body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed async test body
+/// `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::support::Backend::Embedded).await }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::support::Backend::Aws).await }
+            )*
+        }
+    };
+}
+
+/// A `Table` that counts the calls it forwards: storage calls per request are measured,
+/// not guessed (each is one DynamoDB request on AWS).
+pub struct CountingTable {
+    inner: Arc<dyn Table>,
+    pub calls: std::sync::atomic::AtomicU64,
+}
+
+impl CountingTable {
+    pub fn new(inner: Arc<dyn Table>) -> Arc<Self> {
+        Arc::new(CountingTable {
+            inner,
+            calls: Default::default(),
+        })
+    }
+    pub fn take(&self) -> u64 {
+        self.calls.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+    fn tick(&self) {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl Table for CountingTable {
+    async fn get(
+        &self,
+        key: &zerodb_domain::store::Key,
+    ) -> Result<Option<zerodb_domain::store::Item>, zerodb_domain::store::StoreError> {
+        self.tick();
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        item: zerodb_domain::store::Item,
+        c: Option<zerodb_domain::store::Condition>,
+    ) -> Result<(), zerodb_domain::store::StoreError> {
+        self.tick();
+        self.inner.put(item, c).await
+    }
+    async fn update(
+        &self,
+        key: &zerodb_domain::store::Key,
+        u: Vec<zerodb_domain::store::Update>,
+        c: Option<zerodb_domain::store::Condition>,
+    ) -> Result<zerodb_domain::store::Item, zerodb_domain::store::StoreError> {
+        self.tick();
+        self.inner.update(key, u, c).await
+    }
+    async fn delete(
+        &self,
+        key: &zerodb_domain::store::Key,
+        c: Option<zerodb_domain::store::Condition>,
+    ) -> Result<Option<zerodb_domain::store::Item>, zerodb_domain::store::StoreError> {
+        self.tick();
+        self.inner.delete(key, c).await
+    }
+    async fn query(
+        &self,
+        q: zerodb_domain::store::Query,
+    ) -> Result<zerodb_domain::store::Page, zerodb_domain::store::StoreError> {
+        self.tick();
+        self.inner.query(q).await
+    }
+    async fn transact(
+        &self,
+        ops: Vec<zerodb_domain::store::TxOp>,
+    ) -> Result<(), zerodb_domain::store::StoreError> {
+        self.tick();
+        self.inner.transact(ops).await
+    }
+}

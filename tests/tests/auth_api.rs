@@ -1,0 +1,583 @@
+//! Keys, tokens, errors and tenancy, through the full router, on both storage backends.
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Digest;
+use zerodb_domain::store::{Key, Query};
+use zerodb_tests::support::{Backend, TestApp};
+
+fn bearer(k: &str) -> String {
+    format!("Bearer {k}")
+}
+
+const SEED_SCOPES: [&str; 3] = [
+    "memory:write:session/run-42",
+    "memory:read:session/run-42",
+    "inference:call",
+];
+
+/// Seed 000 steps 1 and 6: root key as Bearer creates a scoped key with a TTL, the key
+/// works, the root key revokes it, and its next request is refused with AUTH_003.
+async fn seed_steps_1_and_6_create_use_and_revoke_a_scoped_key(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app
+        .post(
+            "/api/v1/auth/keys",
+            &bearer(&app.root_key),
+            json!({"name": "research-agent-run-42", "ttl_seconds": 3600, "scopes": SEED_SCOPES}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(
+        key.starts_with("sk_") && key.len() >= 3 + 22,
+        "a key of at least 128 random bits"
+    );
+    assert!(key.starts_with(r.body["prefix"].as_str().unwrap()));
+    assert_eq!(r.body["name"], "research-agent-run-42");
+    assert_eq!(r.body["scopes"], json!(SEED_SCOPES));
+    let created =
+        chrono::DateTime::parse_from_rfc3339(r.body["created_at"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(r.body["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((expires - created).num_seconds(), 3600);
+
+    // The agent's key works (X-API-Key, as the seed's agent headers send it).
+    let ok = app
+        .call(Method::POST, "/api/v1/auth/token", Some(&key), None)
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+
+    let del = app
+        .delete(&format!("/api/v1/auth/keys/{id}"), &bearer(&app.root_key))
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    assert!(del.raw.is_empty());
+
+    let after = app
+        .call(Method::POST, "/api/v1/auth/token", Some(&key), None)
+        .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after.code(), "AUTH_003");
+    assert!(after.body["detail"].as_str().unwrap().contains("revoked"));
+    // As Bearer too.
+    assert_eq!(
+        app.call(
+            Method::POST,
+            "/api/v1/auth/token",
+            Some(&bearer(&key)),
+            None
+        )
+        .await
+        .code(),
+        "AUTH_003"
+    );
+
+    let shown = app
+        .get(&format!("/api/v1/auth/keys/{id}"), &app.root_key)
+        .await;
+    assert_eq!(shown.body["status"], "revoked");
+    assert!(shown.body["revoked_at"].is_string());
+    // Revoking again is a no-op, still 204.
+    assert_eq!(
+        app.delete(&format!("/api/v1/auth/keys/{id}"), &app.root_key)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+async fn expired_key_is_rejected_with_auth_002(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, key) = app.create_key(&["inference:call"], Some(60)).await;
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.clock.advance_secs(59);
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.clock.advance_secs(1);
+    let r = app
+        .call(Method::POST, "/api/v1/auth/token", Some(&key), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "AUTH_002");
+}
+
+async fn unknown_missing_and_forged_credentials_are_rejected(b: Backend) {
+    let app = TestApp::new(b).await;
+    let unknown = app
+        .get(
+            "/api/v1/auth/keys",
+            "sk_notARealKeyAtAllnotARealKeyAtAll0123456789",
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (StatusCode::UNAUTHORIZED, "AUTH_001")
+    );
+    assert_eq!(unknown.headers["www-authenticate"], "Bearer");
+    let missing = app.call(Method::GET, "/api/v1/auth/keys", None, None).await;
+    assert_eq!(
+        (missing.status, missing.code()),
+        (StatusCode::UNAUTHORIZED, "AUTH_001")
+    );
+    assert!(
+        missing.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("X-API-Key")
+    );
+    let junk = app.get("/api/v1/auth/keys", "hello").await;
+    assert_eq!(junk.code(), "AUTH_001");
+    // A token signed with another secret.
+    let forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJ6ZXJvZGIiLCJzdWIiOiJrZXlfeCIsImFjY3QiOiJhY2N0X3giLCJzY29wZXMiOlsiKjoqIl0sImlhdCI6MSwiZXhwIjo5OTk5OTk5OTk5LCJqdGkiOiJ4In0.c2lnbmF0dXJlLW5vdC12YWxpZA";
+    let r = app.get("/api/v1/auth/keys", &bearer(forged)).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "AUTH_003"));
+}
+
+async fn tokens_carry_account_and_scopes_and_expire(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app
+        .post(
+            "/api/v1/auth/token",
+            &app.root_key,
+            json!({"ttl_seconds": 120}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["token_type"], "bearer");
+    assert_eq!(r.body["expires_in"], 120);
+    let token = r.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(token.split('.').count(), 3);
+
+    // The token acts for the account: it can mint keys the root key could.
+    let created = app
+        .post(
+            "/api/v1/auth/keys",
+            &bearer(&token),
+            json!({"name": "via token", "ttl_seconds": 60, "scopes": ["memory:read"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    // But a token is bounded by its own lifetime.
+    let too_long = app
+        .post(
+            "/api/v1/auth/keys",
+            &bearer(&token),
+            json!({"name": "x", "ttl_seconds": 600, "scopes": ["memory:read"]}),
+        )
+        .await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A narrowed token holds only what it asked for.
+    let narrow = app
+        .post(
+            "/api/v1/auth/token",
+            &app.root_key,
+            json!({"scopes": ["memory:read"]}),
+        )
+        .await;
+    assert_eq!(narrow.body["scopes"], json!(["memory:read"]));
+    let nt = narrow.body["access_token"].as_str().unwrap().to_owned();
+    let denied = app
+        .post(
+            "/api/v1/auth/keys",
+            &bearer(&nt),
+            json!({"name": "x", "ttl_seconds": 60, "scopes": ["inference:call"]}),
+        )
+        .await;
+    assert_eq!(
+        (denied.status, denied.code()),
+        (StatusCode::FORBIDDEN, "PERM_001")
+    );
+    // A JWT is not accepted in X-API-Key (credentials are recognised by form).
+    assert_eq!(
+        app.get("/api/v1/auth/keys", &token).await.code(),
+        "AUTH_001"
+    );
+
+    app.clock.advance_secs(121);
+    let expired = app.get("/api/v1/auth/keys", &bearer(&token)).await;
+    assert_eq!(
+        (expired.status, expired.code()),
+        (StatusCode::UNAUTHORIZED, "AUTH_002")
+    );
+}
+
+async fn invalid_requests_get_422_naming_the_field(b: Backend) {
+    let app = TestApp::new(b).await;
+    let k = &app.root_key;
+    let cases = [
+        (
+            json!({"name": "x", "scopes": ["memory:write", "storage:read"]}),
+            json!(["body", "scopes", 1]),
+            "storage:read",
+        ),
+        (
+            json!({"name": "x", "scopes": ["memory"]}),
+            json!(["body", "scopes", 0]),
+            "memory",
+        ),
+        (
+            json!({"scopes": ["memory:read"]}),
+            json!(["body", "name"]),
+            "field required",
+        ),
+        (
+            json!({"name": "", "scopes": ["memory:read"]}),
+            json!(["body", "name"]),
+            "empty",
+        ),
+        (
+            json!({"name": "a".repeat(129), "scopes": ["memory:read"]}),
+            json!(["body", "name"]),
+            "128",
+        ),
+        (
+            json!({"name": "x"}),
+            json!(["body", "scopes"]),
+            "field required",
+        ),
+        (
+            json!({"name": "x", "scopes": []}),
+            json!(["body", "scopes"]),
+            "at least one",
+        ),
+        (
+            json!({"name": "x", "scopes": ["memory:read"], "ttl_seconds": 0}),
+            json!(["body", "ttl_seconds"]),
+            "between 1",
+        ),
+        (
+            json!({"name": "x", "scopes": ["memory:read"], "ttl_seconds": "soon"}),
+            json!(["body", "ttl_seconds"]),
+            "invalid type",
+        ),
+    ];
+    for (body, loc, needle) in cases {
+        let r = app.post("/api/v1/auth/keys", k, body.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:?}",
+            r.body
+        );
+        let d = &r.body["detail"][0];
+        assert_eq!(d["loc"], loc, "{body}");
+        assert!(d["msg"].as_str().unwrap().contains(needle), "{body}: {d}");
+        assert!(d["type"].is_string());
+    }
+    let not_json = app
+        .send(
+            http::Request::post("/api/v1/auth/keys")
+                .header("x-api-key", k.as_str())
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{\"name\": "))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(not_json.body["detail"][0]["type"], "value_error.jsondecode");
+    let empty = app
+        .call(Method::POST, "/api/v1/auth/keys", Some(k), None)
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_limit = app.get("/api/v1/auth/keys?limit=0", k).await;
+    assert_eq!(bad_limit.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_cursor = app.get("/api/v1/auth/keys?cursor=%21%21", k).await;
+    assert_eq!(bad_cursor.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let not_number = app.get("/api/v1/auth/keys?limit=ten", k).await;
+    assert_eq!(not_number.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn a_key_can_only_mint_scopes_it_holds_and_not_outlive_itself(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (_, agent) = app
+        .create_key(
+            &["memory:write:session/*", "memory:read:session/run-42"],
+            Some(3600),
+        )
+        .await;
+    let ok = app
+        .post(
+            "/api/v1/auth/keys",
+            &agent,
+            json!({"name": "child", "ttl_seconds": 600, "scopes": ["memory:write:session/run-43"]}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+    for scope in [
+        "memory:read:session/run-43",
+        "memory:write",
+        "inference:call",
+        "memory:write:global",
+        "*:*",
+    ] {
+        let r = app
+            .post(
+                "/api/v1/auth/keys",
+                &agent,
+                json!({"name": "x", "ttl_seconds": 60, "scopes": [scope]}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "PERM_001"),
+            "{scope}"
+        );
+        assert!(r.body["detail"].as_str().unwrap().contains(scope));
+    }
+    let forever = app
+        .post(
+            "/api/v1/auth/keys",
+            &agent,
+            json!({"name": "x", "scopes": ["memory:write:session/a"]}),
+        )
+        .await;
+    assert_eq!(forever.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        forever.body["detail"][0]["loc"],
+        json!(["body", "ttl_seconds"])
+    );
+    let longer = app
+        .post(
+            "/api/v1/auth/keys",
+            &agent,
+            json!({"name": "x", "ttl_seconds": 7200, "scopes": ["memory:write:session/a"]}),
+        )
+        .await;
+    assert_eq!(longer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Without zerodb:admin a key sees only the keys it minted.
+    let mine = app.get("/api/v1/auth/keys", &agent).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert_eq!(mine.body["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(mine.body["keys"][0]["name"], "child");
+}
+
+async fn listing_pages_and_never_shows_secrets(b: Backend) {
+    let app = TestApp::new(b).await;
+    let mut secrets = Vec::new();
+    for _ in 0..5 {
+        secrets.push(app.create_key(&["memory:read"], None).await.1);
+    }
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/auth/keys?limit=2".to_owned();
+    loop {
+        let r = app.get(&url, &app.root_key).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let text = String::from_utf8(r.raw.clone()).unwrap();
+        for s in &secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "a listing must never carry a secret"
+            );
+        }
+        assert!(!text.contains(&app.root_key));
+        for k in r.body["keys"].as_array().unwrap() {
+            assert!(k.get("key").is_none() && k.get("hash").is_none());
+            seen.push(k["id"].as_str().unwrap().to_owned());
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/auth/keys?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6, "five keys and the root key, each once");
+    let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 6);
+}
+
+async fn secrets_are_stored_only_as_sha256(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (id, secret) = app.create_key(&["memory:read"], Some(600)).await;
+    let hash = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+    let by_hash = app
+        .stores
+        .table
+        .get(&Key::new(format!("APIKEY#{hash}"), "APIKEY"))
+        .await
+        .unwrap()
+        .expect("found by its hash");
+    let listed = app
+        .stores
+        .table
+        .query(Query::partition(format!("ACCT#{}", app.account_id)))
+        .await
+        .unwrap();
+    let all: Vec<_> = listed
+        .items
+        .iter()
+        .chain(std::iter::once(&by_hash))
+        .collect();
+    let dump = format!("{all:?}");
+    assert!(dump.contains(&id));
+    assert!(!dump.contains(&secret), "the secret must not be stored");
+    assert!(!dump.contains(&secret[3..]), "not even without its prefix");
+    assert!(!dump.contains(&app.root_key));
+}
+
+async fn another_account_cannot_list_read_or_revoke_keys(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (a_key_id, a_key) = app.create_key(&["memory:read"], None).await;
+    let b_root = app.new_account("tenant-b").await;
+
+    let list = app.get("/api/v1/auth/keys", &b_root).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let ids: Vec<&str> = list.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "B sees only its own root key");
+    assert!(!ids.contains(&a_key_id.as_str()));
+
+    let get = app
+        .get(&format!("/api/v1/auth/keys/{a_key_id}"), &b_root)
+        .await;
+    assert_eq!((get.status, get.code()), (StatusCode::NOT_FOUND, "API_404"));
+    let del = app
+        .delete(&format!("/api/v1/auth/keys/{a_key_id}"), &b_root)
+        .await;
+    assert_eq!((del.status, del.code()), (StatusCode::NOT_FOUND, "API_404"));
+    // A's key still works, and A still sees it active.
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&a_key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/auth/keys/{a_key_id}"), &app.root_key)
+            .await
+            .body["status"],
+        "active"
+    );
+    // A token minted by B is bound to B's account too.
+    let t = app
+        .post("/api/v1/auth/token", &b_root, json!({}))
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.get(&format!("/api/v1/auth/keys/{a_key_id}"), &bearer(&t))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn rate_limit_answers_429_with_retry_after_then_recovers(b: Backend) {
+    let app = TestApp::with_rate_limit(b, 4).await;
+    // Another key has its own budget (creating it spends one of the root key's four).
+    let (_, other) = app.create_key(&["memory:read"], None).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/api/v1/auth/keys", &app.root_key).await.status,
+            StatusCode::OK
+        );
+    }
+    let limited = app.get("/api/v1/auth/keys", &app.root_key).await;
+    assert_eq!(
+        (limited.status, limited.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED")
+    );
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("integer Retry-After");
+    assert!((1..=60).contains(&retry));
+    assert_eq!(
+        app.get("/api/v1/auth/keys", &other).await.status,
+        StatusCode::OK
+    );
+    app.clock.advance_secs(retry as i64);
+    assert_eq!(
+        app.get("/api/v1/auth/keys", &app.root_key).await.status,
+        StatusCode::OK
+    );
+}
+
+async fn unknown_routes_and_methods_answer_json(b: Backend) {
+    let app = TestApp::new(b).await;
+    let r = app.get("/api/v1/nope", &app.root_key).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "API_404"));
+    let m = app
+        .call(Method::PUT, "/api/v1/auth/keys", Some(&app.root_key), None)
+        .await;
+    assert_eq!(m.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(m.body["error_code"], "METHOD_NOT_ALLOWED");
+    for path in ["/api/v1/health", "/api/v1/public/health"] {
+        let h = app.call(Method::GET, path, None, None).await;
+        assert_eq!(h.status, StatusCode::OK);
+        assert_eq!(h.body["status"], "healthy");
+    }
+    let doc = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let _: Value = doc.body;
+}
+
+zerodb_tests::on_both_backends!(
+    seed_steps_1_and_6_create_use_and_revoke_a_scoped_key,
+    expired_key_is_rejected_with_auth_002,
+    unknown_missing_and_forged_credentials_are_rejected,
+    tokens_carry_account_and_scopes_and_expire,
+    invalid_requests_get_422_naming_the_field,
+    a_key_can_only_mint_scopes_it_holds_and_not_outlive_itself,
+    listing_pages_and_never_shows_secrets,
+    secrets_are_stored_only_as_sha256,
+    another_account_cannot_list_read_or_revoke_keys,
+    rate_limit_answers_429_with_retry_after_then_recovers,
+    unknown_routes_and_methods_answer_json,
+);
+
+/// Each authenticated request costs one strongly consistent read of the key and one
+/// rate-counter update; nothing else (measured through a counting table).
+#[tokio::test]
+async fn an_api_key_request_costs_one_read_and_one_counter_update() {
+    use std::sync::Arc;
+    use zerodb_domain::auth::AuthSettings;
+    use zerodb_domain::store::Stores;
+    let (stores, _guard) = zerodb_tests::support::fresh_stores(Backend::Embedded).await;
+    let counting = zerodb_tests::support::CountingTable::new(stores.table.clone());
+    let account = zerodb_local::create_account(stores.table.clone(), "count")
+        .await
+        .unwrap();
+    let stores = Stores {
+        table: counting.clone(),
+        ..stores
+    };
+    let settings = AuthSettings {
+        jwt_secret: vec![7; 32],
+        rate_limit_per_minute: 100,
+    };
+    let app = zerodb_local::all_routes().into_router(zerodb_http::AppState::new(
+        stores,
+        Arc::new(zerodb_domain::clock::SystemClock),
+        &settings,
+    ));
+    let req = http::Request::post("/api/v1/auth/token")
+        .header("x-api-key", account.root_key.expose())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    use tower::ServiceExt;
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        counting.take(),
+        2,
+        "one GetItem for the key and one UpdateItem for the rate counter"
+    );
+}
