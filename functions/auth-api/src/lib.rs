@@ -17,15 +17,28 @@ use zerodb_http::{ApiJson, ApiQuery, ApiResult, AppState, Auth, OptionalJson, Ro
 /// checked against the code by a test; the Lambda serves it as is.
 pub const OPENAPI_JSON: &str = include_str!("../../../infra/openapi.json");
 
+/// One scope, `<service>:<permission>[:<namespace>]` (grammar in the README).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(
+    value_type = String,
+    max_length = 200,
+    pattern = r"^((inference|mcp):(read|write|call|admin|\*)|(zerodb|memory|file|agent|\*):(read|write|call|admin|\*)(:(\*|global|default|(session|project|user)/([A-Za-z0-9._@-]{1,128}|\*)))?)$"
+)]
+pub struct ScopeText(pub String);
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateKeyRequest {
     /// Human-readable label, 1–128 characters.
+    #[schema(min_length = 1, max_length = 128, pattern = r"[^\s\u0085]")]
     pub name: String,
     /// Seconds until the key expires; omit for a key that does not expire.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "zerodb_http::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 315_360_000)]
     pub ttl_seconds: Option<i64>,
     /// `<service>:<permission>[:<namespace>]`, e.g. `memory:write:session/run-42`.
-    pub scopes: Vec<String>,
+    #[schema(min_items = 1, max_items = 64, inline)]
+    pub scopes: Vec<ScopeText>,
 }
 
 /// A key as listed: never its secret.
@@ -67,20 +80,26 @@ pub struct KeyList {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100, value_type = Option<i64>)]
     pub limit: Option<i64>,
+    /// `next_cursor` from the previous page, unchanged (base64url).
+    #[param(pattern = r"^[A-Za-z0-9_-]*$", max_length = 2048)]
     pub cursor: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// Token lifetime in seconds, 1–86400 (default 900); never past the key's own expiry.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "zerodb_http::extract::whole_number")]
+    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl_seconds: Option<i64>,
     /// A subset of the key's scopes; omit to carry all of them.
     #[serde(default)]
-    pub scopes: Option<Vec<String>>,
+    #[schema(min_items = 1, max_items = 64, inline)]
+    pub scopes: Option<Vec<ScopeText>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -111,6 +130,10 @@ fn view(key: &ApiKey, now: i64) -> KeyView {
         expires_at: key.expires_at.map(rfc3339_secs),
         revoked_at: key.revoked_at.map(rfc3339_secs),
     }
+}
+
+fn scope_texts(scopes: Vec<ScopeText>) -> Vec<String> {
+    scopes.into_iter().map(|s| s.0).collect()
 }
 
 fn body_error(field: &str, msg: impl Into<String>) -> DomainError {
@@ -146,7 +169,7 @@ pub async fn create_key(
         )
         .into());
     }
-    let scopes = auth::parse_requested_scopes(&req.scopes)?;
+    let scopes = auth::parse_requested_scopes(&scope_texts(req.scopes))?;
     let (key, secret) = state
         .auth
         .create_key(
@@ -196,7 +219,13 @@ pub async fn list_keys(
         )
         .into());
     }
-    let cursor = p.cursor.as_deref().map(Cursor::from_client).transpose()?;
+    // An empty cursor (`?cursor=`) means the first page.
+    let cursor = p
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(Cursor::from_client)
+        .transpose()?;
     let (keys, next) = state
         .auth
         .list_keys(&caller, cursor, limit as usize)
@@ -243,7 +272,7 @@ pub async fn revoke_key(
 }
 
 /// Exchange the calling API key for a short-lived JWT carrying its account and scopes.
-#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body(content = TokenRequest, description = "Optional"),
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", request_body(content = Option<TokenRequest>, description = "Optional: an empty body carries all of the key's scopes for 900 s"),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = TokenResponse),
@@ -257,8 +286,7 @@ pub async fn issue_token(
 ) -> ApiResult<Json<TokenResponse>> {
     let scopes = req
         .scopes
-        .as_deref()
-        .map(auth::parse_requested_scopes)
+        .map(|s| auth::parse_requested_scopes(&scope_texts(s)))
         .transpose()?;
     let token = state.auth.issue_token(&caller, req.ttl_seconds, scopes)?;
     let now = state.auth.now();

@@ -237,7 +237,9 @@ pub struct KeyName(String);
 impl KeyName {
     pub fn parse(s: &str) -> Result<Self, String> {
         let n = s.chars().count();
-        if s.trim().is_empty() {
+        // Whitespace as JSON Schema's `\s` counts it plus U+0085, so the documented
+        // pattern and this check agree.
+        if s.chars().all(|c| c.is_whitespace() || c == '\u{feff}') {
             return Err("name must not be empty".into());
         }
         if n > 128 {
@@ -831,6 +833,7 @@ mod tests {
     fn key_names_are_one_to_128_characters() {
         assert!(KeyName::parse("").is_err());
         assert!(KeyName::parse("  ").is_err());
+        assert!(KeyName::parse("\u{85}\u{feff}").is_err());
         assert!(KeyName::parse(&"é".repeat(128)).is_ok());
         assert!(
             KeyName::parse(&"a".repeat(129))

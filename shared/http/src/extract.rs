@@ -85,7 +85,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             )])
             .into());
         }
+        require_object(&bytes)?;
         Ok(ApiJson(parse_json(&bytes)?))
+    }
+}
+
+/// Every request body of this API is a JSON object. serde would otherwise also accept a
+/// struct written as an array of its fields (`[null, null]`), which no client means.
+fn require_object(bytes: &[u8]) -> Result<(), DomainError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(DomainError::Validation(vec![FieldError::at(
+            vec![Loc::from("body")],
+            "request body must be a JSON object, e.g. {\"name\": ...}",
+            "type_error.dict",
+        )])),
     }
 }
 
@@ -93,10 +107,30 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or JSON null, means "no options".
+        let trimmed = bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
             return Ok(OptionalJson(T::default()));
         }
-        Ok(OptionalJson(parse_json(&bytes)?))
+        require_object(trimmed)?;
+        Ok(OptionalJson(parse_json(trimmed)?))
+    }
+}
+
+/// An optional integer that also accepts a number with no fractional part (`570.0`),
+/// which JSON Schema counts as an integer and some JSON encoders emit.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+            _ => Err(D::Error::custom(format!(
+                "invalid type: expected a whole number, found {n}"
+            ))),
+        },
     }
 }
 
