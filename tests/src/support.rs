@@ -212,6 +212,8 @@ impl TestApp {
         let settings = AuthSettings {
             jwt_secret: b"test-secret-test-secret-test-secret!".to_vec(),
             rate_limit_per_minute: per_minute,
+            // The table counter, so the shared (Lambda) behaviour runs on both backends.
+            rate_counting: zerodb_domain::rate::RateCounting::Shared,
         };
         let state = zerodb_http::AppState::new(stores.clone(), clock.clone(), &settings);
         let router = zerodb_local::all_routes().into_router(state);

@@ -479,9 +479,17 @@ async fn another_account_cannot_list_read_or_revoke_keys(b: Backend) {
 }
 
 async fn rate_limit_answers_429_with_retry_after_then_recovers(b: Backend) {
-    let app = TestApp::with_rate_limit(b, 4).await;
-    // Another key has its own budget (creating it spends one of the root key's four).
+    let app = TestApp::with_rate_limit(b, 5).await;
+    // Another key has its own budget; creating it and minting a token spend two of the
+    // root key's five.
     let (_, other) = app.create_key(&["memory:read"], None).await;
+    let token = app
+        .post("/api/v1/auth/token", &app.root_key, json!({}))
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..3 {
         assert_eq!(
             app.get("/api/v1/auth/keys", &app.root_key).await.status,
@@ -499,6 +507,11 @@ async fn rate_limit_answers_429_with_retry_after_then_recovers(b: Backend) {
         .parse()
         .expect("integer Retry-After");
     assert!((1..=60).contains(&retry));
+    // A token spends its key's budget, so minting tokens is no way around the limit.
+    assert_eq!(
+        app.get("/api/v1/auth/keys", &bearer(&token)).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(
         app.get("/api/v1/auth/keys", &other).await.status,
         StatusCode::OK
@@ -508,6 +521,14 @@ async fn rate_limit_answers_429_with_retry_after_then_recovers(b: Backend) {
         app.get("/api/v1/auth/keys", &app.root_key).await.status,
         StatusCode::OK
     );
+    // Unknown keys are refused as such, not counted into anyone's budget.
+    let unknown = app
+        .get(
+            "/api/v1/auth/keys",
+            "sk_unknownunknownunknownunknownunknownunknown00",
+        )
+        .await;
+    assert_eq!(unknown.code(), "AUTH_001");
 }
 
 async fn unknown_routes_and_methods_answer_json(b: Backend) {
@@ -543,11 +564,15 @@ zerodb_tests::on_both_backends!(
     unknown_routes_and_methods_answer_json,
 );
 
-/// Each authenticated request costs one strongly consistent read of the key and one
-/// rate-counter update; nothing else (measured through a counting table).
-#[tokio::test]
-async fn an_api_key_request_costs_one_read_and_one_counter_update() {
+/// Storage calls per authenticated request, measured through a counting table: with
+/// shared counting (Lambda) one strongly consistent read of the key and one counter
+/// update, issued concurrently; with in-process counting (zerodb-local) the read alone.
+async fn table_calls_for_one_request(
+    counting_mode: zerodb_domain::rate::RateCounting,
+    bearer_token: bool,
+) -> u64 {
     use std::sync::Arc;
+    use tower::ServiceExt;
     use zerodb_domain::auth::AuthSettings;
     use zerodb_domain::store::Stores;
     let (stores, _guard) = zerodb_tests::support::fresh_stores(Backend::Embedded).await;
@@ -562,22 +587,68 @@ async fn an_api_key_request_costs_one_read_and_one_counter_update() {
     let settings = AuthSettings {
         jwt_secret: vec![7; 32],
         rate_limit_per_minute: 100,
+        rate_counting: counting_mode,
     };
     let app = zerodb_local::all_routes().into_router(zerodb_http::AppState::new(
         stores,
         Arc::new(zerodb_domain::clock::SystemClock),
         &settings,
     ));
-    let req = http::Request::post("/api/v1/auth/token")
-        .header("x-api-key", account.root_key.expose())
-        .body(axum::body::Body::empty())
-        .unwrap();
-    use tower::ServiceExt;
-    let resp = app.oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let send = |auth: (&'static str, String)| {
+        let app = app.clone();
+        async move {
+            let req = http::Request::post("/api/v1/auth/token")
+                .header(auth.0, auth.1)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            resp
+        }
+    };
+    let first = send(("x-api-key", account.root_key.expose().to_owned())).await;
+    let cred = if bearer_token {
+        let body = http_body_util::BodyExt::collect(first.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let token = serde_json::from_slice::<Value>(&body).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ("authorization", format!("Bearer {token}"))
+    } else {
+        ("x-api-key", account.root_key.expose().to_owned())
+    };
+    counting.take();
+    send(cred).await;
+    counting.take()
+}
+
+#[tokio::test]
+async fn an_api_key_request_costs_one_read_and_one_counter_update_when_counts_are_shared() {
     assert_eq!(
-        counting.take(),
-        2,
-        "one GetItem for the key and one UpdateItem for the rate counter"
+        table_calls_for_one_request(zerodb_domain::rate::RateCounting::Shared, false).await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_token_request_costs_one_counter_update_and_no_key_read() {
+    assert_eq!(
+        table_calls_for_one_request(zerodb_domain::rate::RateCounting::Shared, true).await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn in_process_counting_leaves_one_read_per_key_request_and_none_per_token() {
+    assert_eq!(
+        table_calls_for_one_request(zerodb_domain::rate::RateCounting::InProcess, false).await,
+        1
+    );
+    assert_eq!(
+        table_calls_for_one_request(zerodb_domain::rate::RateCounting::InProcess, true).await,
+        0
     );
 }

@@ -114,6 +114,7 @@ async fn lambda_binary_serves_http_api_events_against_dynamodb() {
         &AuthSettings {
             jwt_secret: vec![0; 32],
             rate_limit_per_minute: 0,
+            rate_counting: Default::default(),
         },
     );
     let account = auth.create_account("lambda").await.unwrap();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use zerodb_domain::auth::{AuthService, AuthSettings, NewAccount};
 use zerodb_domain::clock::{Clock, SystemClock};
+use zerodb_domain::rate::RateCounting;
 use zerodb_domain::store::{Stores, Table};
 use zerodb_http::{AppState, Routes};
 use zerodb_store_embedded::{EmbeddedStore, QueueConfig};
@@ -114,6 +115,7 @@ pub async fn create_account(table: Arc<dyn Table>, name: &str) -> anyhow::Result
     let settings = AuthSettings {
         jwt_secret: vec![0; 32],
         rate_limit_per_minute: 0,
+        rate_counting: RateCounting::Shared,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let auth = AuthService::new(table, clock, &settings);
@@ -148,6 +150,9 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
     let settings = AuthSettings {
         jwt_secret: jwt_secret(&config.data_dir)?,
         rate_limit_per_minute: config.rate_limit_per_minute,
+        // One process serves every request: an in-memory count is exact and spares
+        // a durable write per request.
+        rate_counting: RateCounting::InProcess,
     };
 
     let root_key_path = config.data_dir.join(ROOT_KEY_FILE);

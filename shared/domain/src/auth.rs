@@ -6,7 +6,7 @@
 //! - `APIKEY#<sha256 of key>` / `APIKEY`: the same key, found by its hash, so
 //!   authenticating a request is one strongly consistent `GetItem` (a secondary index
 //!   would be eventually consistent, letting a just-revoked key through).
-//! - `RATE#<key id>` / `<window start>`: request counters, expiring with `ttl`.
+//! - `RATE#<bucket>` / `<window start>`: request counters, expiring with `ttl` (see `rate`).
 //!
 //! A key's secret exists only in the response that creates it; we keep its SHA-256 and a
 //! short display prefix.
@@ -35,7 +35,6 @@ pub const MAX_SCOPES: usize = 64;
 pub const MAX_TOKEN_TTL_SECS: i64 = 24 * 3600;
 /// Access-token lifetime when the caller names none.
 pub const DEFAULT_TOKEN_TTL_SECS: i64 = 900;
-const RATE_WINDOW_SECS: i64 = 60;
 /// Longest credential we will even hash; anything longer is not ours.
 const MAX_CREDENTIAL_LEN: usize = 512;
 
@@ -52,9 +51,6 @@ mod keys {
         format!("APIKEY#{hash}")
     }
     pub const BY_HASH_SK: &str = "APIKEY";
-    pub fn rate(key_id: &str) -> String {
-        format!("RATE#{key_id}")
-    }
 }
 
 /// What kind of credential a key is; the prefix of its secret says so.
@@ -118,6 +114,22 @@ impl std::fmt::Debug for KeySecret {
 
 fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The hash a key is stored under, for anything shaped like one of our keys; anything
+/// else is refused before it costs a storage call.
+fn key_hash(secret: &str) -> Result<String, DomainError> {
+    if secret.len() > MAX_CREDENTIAL_LEN
+        || !(secret.starts_with("sk_") || secret.starts_with("pa_"))
+    {
+        return Err(DomainError::Unauthenticated(AuthFailure::Unknown));
+    }
+    Ok(sha256_hex(secret))
+}
+
+/// A key's rate-limit bucket: half its hash, which identifies it without revealing it.
+fn rate_bucket(hash: &str) -> &str {
+    &hash[..32]
 }
 
 /// A key as stored and listed (never with its secret).
@@ -262,6 +274,8 @@ pub struct Principal {
     /// When the credential stops working.
     pub expires_at: Option<i64>,
     pub via_token: bool,
+    /// The rate-limit bucket: the key's, shared by the tokens it mints.
+    pub rate_bucket: String,
 }
 
 impl Principal {
@@ -326,6 +340,8 @@ struct Claims {
     iat: i64,
     exp: i64,
     jti: String,
+    /// The minting key's rate-limit bucket, so a token spends its key's budget.
+    rlb: String,
 }
 
 const ISSUER: &str = "zerodb";
@@ -337,12 +353,15 @@ pub struct AuthSettings {
     pub jwt_secret: Vec<u8>,
     /// Requests per key per minute; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
+    /// Where request counts live.
+    pub rate_counting: crate::rate::RateCounting,
 }
 
 impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthSettings")
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_counting", &self.rate_counting)
             .finish_non_exhaustive()
     }
 }
@@ -379,17 +398,27 @@ pub struct AuthService {
     clock: Arc<dyn Clock>,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    rate_limit_per_minute: u32,
+    limiter: crate::rate::RateLimiter,
 }
 
 impl AuthService {
     pub fn new(table: Arc<dyn Table>, clock: Arc<dyn Clock>, settings: &AuthSettings) -> Self {
         AuthService {
-            table,
             clock,
             encoding: EncodingKey::from_secret(&settings.jwt_secret),
             decoding: DecodingKey::from_secret(&settings.jwt_secret),
-            rate_limit_per_minute: settings.rate_limit_per_minute,
+            limiter: crate::rate::RateLimiter::new(
+                match settings.rate_counting {
+                    crate::rate::RateCounting::Shared => {
+                        Arc::new(crate::rate::TableCounter(table.clone()))
+                    }
+                    crate::rate::RateCounting::InProcess => {
+                        Arc::new(crate::rate::MemoryCounter::default())
+                    }
+                },
+                settings.rate_limit_per_minute,
+            ),
+            table,
         }
     }
 
@@ -514,24 +543,45 @@ impl AuthService {
     }
 
     /// Checks a credential: AUTH_001 unknown, AUTH_002 expired, AUTH_003 revoked or a
-    /// token that does not verify.
+    /// token that does not verify. Counts nothing.
     pub async fn authenticate(&self, credential: Credential<'_>) -> Result<Principal, DomainError> {
         match credential {
-            Credential::ApiKey(secret) => self.authenticate_key(secret).await,
+            Credential::ApiKey(secret) => self.lookup_key(&key_hash(secret)?).await,
             Credential::Token(token) => self.verify_token(token),
         }
     }
 
-    async fn authenticate_key(&self, secret: &str) -> Result<Principal, DomainError> {
-        if secret.len() > MAX_CREDENTIAL_LEN
-            || !(secret.starts_with("sk_") || secret.starts_with("pa_"))
-        {
-            return Err(DomainError::Unauthenticated(AuthFailure::Unknown));
+    /// Authenticates a request and counts it against its key's rate limit. For an API
+    /// key the bucket comes from the key's hash, so the key lookup and the counter update
+    /// run concurrently: one storage round trip of latency, not two.
+    pub async fn authorize_request(
+        &self,
+        credential: Credential<'_>,
+    ) -> Result<Principal, DomainError> {
+        let now = self.now();
+        match credential {
+            Credential::ApiKey(secret) => {
+                let hash = key_hash(secret)?;
+                let (principal, counted) = tokio::join!(
+                    self.lookup_key(&hash),
+                    self.limiter.check(rate_bucket(&hash), now)
+                );
+                let principal = principal?;
+                counted?;
+                Ok(principal)
+            }
+            Credential::Token(token) => {
+                let principal = self.verify_token(token)?;
+                self.limiter.check(&principal.rate_bucket, now).await?;
+                Ok(principal)
+            }
         }
-        let hash = sha256_hex(secret);
+    }
+
+    async fn lookup_key(&self, hash: &str) -> Result<Principal, DomainError> {
         let item = self
             .table
-            .get(&Key::new(keys::by_hash(&hash), keys::BY_HASH_SK))
+            .get(&Key::new(keys::by_hash(hash), keys::BY_HASH_SK))
             .await?
             .ok_or(DomainError::Unauthenticated(AuthFailure::Unknown))?;
         let key = ApiKey::from_item(&item)?;
@@ -547,6 +597,7 @@ impl AuthService {
             KeyStatus::Revoked => Err(DomainError::Unauthenticated(AuthFailure::Revoked)),
             KeyStatus::Expired => Err(DomainError::Unauthenticated(AuthFailure::Expired)),
             KeyStatus::Active => Ok(Principal {
+                rate_bucket: rate_bucket(&key.hash).to_owned(),
                 account_id: key.account_id,
                 key_id: key.id,
                 scopes: key.scopes,
@@ -576,6 +627,7 @@ impl AuthService {
             scopes,
             expires_at: Some(claims.exp),
             via_token: true,
+            rate_bucket: claims.rlb,
         })
     }
 
@@ -616,6 +668,7 @@ impl AuthService {
             iat: now,
             exp,
             jti: ids::time_ordered_id(),
+            rlb: caller.rate_bucket.clone(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| DomainError::Unexpected(e.into()))?;
@@ -724,39 +777,6 @@ impl AuthService {
                 other => other.into(),
             })?;
         tracing::info!("key revoked");
-        Ok(())
-    }
-
-    /// Counts a request against the key's per-minute limit; 429 with the seconds left in
-    /// the window once it is used up. The counter lives in the table, so every Lambda
-    /// instance shares it.
-    pub async fn check_rate(&self, principal: &Principal) -> Result<(), DomainError> {
-        if self.rate_limit_per_minute == 0 {
-            return Ok(());
-        }
-        let now = self.now();
-        let window = now - now.rem_euclid(RATE_WINDOW_SECS);
-        let item = self
-            .table
-            .update(
-                &Key::new(keys::rate(&principal.key_id), window.to_string()),
-                vec![
-                    Update::Add("count".into(), 1),
-                    Update::Set(
-                        crate::store::TTL.into(),
-                        Value::int(window + 2 * RATE_WINDOW_SECS),
-                    ),
-                ],
-                None,
-            )
-            .await?;
-        let count = item.get("count").and_then(Value::as_i64).unwrap_or(1);
-        if count > i64::from(self.rate_limit_per_minute) {
-            let retry_after = (window + RATE_WINDOW_SECS - now).max(1) as u64;
-            return Err(DomainError::RateLimited {
-                retry_after_secs: retry_after,
-            });
-        }
         Ok(())
     }
 }

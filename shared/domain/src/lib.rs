@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod namespace;
+pub mod rate;
 pub mod scope;
 pub mod store;
 

@@ -75,6 +75,8 @@ impl LambdaConfig {
             auth: AuthSettings {
                 jwt_secret: jwt,
                 rate_limit_per_minute: rate,
+                // Many Lambda instances serve one account: counts must be shared.
+                rate_counting: zerodb_domain::rate::RateCounting::Shared,
             },
             resources,
         })

@@ -203,9 +203,7 @@ impl FromRequestParts<AppState> for Auth {
     ) -> Result<Self, Self::Rejection> {
         let cred =
             credential(&parts.headers).ok_or(DomainError::Unauthenticated(AuthFailure::Missing))?;
-        let principal = state.auth.authenticate(cred).await?;
-        state.auth.check_rate(&principal).await?;
-        Ok(Auth(principal))
+        Ok(Auth(state.auth.authorize_request(cred).await?))
     }
 }
 
