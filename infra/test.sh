@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs its Python tools into .venv, starts
 # moto's server (DynamoDB, S3, SQS) for the AWS adapter tests, runs every Rust test on
-# both storage backends, drives the real zerodb-local binary from Python, and lints the
-# SAM template. Stops moto on exit, pass or fail.
+# both storage backends, drives the real zerodb-local binary from Python, fuzzes its
+# OpenAPI contract with schemathesis, and lints the SAM template. Stops its servers on
+# exit, pass or fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,27 +13,37 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/requirements-test.txt
 
+# Waits (bounded) until a URL answers: wait_for URL LOGFILE
+wait_for() {
+  "$VENV/bin/python" - "$1" "$2" <<'PY'
+import sys, time, urllib.request
+url, log = sys.argv[1], sys.argv[2]
+deadline = time.time() + 60
+while True:
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        break
+    except Exception:
+        if time.time() > deadline:
+            raise SystemExit(f"{url} did not answer within 60 s; see {log}")
+        time.sleep(0.2)
+PY
+}
+
+# A free local port: free_port
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 mkdir -p target
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
 MOTO_PID=$!
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-# Wait (bounded) until moto answers.
-"$VENV/bin/python" - <<PY
-import time, urllib.request
-deadline = time.time() + 60
-while True:
-    try:
-        urllib.request.urlopen("$AWS_ENDPOINT_URL/moto-api/", timeout=1)
-        break
-    except Exception:
-        if time.time() > deadline:
-            raise SystemExit("moto did not start; see target/moto.log")
-        time.sleep(0.2)
-PY
+wait_for "$AWS_ENDPOINT_URL/moto-api/" target/moto.log
 
 echo "== cargo test (embedded and AWS-on-moto backends)"
 cargo test --workspace --no-fail-fast
@@ -48,22 +59,11 @@ echo "== contract fuzzing of zerodb-local with schemathesis"
 # "revoked", for audit) and positive_data_acceptance (an opaque cursor cannot be described
 # by a schema: a well-formed cursor this server never issued is rightly refused).
 ST_DIR=$(mktemp -d)
-ST_PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ST_PORT=$(free_port)
 ./target/debug/zerodb-local --addr "127.0.0.1:$ST_PORT" --data-dir "$ST_DIR" > target/zerodb-local-fuzz.log 2>&1 &
 ST_PID=$!
 trap 'kill "$MOTO_PID" "$ST_PID" 2>/dev/null || true' EXIT
-"$VENV/bin/python" - <<PY
-import time, urllib.request
-deadline = time.time() + 60
-while True:
-    try:
-        urllib.request.urlopen("http://127.0.0.1:$ST_PORT/api/v1/health", timeout=1)
-        break
-    except Exception:
-        if time.time() > deadline:
-            raise SystemExit("zerodb-local did not start; see target/zerodb-local-fuzz.log")
-        time.sleep(0.2)
-PY
+wait_for "http://127.0.0.1:$ST_PORT/api/v1/health" target/zerodb-local-fuzz.log
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$ST_PORT/openapi.json" \
   -H "X-API-Key: $(cat "$ST_DIR/root-key")" \
   --checks all --exclude-checks use_after_free,positive_data_acceptance \

@@ -558,6 +558,86 @@ pub async fn expired_items_are_never_returned(t: Arc<dyn Table>) {
     );
 }
 
+pub async fn paging_skips_interleaved_expired_items_without_losing_live_ones(t: Arc<dyn Table>) {
+    let past = now() - 10;
+    let mut ops = Vec::new();
+    for i in 0..300 {
+        let mut it = item("P#mix", &format!("ITEM#{i:04}"), &[]);
+        it.insert(GSI1PK.into(), Value::S("P#mix#IDX".into()));
+        it.insert(GSI1SK.into(), Value::S(format!("G#{:03}", i % 50)));
+        if i % 3 == 0 {
+            it.insert(TTL.into(), Value::int(past));
+        }
+        ops.push(TxOp::Put {
+            item: it,
+            condition: None,
+        });
+        if ops.len() == 25 {
+            t.transact(std::mem::take(&mut ops))
+                .await
+                .expect("seed batch");
+        }
+    }
+    for (q, limit) in [
+        (Query::partition("P#mix"), 7),
+        (Query::partition("P#mix").backward(), 7),
+        (Query::partition("P#mix#IDX").on(Index::Gsi1).backward(), 4),
+    ] {
+        let (items, _) = page_all(&t, q.clone(), limit).await;
+        let unique: BTreeSet<_> = sks(&items).into_iter().collect();
+        assert_eq!(items.len(), 200, "every live item once ({q:?})");
+        assert_eq!(unique.len(), 200, "no repeats ({q:?})");
+        assert!(
+            items.iter().all(|i| !i.contains_key(TTL)),
+            "no expired item returned ({q:?})"
+        );
+    }
+}
+
+pub async fn transactions_treat_expired_items_as_absent(t: Arc<dyn Table>) {
+    let past = now() - 10;
+    t.put(
+        item(
+            "P#txttl",
+            "tx",
+            &[(TTL, Value::int(past)), ("old", Value::Bool(true))],
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    t.put(item("P#txttl", "gone", &[(TTL, Value::int(past))]), None)
+        .await
+        .unwrap();
+    t.transact(vec![
+        TxOp::Update {
+            key: Key::new("P#txttl", "tx"),
+            updates: vec![Update::Add("n".into(), 2)],
+            condition: None,
+        },
+        TxOp::Check {
+            key: Key::new("P#txttl", "gone"),
+            condition: Condition::NotExists,
+        },
+        TxOp::Put {
+            item: item("P#txttl", "new", &[]),
+            condition: Some(Condition::NotExists),
+        },
+    ])
+    .await
+    .expect("conditions over expired items hold as over absent ones");
+    let got = t
+        .get(&Key::new("P#txttl", "tx"))
+        .await
+        .unwrap()
+        .expect("written");
+    assert_eq!(got["n"].as_i64(), Some(2));
+    assert!(
+        !got.contains_key("old") && !got.contains_key(TTL),
+        "the update started from nothing: {got:?}"
+    );
+}
+
 pub async fn bad_cursors_are_rejected(t: Arc<dyn Table>) {
     let bad = zerodb_domain::store::Cursor::from_client("not-a-cursor!");
     assert!(matches!(bad, Err(StoreError::BadCursor)));
@@ -756,6 +836,8 @@ macro_rules! conformance_cases {
             secondary_index_query_pages_exactly,
             transactions_are_all_or_nothing,
             expired_items_are_never_returned,
+            paging_skips_interleaved_expired_items_without_losing_live_ones,
+            transactions_treat_expired_items_as_absent,
             bad_cursors_are_rejected);
     };
     (@table $make:expr; $($case:ident),*) => {
