@@ -206,7 +206,7 @@ async fn lambda_binary_serves_http_api_events_against_dynamodb() {
         .lock()
         .unwrap()
         .map(|t| t.duration_since(started));
-    eprintln!("auth-api (debug build) init: process start to first invocation poll = {init:?}");
+    eprintln!("auth-api init: process start to first invocation poll = {init:?}");
     assert_eq!(replies.len(), 4, "every invocation answered: {replies:?}");
 
     let body = |id: &str| -> Value {
