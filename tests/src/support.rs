@@ -194,6 +194,7 @@ impl Reply {
 /// test moves and one account whose root key it holds.
 pub struct TestApp {
     pub router: Router,
+    pub services: zerodb_local::Services,
     pub clock: Arc<ManualClock>,
     pub stores: Stores,
     pub root_key: String,
@@ -207,6 +208,27 @@ impl TestApp {
     }
 
     pub async fn with_rate_limit(backend: Backend, per_minute: u32) -> Self {
+        Self::build(
+            backend,
+            per_minute,
+            Arc::new(zerodb_embed::LexicalEmbedder::new(384)),
+        )
+        .await
+    }
+
+    /// An app whose memory service uses this embedder.
+    pub async fn with_embedder(
+        backend: Backend,
+        embedder: Arc<dyn zerodb_embed::Embedder>,
+    ) -> Self {
+        Self::build(backend, 0, embedder).await
+    }
+
+    async fn build(
+        backend: Backend,
+        per_minute: u32,
+        embedder: Arc<dyn zerodb_embed::Embedder>,
+    ) -> Self {
         let (stores, guard) = fresh_stores(backend).await;
         let clock = Arc::new(ManualClock::starting_now());
         let settings = AuthSettings {
@@ -216,12 +238,17 @@ impl TestApp {
             rate_counting: zerodb_domain::rate::RateCounting::Shared,
         };
         let state = zerodb_http::AppState::new(stores.clone(), clock.clone(), &settings);
-        let router = zerodb_local::all_routes().into_router(state);
+        let mut services = zerodb_local::Services::new(&state, embedder);
+        // Recall's vector write-back runs before it answers, so tests see it happen and
+        // moto (which breaks under concurrent transactions) never races it.
+        services.memory = services.memory.with_inline_writeback();
+        let router = zerodb_local::router(state, services.clone());
         let account = zerodb_local::create_account(stores.table.clone(), "test")
             .await
             .expect("create account");
         TestApp {
             router,
+            services,
             clock,
             stores,
             root_key: account.root_key.expose().to_owned(),

@@ -118,21 +118,26 @@ fn template_deploys_exactly_the_served_routes() {
 #[test]
 fn each_function_declares_exactly_what_its_router_serves() {
     let template = template_routes();
-    let auth: BTreeSet<RouteInfo> = auth_api::lambda_routes().served().iter().cloned().collect();
-    let declared = template
-        .iter()
-        .find(|((_, bin), _)| bin == "auth-api")
-        .map(|(_, r)| {
-            r.iter()
-                .filter(|r| r.path != "$default")
-                .cloned()
-                .collect::<BTreeSet<_>>()
-        })
-        .expect("template.yaml has the auth-api function");
-    assert_eq!(
-        declared, auth,
-        "AuthApiFunction's events must match auth_api::lambda_routes()"
-    );
+    for (binary, routes) in [
+        ("auth-api", auth_api::lambda_routes()),
+        ("memory-api", memory_api::lambda_routes()),
+    ] {
+        let served: BTreeSet<RouteInfo> = routes.served().iter().cloned().collect();
+        let declared = template
+            .iter()
+            .find(|((_, bin), _)| bin == binary)
+            .map(|(_, r)| {
+                r.iter()
+                    .filter(|r| r.path != "$default")
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+            })
+            .unwrap_or_else(|| panic!("template.yaml has the {binary} function"));
+        assert_eq!(
+            declared, served,
+            "the {binary} function's events must match its lambda_routes()"
+        );
+    }
     // One name everywhere: resource = PascalCase(binary) + Function.
     for (name, bin) in template.keys() {
         let pascal: String = bin

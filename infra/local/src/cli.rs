@@ -113,6 +113,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         addr: args.addr,
         data_dir: data_dir.clone(),
         rate_limit_per_minute: args.rate_limit_per_minute,
+        // Loading MiniLM reads ~90 MB and takes a moment: off the async workers.
+        embedder: tokio::task::spawn_blocking(crate::local_embedder).await??,
     })
     .await?;
     println!(
@@ -125,6 +127,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir.display()
     );
     println!("  openapi:  http://{}/openapi.json", running.addr);
+    println!("  embedder: {}", running.embedder);
     match &running.new_root_key {
         Some(key) => {
             println!("  root key: {key}");

@@ -13,21 +13,74 @@ use zerodb_domain::auth::{AuthService, AuthSettings, NewAccount};
 use zerodb_domain::clock::{Clock, SystemClock};
 use zerodb_domain::rate::RateCounting;
 use zerodb_domain::store::{Stores, Table};
+use zerodb_embed::Embedder;
 use zerodb_http::{AppState, Routes};
+use zerodb_memory::MemoryService;
 use zerodb_store_embedded::{EmbeddedStore, QueueConfig};
 
 /// Name of the file holding the first account's root key.
 pub const ROOT_KEY_FILE: &str = "root-key";
 const JWT_SECRET_FILE: &str = "jwt-secret";
 
+pub mod worker;
+
 /// Every group's routes (later issues add theirs here).
 fn group_routes() -> Routes {
-    auth_api::routes()
+    auth_api::routes().merge(memory_api::routes())
 }
 
 /// The OpenAPI document of every group.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    zerodb_http::openapi::document([auth_api::openapi()])
+    zerodb_http::openapi::document([auth_api::openapi(), memory_api::openapi()])
+}
+
+/// The services handlers reach through request extensions.
+#[derive(Clone)]
+pub struct Services {
+    pub memory: MemoryService,
+}
+
+impl Services {
+    pub fn new(state: &AppState, embedder: Arc<dyn Embedder>) -> Self {
+        Services {
+            memory: memory_api::service(state, embedder),
+        }
+    }
+}
+
+/// Every router zerodb-local serves, bound to its state and services.
+pub fn router(state: AppState, services: Services) -> axum::Router {
+    all_routes()
+        .into_router(state)
+        .layer(axum::Extension(services.memory))
+}
+
+/// The embedder zerodb-local uses: from the `ZERODB_EMBEDDER*` variables; with none set,
+/// MiniLM from `ZERODB_MINILM_DIR` or the cache `./infra/fetch-model.sh` fills; with no
+/// model anywhere, the lexical fallback (and a warning that recall then matches words,
+/// not meaning).
+pub fn local_embedder() -> anyhow::Result<Arc<dyn Embedder>> {
+    let default_dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("zerodb/models/all-MiniLM-L6-v2"))
+        .filter(|d| d.join("model.safetensors").is_file())
+        .map(|d| d.display().to_string());
+    let config = zerodb_embed::EmbedderConfig::from_lookup(|name| {
+        std::env::var(name).ok().or_else(|| {
+            (name == "ZERODB_MINILM_DIR")
+                .then(|| default_dir.clone())
+                .flatten()
+        })
+    })?;
+    if matches!(config, zerodb_embed::EmbedderConfig::Lexical { .. })
+        && std::env::var("ZERODB_EMBEDDER").is_err()
+    {
+        tracing::warn!(
+            "no embedding model found: recall falls back to word matching, not meaning. Run ./infra/fetch-model.sh (or set ZERODB_MINILM_DIR, or ZERODB_EMBEDDER=http)"
+        );
+    }
+    Ok(config.build()?)
 }
 
 /// Everything zerodb-local serves.
@@ -39,11 +92,12 @@ pub fn all_routes() -> Routes {
 }
 
 /// Settings of a local server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalConfig {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub rate_limit_per_minute: u32,
+    pub embedder: Arc<dyn Embedder>,
 }
 
 /// Embedded storage opened on a data directory.
@@ -129,6 +183,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Set on the first start only: the root key that was also written to `root-key`.
     pub new_root_key: Option<String>,
+    /// Name of the embedder recall uses.
+    pub embedder: String,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -165,7 +221,8 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
     };
 
     let state = AppState::new(stack.stores.clone(), Arc::new(SystemClock), &settings);
-    let app = all_routes().into_router(state);
+    let services = Services::new(&state, config.embedder.clone());
+    let app = router(state, services.clone());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
@@ -183,6 +240,12 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         }
     });
 
+    // The events worker: what an SQS-triggered Lambda does in AWS, as a task here.
+    let events_worker = tokio::spawn(worker::run(
+        stack.stores.events.clone(),
+        services.memory.clone(),
+    ));
+
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -191,11 +254,13 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
             })
             .await;
         sweeper.abort();
+        events_worker.abort();
         served.context("serving")
     });
     Ok(Running {
         addr,
         new_root_key,
+        embedder: config.embedder.name().to_owned(),
         shutdown: tx,
         task,
     })

@@ -1,0 +1,394 @@
+//! The knowledge graph: entities, edges, neighbours, traversal, statistics, and `relate`
+//! in both of the wire forms clients send. The graph is account-wide, so reading it needs
+//! `memory:read` and changing it `memory:write` without a namespace restriction.
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::Value as Json_;
+use zerodb_domain::auth::Principal;
+use zerodb_domain::scope::{Permission, Service};
+use zerodb_domain::{DomainError, FieldError};
+use zerodb_http::{ApiJson, ApiQuery, ApiResult, Auth};
+use zerodb_memory::graph::{
+    DEFAULT_ENTITY_TYPE, MAX_ALIASES, MAX_HOPS, check_confidence, check_name, check_predicate,
+    check_properties,
+};
+use zerodb_memory::model::field_error;
+use zerodb_memory::{Entity, MemoryService};
+
+use crate::wire::*;
+
+fn can(caller: &Principal, p: Permission) -> Result<(), DomainError> {
+    caller.require(Service::Memory, p, None)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EntityParams {
+    /// Only entities of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type", max_length = 64)]
+    pub entity_type: Option<String>,
+    /// At most this many, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
+    pub limit: Option<i64>,
+}
+
+async fn entity_views(
+    svc: &MemoryService,
+    caller: &Principal,
+    entities: Vec<Entity>,
+) -> Result<Vec<EntityView>, DomainError> {
+    let counts = svc.memory_counts(&caller.account_id, &entities).await?;
+    Ok(entities
+        .into_iter()
+        .zip(counts)
+        .map(|(e, c)| EntityView::new(e, c))
+        .collect())
+}
+
+async fn list(
+    svc: MemoryService,
+    caller: Principal,
+    p: EntityParams,
+) -> ApiResult<Json<Vec<EntityView>>> {
+    can(&caller, Permission::Read)?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(DomainError::Validation(vec![FieldError::at(
+            vec!["query".into(), "limit".into()],
+            "limit must be between 1 and 1000",
+            "value_error",
+        )])
+        .into());
+    }
+    let entities = svc
+        .graph()
+        .list_entities(
+            &caller.account_id,
+            p.entity_type.as_deref().filter(|t| !t.is_empty()),
+            limit as usize,
+        )
+        .await?;
+    Ok(Json(entity_views(&svc, &caller, entities).await?))
+}
+
+/// Entities of the account's graph (with how many memories name each).
+#[utoipa::path(get, path = "/api/v1/public/memory/v2/entities", tag = "graph", params(EntityParams),
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = Vec<EntityView>),
+        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors))]
+pub async fn entities(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiQuery(p): ApiQuery<EntityParams>,
+) -> ApiResult<Json<Vec<EntityView>>> {
+    list(svc, caller, p).await
+}
+
+/// Entities of the account's graph (the graph client's path).
+#[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/entities", tag = "graph", params(EntityParams),
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = Vec<EntityView>),
+        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors))]
+pub async fn list_entities(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiQuery(p): ApiQuery<EntityParams>,
+) -> ApiResult<Json<Vec<EntityView>>> {
+    list(svc, caller, p).await
+}
+
+/// Create an entity, or update the type, aliases and properties of the one with that name.
+#[utoipa::path(post, path = "/api/v1/public/memory/v2/graph/entity", tag = "graph", request_body = EntityRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 201, body = EntityView),
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors))]
+pub async fn create_entity(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiJson(req): ApiJson<EntityRequest>,
+) -> ApiResult<(StatusCode, Json<EntityView>)> {
+    can(&caller, Permission::Write)?;
+    let name = check_name("name", &req.name)?;
+    let etype = req
+        .entity_type
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENTITY_TYPE.to_owned());
+    if etype.chars().count() > 64 {
+        return Err(DomainError::Validation(vec![field_error(
+            &["type"],
+            "type must be at most 64 characters",
+        )])
+        .into());
+    }
+    let aliases = req.aliases.unwrap_or_default();
+    if aliases.len() > MAX_ALIASES {
+        return Err(DomainError::Validation(vec![field_error(
+            &["aliases"],
+            format!("at most {MAX_ALIASES} aliases"),
+        )])
+        .into());
+    }
+    let aliases = aliases
+        .iter()
+        .map(|a| check_name("aliases", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let props = req.properties.unwrap_or_default();
+    check_properties("properties", &props)?;
+    let e = svc
+        .graph()
+        .upsert_entity(
+            &caller.account_id,
+            &name,
+            &etype,
+            &aliases,
+            &props,
+            svc.now_millis(),
+        )
+        .await?;
+    let mut views = entity_views(&svc, &caller, vec![e]).await?;
+    Ok((StatusCode::CREATED, Json(views.remove(0))))
+}
+
+async fn add_edge(
+    svc: &MemoryService,
+    caller: &Principal,
+    source: (&str, &str),
+    target: (&str, &str),
+    predicate: (&str, &str),
+    confidence: Option<f64>,
+    props: Option<serde_json::Map<String, Json_>>,
+) -> ApiResult<(StatusCode, Json<EdgeView>)> {
+    can(caller, Permission::Write)?;
+    let mut errors = Vec::new();
+    let src = check_name(source.0, source.1)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let dst = check_name(target.0, target.1)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let pred = check_predicate(predicate.0, predicate.1)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let conf = check_confidence("confidence", confidence.unwrap_or(1.0))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let props = props.unwrap_or_default();
+    if let Err(e) = check_properties("properties", &props) {
+        errors.push(e);
+    }
+    let (Some(src), Some(dst), Some(pred), Some(conf)) = (src, dst, pred, conf) else {
+        let fields = errors
+            .into_iter()
+            .flat_map(|e| match e {
+                DomainError::Validation(v) => v,
+                _ => Vec::new(),
+            })
+            .collect();
+        return Err(DomainError::Validation(fields).into());
+    };
+    if !errors.is_empty() {
+        return Err(errors.remove(0).into());
+    }
+    let g = svc.graph();
+    let now = svc.now_millis();
+    let account = &caller.account_id;
+    let source = match g.resolve(account, &src).await? {
+        Some(e) => e,
+        None => g.ensure_entity(account, &src, now).await?,
+    };
+    let target = match g.resolve(account, &dst).await? {
+        Some(e) => e,
+        None => g.ensure_entity(account, &dst, now).await?,
+    };
+    let edge = g
+        .add_edge(account, &source, &target, &pred, conf, &props, now)
+        .await?;
+    Ok((StatusCode::CREATED, Json(edge.into())))
+}
+
+/// Create an edge `source -predicate-> target` (entities by name or id, created if missing).
+#[utoipa::path(post, path = "/api/v1/public/memory/v2/graph/edge", tag = "graph", request_body = EdgeRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 201, body = EdgeView),
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors))]
+pub async fn create_edge(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiJson(req): ApiJson<EdgeRequest>,
+) -> ApiResult<(StatusCode, Json<EdgeView>)> {
+    add_edge(
+        &svc,
+        &caller,
+        ("source", &req.source),
+        ("target", &req.target),
+        ("predicate", &req.predicate),
+        req.confidence,
+        req.properties,
+    )
+    .await
+}
+
+/// Relate two entities: `{source_id, target_id, relationship_type}` or
+/// `{subject, predicate, object}`.
+#[utoipa::path(post, path = "/api/v1/public/memory/v2/relate", tag = "graph", request_body = RelateRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 201, body = EdgeView),
+        (status = 422, description = "Neither form complete, or an invalid field", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors))]
+pub async fn relate(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiJson(req): ApiJson<RelateRequest>,
+) -> ApiResult<(StatusCode, Json<EdgeView>)> {
+    match (
+        &req.source_id,
+        &req.target_id,
+        &req.relationship_type,
+        &req.subject,
+        &req.predicate,
+        &req.object,
+    ) {
+        (Some(s), Some(t), Some(r), _, _, _) => {
+            add_edge(
+                &svc,
+                &caller,
+                ("source_id", s),
+                ("target_id", t),
+                ("relationship_type", r),
+                req.confidence,
+                req.properties.clone(),
+            )
+            .await
+        }
+        (_, _, _, Some(s), Some(p), Some(o)) => {
+            add_edge(
+                &svc,
+                &caller,
+                ("subject", s),
+                ("object", o),
+                ("predicate", p),
+                req.confidence,
+                req.properties.clone(),
+            )
+            .await
+        }
+        _ => Err(DomainError::Validation(vec![field_error(
+            &[],
+            "send either {source_id, target_id, relationship_type} or {subject, predicate, object}",
+        )])
+        .into()),
+    }
+}
+
+fn not_found(name: &str) -> DomainError {
+    DomainError::NotFound(format!(
+        "no entity named '{name}'; create it with POST /api/v1/public/memory/v2/graph/entity"
+    ))
+}
+
+/// Entities one edge away from an entity, in either direction.
+#[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/neighbors/{name}", tag = "graph",
+    params(("name" = String, Path, description = "Entity name or id")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = Vec<EntityView>),
+        (status = 404, description = "No such entity (API_404)", body = zerodb_http::ErrorBody),
+        zerodb_http::openapi::AuthErrors))]
+pub async fn neighbors(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<EntityView>>> {
+    can(&caller, Permission::Read)?;
+    let g = svc.graph();
+    let e = g
+        .resolve(&caller.account_id, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    let found = g.neighbors(&caller.account_id, &e.canonical_name).await?;
+    Ok(Json(entity_views(&svc, &caller, found).await?))
+}
+
+/// Walk the graph from an entity, breadth first, up to `max_hops`.
+#[utoipa::path(post, path = "/api/v1/public/memory/v2/graph/traverse", tag = "graph", request_body = TraverseRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = PathView),
+        (status = 404, description = "No such start entity (API_404)", body = zerodb_http::ErrorBody),
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors))]
+pub async fn traverse(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiJson(req): ApiJson<TraverseRequest>,
+) -> ApiResult<Json<PathView>> {
+    can(&caller, Permission::Read)?;
+    let hops = req.max_hops.unwrap_or(2);
+    if !(1..=MAX_HOPS as i64).contains(&hops) {
+        return Err(DomainError::Validation(vec![field_error(
+            &["max_hops"],
+            format!("max_hops must be between 1 and {MAX_HOPS}"),
+        )])
+        .into());
+    }
+    let predicates: Vec<String> = match req.predicate_filter {
+        None | Some(Json_::Null) => Vec::new(),
+        Some(Json_::String(s)) => vec![s],
+        Some(Json_::Array(a)) if a.iter().all(Json_::is_string) => a
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            return Err(DomainError::Validation(vec![field_error(
+                &["predicate_filter"],
+                "predicate_filter must be a string or a list of strings",
+            )])
+            .into());
+        }
+    };
+    let start = check_name("start", &req.start)?;
+    let g = svc.graph();
+    let e = g
+        .resolve(&caller.account_id, &start)
+        .await?
+        .ok_or_else(|| not_found(&start))?;
+    let path = g
+        .traverse(&caller.account_id, &e, hops as usize, &predicates)
+        .await?;
+    Ok(Json(PathView {
+        nodes: entity_views(&svc, &caller, path.nodes).await?,
+        edges: path.edges.into_iter().map(EdgeView::from).collect(),
+        hops: path.hops,
+    }))
+}
+
+/// Counts, density and the best-connected entities.
+#[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/stats", tag = "graph",
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = StatsView), zerodb_http::openapi::AuthErrors))]
+pub async fn stats(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<StatsView>> {
+    can(&caller, Permission::Read)?;
+    let s = svc.graph().stats(&caller.account_id, 10).await?;
+    let (entities, degrees): (Vec<Entity>, Vec<usize>) = s.top_entities.into_iter().unzip();
+    let views = entity_views(&svc, &caller, entities).await?;
+    Ok(Json(StatsView {
+        entity_count: s.entity_count,
+        edge_count: s.edge_count,
+        density: s.density,
+        top_entities: views
+            .into_iter()
+            .zip(degrees)
+            .map(|(entity, degree)| RankedEntity { entity, degree })
+            .collect(),
+    }))
+}

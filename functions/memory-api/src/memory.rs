@@ -1,0 +1,288 @@
+//! ZeroMemory v2: remember, recall, forget, session cleanup and entity profiles.
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use zerodb_domain::namespace::{NamespaceId, NamespaceKind};
+use zerodb_domain::{DomainError, FieldError, Namespace};
+use zerodb_http::{ApiJson, ApiResult, Auth};
+use zerodb_memory::model::{MAX_RECALL_LIMIT, MemoryType, field_error};
+use zerodb_memory::{MemoryService, RecallQuery};
+
+use crate::wire::*;
+
+/// Remember: store a memory in a namespace.
+///
+/// Commits and returns at once; the embedding is computed off the request path, and recall
+/// finds the memory by meaning immediately either way.
+#[utoipa::path(post, path = "/api/v1/public/memory/v2/remember", tag = "memory", request_body = RememberRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, body = RememberResponse),
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn remember(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiJson(req): ApiJson<RememberRequest>,
+) -> ApiResult<(StatusCode, Json<RememberResponse>)> {
+    let (new, defaulted) = new_memory(
+        &[],
+        req.content,
+        req.namespace,
+        Namespace::Default,
+        req.memory_type,
+        req.importance,
+        req.tags,
+        req.entity_id,
+        req.metadata,
+    )
+    .map_err(DomainError::Validation)?;
+    let m = svc.remember(&caller, new).await?;
+    let suggestion = if defaulted {
+        "Memory stored in your private 'default' namespace because the request named none; pass \
+         \"namespace\" (session:<id>, project:<id>, user:<id>) to isolate it. Recall it by meaning \
+         with /recall."
+    } else {
+        "Memory stored. You can now recall it by meaning using /recall."
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(RememberResponse {
+            memory: m.into(),
+            namespace_defaulted: defaulted,
+            next_steps: NextSteps {
+                action: "recall".into(),
+                suggestion: suggestion.into(),
+                endpoint: "POST /api/v1/public/memory/v2/recall".into(),
+            },
+        }),
+    ))
+}
+
+fn recall_query(req: RecallRequest) -> Result<RecallQuery, DomainError> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let filter = req.filter.unwrap_or_default();
+    let ns_text = req
+        .namespace
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| (n, "namespace"))
+        .or_else(|| {
+            filter
+                .namespace
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| (n, "filter"))
+        });
+    let namespace = match ns_text {
+        Some((n, field)) => namespace_at(&[field], &n).map_err(|e| errors.push(e)).ok(),
+        None => Some(Namespace::Default),
+    };
+    let limit = req.limit.unwrap_or(10);
+    if !(1..=MAX_RECALL_LIMIT as i64).contains(&limit) {
+        errors.push(field_error(
+            &["limit"],
+            format!("limit must be between 1 and {MAX_RECALL_LIMIT}"),
+        ));
+    }
+    if req.query.chars().count() > 10_000 {
+        errors.push(field_error(
+            &["query"],
+            "query must be at most 10,000 characters",
+        ));
+    }
+    let memory_type = match req.memory_type.or(filter.memory_type) {
+        Some(t) => MemoryType::parse(&t)
+            .map_err(|m| errors.push(field_error(&["memory_type"], m)))
+            .ok(),
+        None => None,
+    };
+    if let Some(mi) = req.min_importance
+        && !(mi.is_finite() && (0.0..=1.0).contains(&mi))
+    {
+        errors.push(field_error(
+            &["min_importance"],
+            "min_importance must be between 0 and 1",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(DomainError::Validation(errors));
+    }
+    Ok(RecallQuery {
+        query: req.query,
+        namespace: namespace.unwrap_or(Namespace::Default),
+        limit: limit as usize,
+        memory_type,
+        tags: req.tags.or(filter.tags).unwrap_or_default(),
+        entity_id: req
+            .entity_id
+            .or(filter.entity_id)
+            .filter(|e| !e.trim().is_empty()),
+        min_importance: req.min_importance,
+    })
+}
+
+/// Recall: the memories of a namespace that best match a query by meaning.
+#[utoipa::path(post, path = "/api/v1/public/memory/v2/recall", tag = "memory", request_body = RecallRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = RecallResponse),
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn recall(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiJson(req): ApiJson<RecallRequest>,
+) -> ApiResult<Json<RecallResponse>> {
+    let q = recall_query(req)?;
+    let found = svc.recall(&caller, &q).await?;
+    let results: Vec<RecalledMemory> = found
+        .into_iter()
+        .map(|s| RecalledMemory {
+            memory: s.memory.into(),
+            score: s.score,
+            similarity: s.similarity,
+        })
+        .collect();
+    let memories = results.clone();
+    Ok(Json(RecallResponse {
+        total: results.len(),
+        results,
+        memories,
+        namespace: q.namespace.to_string(),
+    }))
+}
+
+/// Forget one memory by id.
+#[utoipa::path(delete, path = "/api/v1/public/memory/v2/forget/{memory_id}", tag = "memory",
+    params(("memory_id" = String, Path, description = "The memory's id (`mem_…`)")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Forgotten"),
+        (status = 404, description = "No such memory in this account (API_404)", body = zerodb_http::ErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn forget_one(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    Path(memory_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    svc.forget_id(&caller, &memory_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Forget by id, by namespace, or by `filter {namespace, tags}`.
+///
+/// Returns how many memories were deleted; forgetting what is already gone deletes 0.
+#[utoipa::path(post, path = "/api/v1/public/memory/v2/forget", tag = "memory", request_body = ForgetRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = DeletedCount),
+        (status = 422, description = "None or several of memory_id, namespace, filter", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn forget(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    ApiJson(req): ApiJson<ForgetRequest>,
+) -> ApiResult<Json<DeletedCount>> {
+    let given = [
+        req.memory_id.is_some(),
+        req.namespace.is_some(),
+        req.filter.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if given != 1 {
+        return Err(DomainError::Validation(vec![field_error(
+            &[],
+            "send exactly one of memory_id, namespace, or filter {namespace, tags}",
+        )])
+        .into());
+    }
+    if let Some(id) = req.memory_id {
+        return match svc.forget_id(&caller, &id).await {
+            Ok(()) => Ok(Json(DeletedCount {
+                deleted: 1,
+                namespace: None,
+            })),
+            Err(DomainError::NotFound(_)) => Ok(Json(DeletedCount {
+                deleted: 0,
+                namespace: None,
+            })),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let (ns_text, tags, field) = match (req.namespace, req.filter) {
+        (Some(ns), _) => (Some(ns), Vec::new(), "namespace"),
+        (None, Some(f)) => (f.namespace, f.tags.unwrap_or_default(), "filter"),
+        (None, None) => unreachable!("exactly one form was given"),
+    };
+    let ns_text = ns_text.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+        DomainError::Validation(vec![field_error(
+            &[field, "namespace"],
+            "name the namespace to forget in",
+        )])
+    })?;
+    let ns = namespace_at(&[field], &ns_text).map_err(|e| DomainError::Validation(vec![e]))?;
+    let deleted = svc.forget_where(&caller, &ns, &tags).await?;
+    Ok(Json(DeletedCount {
+        deleted,
+        namespace: Some(ns.to_string()),
+    }))
+}
+
+/// Delete a session: every memory of `session:{session_id}`, however many. Idempotent.
+#[utoipa::path(delete, path = "/api/v1/public/memory/session/{session_id}", tag = "memory",
+    params(("session_id" = String, Path, description = "The session id (1–128 of letters, digits, `._@-`)")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = DeletedCount),
+        (status = 422, description = "Malformed session id", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn delete_session(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    Path(session_id): Path<String>,
+) -> ApiResult<Json<DeletedCount>> {
+    let id = NamespaceId::parse(&session_id).map_err(|m| {
+        DomainError::Validation(vec![FieldError::at(
+            vec!["path".into(), "session_id".into()],
+            m,
+            "value_error",
+        )])
+    })?;
+    let ns = Namespace::Scoped(NamespaceKind::Session, id);
+    let deleted = svc.forget_where(&caller, &ns, &[]).await?;
+    Ok(Json(DeletedCount {
+        deleted,
+        namespace: Some(ns.to_string()),
+    }))
+}
+
+/// An entity's profile: its preferences, behaviours and facts, from its memories.
+#[utoipa::path(get, path = "/api/v1/public/memory/v2/profile/{entity_id}", tag = "memory",
+    params(("entity_id" = String, Path, description = "The entity the memories name in `entity_id`")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = ProfileView),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn profile(
+    Extension(svc): Extension<MemoryService>,
+    Auth(caller): Auth,
+    Path(entity_id): Path<String>,
+) -> ApiResult<Json<ProfileView>> {
+    let p = svc.profile(&caller, &entity_id).await?;
+    Ok(Json(ProfileView {
+        entity_id: p.entity_id,
+        preferences: p.preferences,
+        behaviors: p.behaviors,
+        facts: p.facts,
+        summary: p.summary,
+        memory_count: p.memory_count,
+    }))
+}

@@ -1,0 +1,802 @@
+//! The memory operations, with their scope checks: remember, recall by meaning, forget,
+//! session cleanup, batch upsert/update/delete, entity profiles, and the embedding of
+//! pending memories that runs off the request path.
+
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+use zerodb_domain::auth::Principal;
+use zerodb_domain::clock::Clock;
+use zerodb_domain::events::EventSink;
+use zerodb_domain::scope::{Permission, Service};
+use zerodb_domain::store::{StoreError, Table};
+use zerodb_domain::{DomainError, Namespace};
+use zerodb_embed::{Embedder, MAX_TEXTS_PER_CALL};
+
+use crate::model::{
+    Memory, MemoryPatch, MemoryType, NewMemory, content_hash, new_memory_id, normalize_name,
+};
+use crate::rank;
+use crate::repo::MemoryRepo;
+use crate::vector::StoredVector;
+
+/// Most memories one recall reads from a namespace (newest first).
+pub const MAX_SCAN: usize = 100_000;
+
+/// What a recall asks for.
+#[derive(Debug, Clone)]
+pub struct RecallQuery {
+    pub query: String,
+    pub namespace: Namespace,
+    pub limit: usize,
+    pub memory_type: Option<MemoryType>,
+    pub tags: Vec<String>,
+    pub entity_id: Option<String>,
+    pub min_importance: Option<f64>,
+}
+
+impl RecallQuery {
+    /// `*` (or nothing) asks for everything in scope, newest first.
+    pub fn is_wildcard(&self) -> bool {
+        let q = self.query.trim();
+        q.is_empty() || q == "*"
+    }
+
+    fn admits(&self, m: &Memory) -> bool {
+        self.memory_type.is_none_or(|t| t == m.memory_type)
+            && self.min_importance.is_none_or(|min| m.importance >= min)
+            && self.entity_id.as_deref().is_none_or(|e| {
+                m.entity_id
+                    .as_deref()
+                    .is_some_and(|me| normalize_name(me) == normalize_name(e))
+            })
+            && m.has_all_tags(&self.tags)
+    }
+}
+
+/// One recalled memory.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub memory: Memory,
+    pub score: f64,
+    pub similarity: f64,
+}
+
+/// What a batch item came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    Inserted(String),
+    Updated(String),
+    Deleted(String),
+    NotFound(String),
+    Failed { id: Option<String>, error: String },
+}
+
+/// Facts about one entity, sorted out of its memories.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub entity_id: String,
+    pub preferences: Vec<String>,
+    pub behaviors: Vec<String>,
+    pub facts: Vec<String>,
+    pub summary: String,
+    pub memory_count: usize,
+}
+
+/// The memory service of one deployment; cheap to clone.
+#[derive(Clone)]
+pub struct MemoryService {
+    repo: MemoryRepo,
+    graph: crate::graph::GraphRepo,
+    events: EventSink,
+    embedder: Arc<dyn Embedder>,
+    clock: Arc<dyn Clock>,
+    inline_writeback: bool,
+}
+
+fn require(caller: &Principal, permission: Permission, ns: &Namespace) -> Result<(), DomainError> {
+    caller.require(Service::Memory, permission, Some(ns))
+}
+
+impl MemoryService {
+    pub fn new(
+        table: Arc<dyn Table>,
+        events: EventSink,
+        embedder: Arc<dyn Embedder>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        MemoryService {
+            repo: MemoryRepo::new(table.clone()),
+            graph: crate::graph::GraphRepo::new(table),
+            events,
+            embedder,
+            clock,
+            inline_writeback: false,
+        }
+    }
+
+    /// Makes recall save the vectors it computed before answering, instead of in the
+    /// background: for tests that check the write-back, and for emulators that cannot take
+    /// concurrent writes.
+    pub fn with_inline_writeback(mut self) -> Self {
+        self.inline_writeback = true;
+        self
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    pub fn repo(&self) -> &MemoryRepo {
+        &self.repo
+    }
+
+    pub fn graph(&self) -> &crate::graph::GraphRepo {
+        &self.graph
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.now_ms()
+    }
+
+    /// How many memories name each entity (read from the secondary index).
+    pub async fn memory_counts(
+        &self,
+        account: &str,
+        entities: &[crate::graph::Entity],
+    ) -> Result<Vec<usize>, DomainError> {
+        use futures::StreamExt;
+        // Owned values in the stream: borrowed ones make the future's lifetimes too
+        // general for axum's Send bound.
+        let names: Vec<String> = entities
+            .iter()
+            .map(|e| normalize_name(&e.canonical_name))
+            .collect();
+        let counts: Vec<Result<usize, StoreError>> = futures::stream::iter(names)
+            .map(|name| {
+                let (repo, account) = (self.repo.clone(), account.to_owned());
+                async move {
+                    repo.by_entity(&account, &name, 10_000)
+                        .await
+                        .map(|v| v.len())
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
+        Ok(counts.into_iter().collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    fn build(&self, new: NewMemory, id: String, now: i64) -> Memory {
+        let content = new.content.into_string();
+        Memory {
+            id,
+            namespace: new.namespace,
+            content_hash: content_hash(&content),
+            content,
+            memory_type: new.memory_type,
+            importance: new.importance.get(),
+            tags: new.tags.as_slice().to_vec(),
+            entity_id: new.entity_id.map(|e| e.as_str().to_owned()),
+            metadata: new.metadata,
+            created_at: now,
+            updated_at: now,
+            vector: None,
+        }
+    }
+
+    /// Stores a memory and returns it. Commits first, then sends its events; the
+    /// embedding is computed later (by the worker, or by the first recall that needs it).
+    pub async fn remember(
+        &self,
+        caller: &Principal,
+        new: NewMemory,
+    ) -> Result<Memory, DomainError> {
+        require(caller, Permission::Write, &new.namespace)?;
+        let m = self.build(new, new_memory_id(), self.now_ms());
+        self.repo.insert(&caller.account_id, &m).await?;
+        if let Some(e) = &m.entity_id
+            && let Err(err) = self
+                .graph
+                .ensure_entity(&caller.account_id, e, m.created_at)
+                .await
+        {
+            // The memory stands; the entity is created again by the next memory naming it.
+            tracing::warn!(error = %err, "creating the entity of a memory failed");
+        }
+        tracing::debug!(memory_id = %m.id, namespace = %m.namespace, "memory stored");
+        self.events
+            .emit(vec![remembered_event(caller, &m), stored_event(caller, &m)])
+            .await;
+        Ok(m)
+    }
+
+    /// The best `limit` memories for the query, best first; `*` lists newest first.
+    /// Memories not yet embedded are embedded now, in one batch with the query, so a
+    /// memory is found by meaning as soon as `remember` has returned.
+    pub async fn recall(
+        &self,
+        caller: &Principal,
+        q: &RecallQuery,
+    ) -> Result<Vec<Scored>, DomainError> {
+        require(caller, Permission::Read, &q.namespace)?;
+        let account = &caller.account_id;
+        let mut memories: Vec<Memory> = self
+            .repo
+            .scan(account, &q.namespace, MAX_SCAN)
+            .await?
+            .into_iter()
+            .filter(|m| q.admits(m))
+            .collect();
+        if q.is_wildcard() {
+            memories.truncate(q.limit);
+            return Ok(memories
+                .into_iter()
+                .map(|memory| Scored {
+                    memory,
+                    score: 1.0,
+                    similarity: 1.0,
+                })
+                .collect());
+        }
+
+        let name = self.embedder.name().to_owned();
+        let dims = self.embedder.dims();
+        let pending: Vec<usize> = (0..memories.len())
+            .filter(|&i| {
+                memories[i]
+                    .vector
+                    .as_ref()
+                    .is_none_or(|v| !v.usable_for(&name, dims))
+            })
+            .collect();
+        let mut texts = Vec::with_capacity(1 + pending.len());
+        texts.push(q.query.clone());
+        texts.extend(pending.iter().map(|&i| memories[i].content.clone()));
+        let vectors = self.embed_all(&texts).await?;
+        let query_vec = &vectors[0];
+
+        let mut writeback = Vec::with_capacity(pending.len());
+        for (&i, v) in pending.iter().zip(&vectors[1..]) {
+            let stored = StoredVector::encode(&name, v);
+            memories[i].vector = Some(stored.clone());
+            writeback.push((memories[i].clone(), stored));
+        }
+        if self.inline_writeback {
+            save_vectors(&self.repo, account, writeback).await;
+        } else if !writeback.is_empty() {
+            // Saved in the background so the next recall need not embed them again; the
+            // answer does not wait on it, and losing it only costs a recomputation.
+            let repo = self.repo.clone();
+            let account = account.clone();
+            tokio::spawn(async move { save_vectors(&repo, &account, writeback).await });
+        }
+
+        let now = self.now_ms();
+        let sims: Vec<f64> = memories
+            .iter()
+            .map(|m| {
+                m.vector
+                    .as_ref()
+                    .map_or(0.0, |v| f64::from(v.dot(query_vec)).clamp(0.0, 1.0))
+            })
+            .collect();
+        let bases: Vec<f64> = memories
+            .iter()
+            .zip(&sims)
+            .map(|(m, &s)| rank::base_score(s, m.importance, rank::recency(now - m.created_at)))
+            .collect();
+        let qterms = rank::terms(&q.query);
+        let top = rank::top_k(&bases, q.limit, |i| {
+            rank::lexical(&qterms, &memories[i].content)
+        });
+        let mut slots: Vec<Option<Memory>> = memories.into_iter().map(Some).collect();
+        Ok(top
+            .into_iter()
+            .filter_map(|(i, score)| {
+                slots[i].take().map(|memory| Scored {
+                    memory,
+                    score,
+                    similarity: sims[i],
+                })
+            })
+            .collect())
+    }
+
+    async fn embed_all(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, DomainError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(MAX_TEXTS_PER_CALL) {
+            let mut v = self.embedder.embed(chunk).await.map_err(|e| {
+                tracing::error!(error = %e, embedder = self.embedder.name(), "embedding failed");
+                DomainError::Unavailable {
+                    retry_after_secs: 1,
+                }
+            })?;
+            out.append(&mut v);
+        }
+        Ok(out)
+    }
+
+    /// Forgets one memory by id. NotFound when the account has no such memory.
+    pub async fn forget_id(&self, caller: &Principal, id: &str) -> Result<(), DomainError> {
+        let not_found = || DomainError::NotFound(format!("memory '{id}' not found"));
+        if !crate::model::is_memory_id(id) {
+            return Err(not_found());
+        }
+        let ns = self
+            .repo
+            .locate(&caller.account_id, id)
+            .await?
+            .ok_or_else(not_found)?;
+        require(caller, Permission::Write, &ns)?;
+        if self.repo.delete(&caller.account_id, &ns, id).await? {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// Forgets every memory of a namespace carrying all `tags` (all of them when `tags` is
+    /// empty), however many, a page at a time. Returns how many.
+    pub async fn forget_where(
+        &self,
+        caller: &Principal,
+        ns: &Namespace,
+        tags: &[String],
+    ) -> Result<usize, DomainError> {
+        require(caller, Permission::Write, ns)?;
+        let account = &caller.account_id;
+        let mut deleted = 0;
+        let mut cursor = None;
+        loop {
+            // Deleting while paging is safe: the cursor is a key position, not an offset.
+            let (page, next) = self.repo.page(account, ns, cursor).await?;
+            let targets: Vec<(Namespace, String)> = page
+                .into_iter()
+                .filter(|m| m.has_all_tags(tags))
+                .map(|m| (m.namespace, m.id))
+                .collect();
+            deleted += self.repo.delete_many(account, &targets).await?;
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(deleted),
+            }
+        }
+    }
+
+    /// Inserts or replaces up to 500 records; each reports its own outcome. A record with
+    /// the `id` of an existing memory replaces it (keeping its creation time); new records
+    /// are written many to a transaction.
+    pub async fn batch_upsert(
+        &self,
+        caller: &Principal,
+        records: Vec<Result<(Option<String>, NewMemory), String>>,
+    ) -> Result<Vec<ItemOutcome>, DomainError> {
+        let account = caller.account_id.clone();
+        let now = self.now_ms();
+        let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; records.len()];
+        let mut fresh: Vec<(usize, Memory)> = Vec::new();
+        let mut events = Vec::new();
+        for (index, record) in records.into_iter().enumerate() {
+            let (id, new) = match record {
+                Ok(r) => r,
+                Err(error) => {
+                    outcomes[index] = Some(ItemOutcome::Failed { id: None, error });
+                    continue;
+                }
+            };
+            if let Err(e) = require(caller, Permission::Write, &new.namespace) {
+                outcomes[index] = Some(ItemOutcome::Failed {
+                    id,
+                    error: e.to_string(),
+                });
+                continue;
+            }
+            let existing = match &id {
+                Some(id) if crate::model::is_memory_id(id) => self.repo.find(&account, id).await?,
+                _ => None,
+            };
+            let outcome = match existing {
+                Some(old) if old.namespace != new.namespace => ItemOutcome::Failed {
+                    id,
+                    error: format!(
+                        "memory '{}' lives in namespace '{}'; an upsert cannot move it (delete it and insert a new one)",
+                        old.id, old.namespace
+                    ),
+                },
+                Some(old) => {
+                    let mut m = self.build(new, old.id.clone(), now);
+                    m.created_at = old.created_at;
+                    match self.repo.replace(&account, &m).await {
+                        Ok(()) => {
+                            events.push(stored_event(caller, &m));
+                            ItemOutcome::Updated(m.id)
+                        }
+                        Err(StoreError::Conflict) => ItemOutcome::Failed {
+                            id,
+                            error: format!("memory '{}' was deleted meanwhile", old.id),
+                        },
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => {
+                    // A record naming an id we issued keeps it; anything else gets a new one.
+                    let given = id.filter(|i| crate::model::is_memory_id(i));
+                    fresh.push((
+                        index,
+                        self.build(new, given.unwrap_or_else(new_memory_id), now),
+                    ));
+                    continue;
+                }
+            };
+            outcomes[index] = Some(outcome);
+        }
+        let memories: Vec<Memory> = fresh.iter().map(|(_, m)| m.clone()).collect();
+        let written = self.repo.insert_many(&account, &memories).await?;
+        for ((index, m), ok) in fresh.into_iter().zip(written) {
+            outcomes[index] = Some(match ok {
+                Ok(()) => {
+                    events.push(stored_event(caller, &m));
+                    ItemOutcome::Inserted(m.id)
+                }
+                Err(error) => ItemOutcome::Failed {
+                    id: Some(m.id),
+                    error,
+                },
+            });
+        }
+        self.events.emit(events).await;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every record has an outcome"))
+            .collect())
+    }
+
+    /// Applies partial updates to up to 500 memories by id, 16 at a time. Changing content
+    /// drops the old embedding; the new one is computed like any pending memory's.
+    pub async fn batch_update(
+        &self,
+        caller: &Principal,
+        updates: Vec<Result<(String, MemoryPatch), (Option<String>, String)>>,
+    ) -> Result<Vec<ItemOutcome>, DomainError> {
+        use futures::StreamExt;
+        let now = self.now_ms();
+        let results: Vec<Result<(ItemOutcome, Option<Memory>), DomainError>> =
+            futures::stream::iter(updates)
+                .map(|u| {
+                    let (svc, caller) = (self.clone(), caller.clone());
+                    async move {
+                        let (id, patch) = match u {
+                            Ok(x) => x,
+                            Err((id, error)) => {
+                                return Ok((ItemOutcome::Failed { id, error }, None));
+                            }
+                        };
+                        svc.update_one(&caller, id, patch, now).await
+                    }
+                })
+                .buffered(16)
+                .collect()
+                .await;
+        let mut outcomes = Vec::with_capacity(results.len());
+        let mut events = Vec::new();
+        for r in results {
+            let (outcome, changed) = r?;
+            if let Some(m) = changed {
+                events.push(stored_event(caller, &m));
+            }
+            outcomes.push(outcome);
+        }
+        self.events.emit(events).await;
+        Ok(outcomes)
+    }
+
+    async fn update_one(
+        &self,
+        caller: &Principal,
+        id: String,
+        patch: MemoryPatch,
+        now: i64,
+    ) -> Result<(ItemOutcome, Option<Memory>), DomainError> {
+        let account = &caller.account_id;
+        let found = if crate::model::is_memory_id(&id) {
+            self.repo.find(account, &id).await?
+        } else {
+            None
+        };
+        let Some(mut m) = found else {
+            return Ok((ItemOutcome::NotFound(id), None));
+        };
+        if let Err(e) = require(caller, Permission::Write, &m.namespace) {
+            let error = e.to_string();
+            return Ok((
+                ItemOutcome::Failed {
+                    id: Some(id),
+                    error,
+                },
+                None,
+            ));
+        }
+        if let Some(c) = patch.content {
+            m.content = c.into_string();
+            m.content_hash = content_hash(&m.content);
+            m.vector = None;
+        }
+        if let Some(t) = patch.memory_type {
+            m.memory_type = t;
+        }
+        if let Some(i) = patch.importance {
+            m.importance = i.get();
+        }
+        if let Some(t) = patch.tags {
+            m.tags = t.as_slice().to_vec();
+        }
+        if let Some(meta) = patch.metadata {
+            m.metadata = meta;
+        }
+        m.updated_at = now;
+        match self.repo.replace(account, &m).await {
+            Ok(()) => Ok((ItemOutcome::Updated(id), Some(m))),
+            // Deleted between our read and write.
+            Err(StoreError::Conflict) => Ok((ItemOutcome::NotFound(id), None)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes up to 500 memories by id.
+    pub async fn batch_delete(
+        &self,
+        caller: &Principal,
+        ids: Vec<String>,
+    ) -> Result<Vec<ItemOutcome>, DomainError> {
+        use futures::StreamExt;
+        let account = &caller.account_id;
+        let located: Vec<Result<Option<Namespace>, StoreError>> =
+            futures::stream::iter(ids.clone())
+                .map(|id| {
+                    let (repo, account) = (self.repo.clone(), account.clone());
+                    async move {
+                        if crate::model::is_memory_id(&id) {
+                            repo.locate(&account, &id).await
+                        } else {
+                            Ok(None)
+                        }
+                    }
+                })
+                .buffered(16)
+                .collect()
+                .await;
+        let mut outcomes = Vec::with_capacity(ids.len());
+        let mut targets = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (id, ns) in ids.into_iter().zip(located) {
+            match ns? {
+                None => outcomes.push(ItemOutcome::NotFound(id)),
+                Some(_) if !seen.insert(id.clone()) => outcomes.push(ItemOutcome::Deleted(id)),
+                Some(ns) => match require(caller, Permission::Write, &ns) {
+                    Ok(()) => {
+                        targets.push((ns, id.clone()));
+                        outcomes.push(ItemOutcome::Deleted(id));
+                    }
+                    Err(e) => outcomes.push(ItemOutcome::Failed {
+                        id: Some(id),
+                        error: e.to_string(),
+                    }),
+                },
+            }
+        }
+        self.repo.delete_many(account, &targets).await?;
+        Ok(outcomes)
+    }
+
+    /// An entity's memories, sorted into preferences, behaviours and facts. Only
+    /// namespaces the caller may read contribute.
+    pub async fn profile(&self, caller: &Principal, entity: &str) -> Result<Profile, DomainError> {
+        let memories = self
+            .repo
+            .by_entity(&caller.account_id, &normalize_name(entity), 1000)
+            .await?;
+        let mut p = Profile {
+            entity_id: entity.to_owned(),
+            ..Default::default()
+        };
+        for m in memories {
+            if !caller
+                .scopes
+                .grants(Service::Memory, Permission::Read, Some(&m.namespace))
+            {
+                continue;
+            }
+            p.memory_count += 1;
+            match classify(&m) {
+                Kind::Preference => p.preferences.push(m.content),
+                Kind::Behavior => p.behaviors.push(m.content),
+                Kind::Fact => p.facts.push(m.content),
+            }
+        }
+        p.summary = if p.memory_count == 0 {
+            format!("No memories about {entity} yet.")
+        } else {
+            format!(
+                "{entity}: {} memories ({} preferences, {} behaviors, {} facts).",
+                p.memory_count,
+                p.preferences.len(),
+                p.behaviors.len(),
+                p.facts.len()
+            )
+        };
+        Ok(p)
+    }
+
+    /// Embeds the listed memories that still lack a vector from this embedder: the
+    /// worker's job for `zeromemory.remembered` / `zerodb.memory.stored` events. Returns
+    /// how many vectors it stored.
+    pub async fn embed_pending(
+        &self,
+        account: &str,
+        targets: &[(Namespace, String)],
+    ) -> Result<usize, DomainError> {
+        let name = self.embedder.name().to_owned();
+        let dims = self.embedder.dims();
+        let mut pending = Vec::new();
+        for (ns, id) in targets {
+            if let Some(m) = self.repo.get(account, ns, id).await?
+                && m.vector.as_ref().is_none_or(|v| !v.usable_for(&name, dims))
+            {
+                pending.push(m);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let texts: Vec<String> = pending.iter().map(|m| m.content.clone()).collect();
+        let vectors = self.embed_all(&texts).await?;
+        let work = pending
+            .into_iter()
+            .zip(vectors)
+            .map(|(m, v)| {
+                let stored = StoredVector::encode(&name, &v);
+                (m, stored)
+            })
+            .collect();
+        Ok(save_vectors(&self.repo, account, work).await)
+    }
+}
+
+async fn save_vectors(
+    repo: &MemoryRepo,
+    account: &str,
+    work: Vec<(Memory, StoredVector)>,
+) -> usize {
+    use futures::StreamExt;
+    futures::stream::iter(work)
+        .map(|(m, v)| {
+            let (repo, account) = (repo.clone(), account.to_owned());
+            async move {
+                match repo.set_vector(&account, &m, v).await {
+                    Ok(saved) => saved,
+                    Err(e) => {
+                        tracing::warn!(error = %e, memory_id = %m.id, "saving an embedding failed; it will be recomputed");
+                        false
+                    }
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .filter(|saved| std::future::ready(*saved))
+        .count()
+        .await
+}
+
+enum Kind {
+    Preference,
+    Behavior,
+    Fact,
+}
+
+/// Preferences speak of liking and wanting; behaviours of habits and procedures;
+/// everything else is a fact.
+fn classify(m: &Memory) -> Kind {
+    let text = m.content.to_lowercase();
+    let has = |words: &[&str]| {
+        text.split(|c: char| !c.is_alphanumeric())
+            .any(|w| words.contains(&w))
+    };
+    if has(&[
+        "prefer",
+        "prefers",
+        "preferred",
+        "preference",
+        "preferences",
+        "like",
+        "likes",
+        "love",
+        "loves",
+        "favorite",
+        "favourite",
+        "enjoy",
+        "enjoys",
+        "dislike",
+        "dislikes",
+        "hate",
+        "hates",
+        "want",
+        "wants",
+    ]) {
+        Kind::Preference
+    } else if m.memory_type == MemoryType::Procedural
+        || has(&[
+            "usually",
+            "always",
+            "often",
+            "never",
+            "every",
+            "daily",
+            "weekly",
+            "habit",
+            "tends",
+            "routinely",
+            "typically",
+        ])
+    {
+        Kind::Behavior
+    } else {
+        Kind::Fact
+    }
+}
+
+fn project_of(ns: &Namespace) -> Json {
+    match ns {
+        Namespace::Scoped(zerodb_domain::namespace::NamespaceKind::Project, id) => {
+            Json::String(id.as_str().to_owned())
+        }
+        _ => Json::Null,
+    }
+}
+
+fn remembered_event(caller: &Principal, m: &Memory) -> (String, String, Json) {
+    (
+        "zeromemory.remembered".into(),
+        "zeromemory".into(),
+        json!({
+            "memory_id": m.id,
+            "entity_id": m.entity_id,
+            "memory_type": m.memory_type.as_str(),
+            "namespace": m.namespace.to_string(),
+            "user_id": caller.account_id,
+        }),
+    )
+}
+
+fn stored_event(caller: &Principal, m: &Memory) -> (String, String, Json) {
+    (
+        "zerodb.memory.stored".into(),
+        "zerodb".into(),
+        json!({
+            "memory_id": m.id,
+            "project_id": project_of(&m.namespace),
+            "agent_id": caller.key_id,
+            "user_id": caller.account_id,
+            "namespace": m.namespace.to_string(),
+        }),
+    )
+}
+
+/// The memories an event asks the worker to embed: (account, namespace, memory id).
+pub fn embedding_target(
+    event: &zerodb_domain::events::Event,
+) -> Option<(String, Namespace, String)> {
+    if event.event != "zeromemory.remembered" && event.event != "zerodb.memory.stored" {
+        return None;
+    }
+    let d = &event.data;
+    Some((
+        d.get("user_id")?.as_str()?.to_owned(),
+        Namespace::parse(d.get("namespace")?.as_str()?).ok()?,
+        d.get("memory_id")?.as_str()?.to_owned(),
+    ))
+}

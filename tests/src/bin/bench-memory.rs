@@ -1,0 +1,295 @@
+//! Benchmark: memory on zerodb-local. Remember throughput at concurrency 1 and 32 (against
+//! the unauthenticated health endpoint measured in the same run as a baseline), table calls
+//! per request, and recall latency (p50/p95, query embedding included) over 10,000
+//! memories in one namespace. Prints figures; asserts nothing (the tests do that).
+//!
+//! Run: `ZERODB_MINILM_DIR="$(./infra/fetch-model.sh)" cargo run --profile perf -p zerodb-tests --bin bench-memory`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use zerodb_domain::auth::AuthSettings;
+use zerodb_domain::clock::SystemClock;
+use zerodb_domain::rate::RateCounting;
+use zerodb_domain::store::Stores;
+use zerodb_http::AppState;
+use zerodb_tests::support::CountingTable;
+
+const SUBJECTS: &[&str] = &[
+    "Alice",
+    "Bob",
+    "The billing service",
+    "Our CI pipeline",
+    "The mobile app",
+    "Priya",
+    "The data team",
+    "The staging cluster",
+    "Marco",
+    "The search index",
+    "The onboarding flow",
+    "Customer support",
+    "The release train",
+    "Kenji",
+    "The payments API",
+    "The design system",
+];
+const FACTS: &[&str] = &[
+    "prefers dark mode and vim keybindings",
+    "moved the weekly sync to Thursday afternoons",
+    "runs on PostgreSQL 16 with nightly backups",
+    "needs the quarterly report by the end of March",
+    "switched from Jenkins to GitHub Actions last spring",
+    "is allergic to peanuts and avoids shellfish",
+    "caches embeddings in Redis with a one-day expiry",
+    "deploys to three regions behind a global load balancer",
+    "has a budget of forty thousand dollars this year",
+    "reported latency spikes after the last upgrade",
+    "writes commit messages in the imperative mood",
+    "keeps feature flags in LaunchDarkly",
+    "flies to Lisbon for the conference in May",
+    "uses Terraform for every piece of infrastructure",
+    "asked for concise answers without bullet points",
+    "is blocked on the security review of the new login flow",
+];
+const QUERIES: &[&str] = &[
+    "editor settings",
+    "meeting schedule changes",
+    "which database do we use",
+    "report deadline",
+    "continuous integration tooling",
+    "food allergies",
+    "caching strategy",
+    "multi-region deployment",
+    "yearly spending limit",
+    "performance regression",
+    "commit style guide",
+    "feature toggles",
+    "travel plans",
+    "infrastructure as code",
+    "answer formatting preferences",
+    "what is blocking the login work",
+];
+
+struct Stats {
+    rps: f64,
+    p50: Duration,
+    p95: Duration,
+    calls_per_req: f64,
+}
+
+async fn run<F, Fut>(concurrency: usize, total: usize, counter: &CountingTable, f: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    counter.take();
+    let per_task = total / concurrency;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for i in 0..per_task {
+                let s = Instant::now();
+                f(t * per_task + i).await;
+                lat.push(s.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Stats {
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p95: pct(0.95),
+        calls_per_req: counter.take() as f64 / all.len() as f64,
+    }
+}
+
+fn content(i: usize) -> String {
+    format!(
+        "{} {} (note {i})",
+        SUBJECTS[i % SUBJECTS.len()],
+        FACTS[(i / SUBJECTS.len()) % FACTS.len()]
+    )
+}
+
+fn row(name: &str, conc: usize, s: &Stats, base: Option<&Stats>) {
+    println!(
+        "{:<44} {:>4} {:>9.0} {:>8.2} {:>8.2} {:>8} {:>9.2}",
+        name,
+        conc,
+        s.rps,
+        s.p50.as_secs_f64() * 1e3,
+        s.p95.as_secs_f64() * 1e3,
+        base.map_or("-".to_owned(), |b| format!("{:.2}x", s.rps / b.rps)),
+        s.calls_per_req
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let embedder = tokio::task::spawn_blocking(zerodb_local::local_embedder).await??;
+    let dir = tempfile::tempdir()?;
+    let stack = zerodb_local::open_stack(dir.path())?;
+    let counting = CountingTable::new(stack.stores.table.clone());
+    let stores = Stores {
+        table: counting.clone(),
+        ..stack.stores.clone()
+    };
+    let settings = AuthSettings {
+        jwt_secret: zerodb_domain::ids::random_base62(64).into_bytes(),
+        rate_limit_per_minute: u32::MAX,
+        rate_counting: RateCounting::InProcess,
+    };
+    let account = zerodb_local::create_account(stores.table.clone(), "bench").await?;
+    let state = AppState::new(stores.clone(), Arc::new(SystemClock), &settings);
+    let services = zerodb_local::Services::new(&state, embedder.clone());
+    let app = zerodb_local::router(state, services.clone());
+    // The events worker runs as in zerodb-local, embedding in the background.
+    tokio::spawn(zerodb_local::worker::run(
+        stack.stores.events.clone(),
+        services.memory.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let key = account.root_key.expose().to_owned();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+
+    let n: usize = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16_000);
+    println!(
+        "zerodb-local memory benchmark; embedder {} ({} dims); client and server in one process, every commit synced.",
+        embedder.name(),
+        embedder.dims()
+    );
+    println!(
+        "{:<44} {:>4} {:>9} {:>8} {:>8} {:>8} {:>9}",
+        "scenario", "conc", "req/s", "p50 ms", "p95 ms", "vs base", "table/req"
+    );
+    for conc in [1usize, 32] {
+        let total = if conc == 1 { n / 8 } else { n };
+        let health = {
+            let (c, b) = (client.clone(), base.clone());
+            run(conc, total, &counting, move |_| {
+                let (c, b) = (c.clone(), b.clone());
+                async move {
+                    let r = c
+                        .get(format!("{b}/api/v1/health"))
+                        .send()
+                        .await
+                        .expect("health");
+                    assert!(r.status().is_success());
+                }
+            })
+            .await
+        };
+        row(
+            "GET /api/v1/health (no auth: baseline)",
+            conc,
+            &health,
+            None,
+        );
+        let offset = conc * 1_000_000;
+        let remember = {
+            let (c, b, k) = (client.clone(), base.clone(), key.clone());
+            run(conc, total, &counting, move |i| {
+                let (c, b, k) = (c.clone(), b.clone(), k.clone());
+                async move {
+                    let r = c
+                        .post(format!("{b}/api/v1/public/memory/v2/remember"))
+                        .header("x-api-key", k)
+                        .json(&json!({"content": content(offset + i), "namespace": "project:bench", "importance": 0.6, "tags": ["bench"]}))
+                        .send()
+                        .await
+                        .expect("remember");
+                    assert_eq!(r.status().as_u16(), 201);
+                }
+            })
+            .await
+        };
+        row("POST /v2/remember", conc, &remember, Some(&health));
+    }
+
+    // Recall over 10,000 memories in one namespace.
+    let memories = 10_000;
+    let load = Instant::now();
+    for chunk in (0..memories).collect::<Vec<_>>().chunks(500) {
+        let records: Vec<_> = chunk
+            .iter()
+            .map(|&i| json!({"content": content(i), "namespace": "project:recall"}))
+            .collect();
+        let r = client
+            .post(format!(
+                "{base}/api/v1/projects/bench/database/memory/batch/upsert"
+            ))
+            .header("x-api-key", &key)
+            .json(&json!({"records": records}))
+            .send()
+            .await?;
+        assert!(r.status().is_success());
+    }
+    println!();
+    println!(
+        "loaded {memories} memories into project:recall in {:.2} s (batch upsert, 500 per request)",
+        load.elapsed().as_secs_f64()
+    );
+    // The first recall embeds whatever the worker has not reached yet, in one batch.
+    let first = Instant::now();
+    let r = client
+        .post(format!("{base}/api/v1/public/memory/v2/recall"))
+        .header("x-api-key", &key)
+        .json(&json!({"query": "warm-up", "namespace": "project:recall", "limit": 10}))
+        .send()
+        .await?;
+    assert!(r.status().is_success());
+    println!(
+        "first recall (embeds every memory still pending): {:.2} s",
+        first.elapsed().as_secs_f64()
+    );
+    // Let the background write-back of those vectors finish before timing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for conc in [1usize, 4] {
+        let total = 400;
+        let stats = {
+            let (c, b, k) = (client.clone(), base.clone(), key.clone());
+            run(conc, total, &counting, move |i| {
+                let (c, b, k) = (c.clone(), b.clone(), k.clone());
+                async move {
+                    // A different query text each time: the query embedding is part of it.
+                    let q = format!("{} {}", QUERIES[i % QUERIES.len()], i);
+                    let r = c
+                        .post(format!("{b}/api/v1/public/memory/v2/recall"))
+                        .header("x-api-key", k)
+                        .json(&json!({"query": q, "namespace": "project:recall", "limit": 10}))
+                        .send()
+                        .await
+                        .expect("recall");
+                    assert!(r.status().is_success());
+                    r.bytes().await.expect("body");
+                }
+            })
+            .await
+        };
+        row(
+            "POST /v2/recall (10,000 memories, limit 10)",
+            conc,
+            &stats,
+            None,
+        );
+    }
+    Ok(())
+}
