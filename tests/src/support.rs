@@ -194,6 +194,7 @@ impl Reply {
 /// test moves and one account whose root key it holds.
 pub struct TestApp {
     pub router: Router,
+    pub state: zerodb_http::AppState,
     pub services: zerodb_local::Services,
     pub clock: Arc<ManualClock>,
     pub stores: Stores,
@@ -242,12 +243,13 @@ impl TestApp {
         // Recall's vector write-back runs before it answers, so tests see it happen and
         // moto (which breaks under concurrent transactions) never races it.
         services.memory = services.memory.with_inline_writeback();
-        let router = zerodb_local::router(state, services.clone());
+        let router = zerodb_local::router(state.clone(), services.clone());
         let account = zerodb_local::create_account(stores.table.clone(), "test")
             .await
             .expect("create account");
         TestApp {
             router,
+            state,
             services,
             clock,
             stores,
@@ -255,6 +257,11 @@ impl TestApp {
             account_id: account.account_id,
             _guard: guard,
         }
+    }
+
+    /// Rebinds the router after a test changed `services`.
+    pub fn rebuild_router(&mut self) {
+        self.router = zerodb_local::router(self.state.clone(), self.services.clone());
     }
 
     /// Another account on the same storage; returns its root key.

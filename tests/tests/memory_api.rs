@@ -147,6 +147,7 @@ async fn bad_input_is_a_422_naming_the_field(backend: Backend) {
         (json!({"query": "x", "limit": 1001}), "limit"),
         (json!({"query": "x", "min_importance": 2}), "min_importance"),
         (json!({"query": "x", "namespace": "session:"}), "namespace"),
+        (json!({"query": "x", "filter": [null, null]}), "filter"),
     ] {
         let r = app.post(&url("recall"), k, body.clone()).await;
         assert_eq!(
@@ -343,11 +344,15 @@ async fn forget_in_every_wire_form(backend: Backend) {
 }
 
 async fn session_delete_pages_through_everything(backend: Backend) {
-    let app = TestApp::new(backend).await;
-    let k = &app.root_key;
-    // More than one query page (1,000), written through the batch endpoint.
-    let total = 1_150;
-    for chunk in (0..total).collect::<Vec<_>>().chunks(500) {
+    let mut app = TestApp::new(backend).await;
+    // Small pages, so a few hundred memories span several of them (production reads
+    // 1,000 per query; the paging logic is the same).
+    app.services.memory = app.services.memory.clone().with_page_size(40);
+    app.rebuild_router();
+    let k = app.root_key.clone();
+    let k = &k;
+    let total = 230;
+    for chunk in (0..total).collect::<Vec<_>>().chunks(100) {
         let records: Vec<Value> = chunk
             .iter()
             .map(|i| json!({"content": format!("note {i}"), "namespace": "session:big"}))
@@ -362,6 +367,13 @@ async fn session_delete_pages_through_everything(backend: Backend) {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.body["inserted"].as_u64().unwrap() as usize, chunk.len());
     }
+    let all = recall(
+        &app,
+        k,
+        json!({"query": "*", "namespace": "session:big", "limit": 1000}),
+    )
+    .await;
+    assert_eq!(all.len(), total, "recall reads every page too");
     remember(
         &app,
         k,
@@ -913,7 +925,8 @@ async fn writes_emit_events_and_the_worker_embeds(backend: Backend) {
     assert_eq!(v.model, "lexical-v1");
     assert_eq!(v.dims(), 384);
     let listed = recall(&app, &app.root_key, json!({"query": "*"})).await;
-    assert_eq!(listed[0]["embedded"], true);
+    let first = listed.iter().find(|m| m["id"] == id).unwrap();
+    assert_eq!(first["embedded"], true);
     // Junk on the queue is skipped, not retried forever.
     assert_eq!(
         zerodb_memory::worker::process(memory, &["not json".into()])

@@ -171,6 +171,9 @@ fn check_count(field: &str, n: usize, what: &str) -> Result<(), DomainError> {
 
 /// Parses one item of a batch; a malformed item fails alone, not the batch.
 fn item<T: serde::de::DeserializeOwned>(v: Json_) -> Result<T, String> {
+    if !v.is_object() {
+        return Err("each item must be a JSON object, e.g. {\"content\": ...}".into());
+    }
     let bytes = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
     zerodb_http::extract::parse_json::<T>(&bytes).map_err(|e| match e {
         DomainError::Validation(errs) => Problems::summary(&errs)

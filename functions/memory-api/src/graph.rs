@@ -6,7 +6,6 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::Value as Json_;
 use zerodb_domain::auth::Principal;
 use zerodb_domain::scope::{Permission, Service};
 use zerodb_domain::{DomainError, FieldError};
@@ -55,6 +54,17 @@ async fn list(
     p: EntityParams,
 ) -> ApiResult<Json<Vec<EntityView>>> {
     can(&caller, Permission::Read)?;
+    if p.entity_type
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > 64)
+    {
+        return Err(DomainError::Validation(vec![FieldError::at(
+            vec!["query".into(), "type".into()],
+            "type must be at most 64 characters",
+            "value_error",
+        )])
+        .into());
+    }
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(DomainError::Validation(vec![FieldError::at(
@@ -164,7 +174,7 @@ async fn add_edge(
     target: (&str, &str),
     predicate: (&str, &str),
     confidence: Option<f64>,
-    props: Option<serde_json::Map<String, Json_>>,
+    props: Option<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<(StatusCode, Json<EdgeView>)> {
     can(caller, Permission::Write)?;
     let mut errors = Vec::new();
@@ -338,21 +348,10 @@ pub async fn traverse(
         )])
         .into());
     }
-    let predicates: Vec<String> = match req.predicate_filter {
-        None | Some(Json_::Null) => Vec::new(),
-        Some(Json_::String(s)) => vec![s],
-        Some(Json_::Array(a)) if a.iter().all(Json_::is_string) => a
-            .into_iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        Some(_) => {
-            return Err(DomainError::Validation(vec![field_error(
-                &["predicate_filter"],
-                "predicate_filter must be a string or a list of strings",
-            )])
-            .into());
-        }
-    };
+    let predicates = req
+        .predicate_filter
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
     let start = check_name("start", &req.start)?;
     let g = svc.graph();
     let e = g

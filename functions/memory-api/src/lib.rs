@@ -104,6 +104,7 @@ pub fn routes() -> Routes {
         wire::RelateRequest,
         wire::EdgeView,
         wire::TraverseRequest,
+        wire::OneOrMany,
         wire::PathView,
         wire::StatsView,
         wire::RankedEntity,

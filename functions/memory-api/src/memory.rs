@@ -1,7 +1,7 @@
 //! ZeroMemory v2: remember, recall, forget, session cleanup and entity profiles.
 
 use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use zerodb_domain::namespace::{NamespaceId, NamespaceKind};
 use zerodb_domain::{DomainError, FieldError, Namespace};
@@ -16,6 +16,7 @@ use crate::wire::*;
 /// Commits and returns at once; the embedding is computed off the request path, and recall
 /// finds the memory by meaning immediately either way.
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/remember", tag = "memory", request_body = RememberRequest,
+    params(("X-Project-ID" = Option<String>, Header, description = "The project this write belongs to, recorded on its `zerodb.memory.stored` event")),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 201, body = RememberResponse),
@@ -25,8 +26,29 @@ use crate::wire::*;
 pub async fn remember(
     Extension(svc): Extension<MemoryService>,
     Auth(caller): Auth,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<RememberRequest>,
 ) -> ApiResult<(StatusCode, Json<RememberResponse>)> {
+    // Some clients name their project in a header; it is recorded on the write's event.
+    let project = match headers.get("x-project-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(p)) if p.trim().is_empty() => None,
+        Some(Ok(p)) => Some(NamespaceId::parse(p.trim()).map_err(|m| {
+            DomainError::Validation(vec![FieldError::at(
+                vec!["header".into(), "X-Project-ID".into()],
+                m,
+                "value_error",
+            )])
+        })?),
+        Some(Err(_)) => {
+            return Err(DomainError::Validation(vec![FieldError::at(
+                vec!["header".into(), "X-Project-ID".into()],
+                "X-Project-ID must be visible ASCII",
+                "value_error",
+            )])
+            .into());
+        }
+    };
     let (new, defaulted) = new_memory(
         &[],
         req.content,
@@ -39,7 +61,9 @@ pub async fn remember(
         req.metadata,
     )
     .map_err(DomainError::Validation)?;
-    let m = svc.remember(&caller, new).await?;
+    let m = svc
+        .remember_in(&caller, new, project.as_ref().map(NamespaceId::as_str))
+        .await?;
     let suggestion = if defaulted {
         "Memory stored in your private 'default' namespace because the request named none; pass \
          \"namespace\" (session:<id>, project:<id>, user:<id>) to isolate it. Recall it by meaning \

@@ -266,8 +266,35 @@ pub struct RecallRequest {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub min_importance: Option<f64>,
-    #[serde(default)]
+    /// `{namespace, tags, memory_type, entity_id}`, as some clients send them.
+    #[serde(default, deserialize_with = "object")]
+    #[schema(value_type = Option<RecallFilter>)]
     pub filter: Option<RecallFilter>,
+}
+
+/// A nested object field. serde would also accept a struct written as an array of its
+/// fields (`[null, null]`), which no client means; this refuses it.
+pub fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Option::<Json>::deserialize(d)? {
+        None | Some(Json::Null) => Ok(None),
+        Some(v @ Json::Object(_)) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(other) => Err(D::Error::custom(format!(
+            "invalid type: expected an object, found {}",
+            match other {
+                Json::Array(_) => "an array",
+                Json::String(_) => "a string",
+                Json::Number(_) => "a number",
+                _ => "a boolean",
+            }
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -305,7 +332,8 @@ pub struct ForgetRequest {
     pub memory_id: Option<String>,
     #[serde(default)]
     pub namespace: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
+    #[schema(value_type = Option<ForgetFilter>)]
     pub filter: Option<ForgetFilter>,
 }
 
@@ -461,8 +489,24 @@ pub struct TraverseRequest {
     pub max_hops: Option<i64>,
     /// Follow only edges with these predicates (a string or a list).
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
-    pub predicate_filter: Option<Json>,
+    pub predicate_filter: Option<OneOrMany>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

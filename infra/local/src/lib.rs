@@ -221,7 +221,13 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
     };
 
     let state = AppState::new(stack.stores.clone(), Arc::new(SystemClock), &settings);
-    let services = Services::new(&state, config.embedder.clone());
+    let mut services = Services::new(&state, config.embedder.clone());
+    // This process is the only writer of its data directory, so whole namespaces can be
+    // cached for recall, and events can be sent without making the write wait.
+    services.memory = services
+        .memory
+        .with_namespace_cache()
+        .with_detached_events();
     let app = router(state, services.clone());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

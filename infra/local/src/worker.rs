@@ -8,8 +8,15 @@ use std::time::Duration;
 use zerodb_domain::store::Queue;
 use zerodb_memory::MemoryService;
 
-/// Messages gathered before one call of the handler: one model call embeds them all.
-const BATCH: usize = 64;
+/// Messages handled per call (one model call embeds their memories). Small enough that a
+/// batch takes a fraction of a second on two cores, so the worker yields to requests
+/// quickly.
+const BATCH: usize = 40;
+/// zerodb-local shares its cores between requests and the model. While memories are
+/// being written the worker waits (up to `MAX_DEFER`), so a burst of writes is not slowed
+/// by embedding; recall embeds whatever is still pending, so waiting loses nothing.
+const QUIET: Duration = Duration::from_millis(250);
+const MAX_DEFER: Duration = Duration::from_secs(30);
 /// How long a message stays hidden while a batch is handled; unacknowledged, it returns.
 const VISIBILITY_SECS: u32 = 120;
 /// Pause when the queue is empty. The worker is an optimisation (recall embeds whatever
@@ -18,6 +25,12 @@ const IDLE: Duration = Duration::from_millis(200);
 
 pub async fn run(queue: Arc<dyn Queue>, memory: MemoryService) {
     loop {
+        let deferring = std::time::Instant::now();
+        while memory.millis_since_last_write() < QUIET.as_millis() as i64
+            && deferring.elapsed() < MAX_DEFER
+        {
+            tokio::time::sleep(QUIET).await;
+        }
         let mut messages = Vec::new();
         while messages.len() < BATCH {
             match queue.receive(10, VISIBILITY_SECS).await {

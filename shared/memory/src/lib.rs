@@ -5,6 +5,7 @@
 //! embeds in batches off the request path, and `recall` embeds whatever is still pending in
 //! its namespace in one batch with the query, so every committed memory is found by meaning.
 
+pub mod cache;
 pub mod graph;
 pub mod model;
 pub mod rank;

@@ -57,6 +57,46 @@ pub fn terms(text: &str) -> HashSet<String> {
         .collect()
 }
 
+/// A query's terms, prepared for matching against many texts.
+pub struct QueryTerms {
+    terms: Vec<String>,
+    /// First characters of the terms: a word starting with anything else cannot match,
+    /// which rules out most words without lowercasing or stemming them.
+    firsts: Vec<char>,
+}
+
+impl QueryTerms {
+    pub fn new(query: &str) -> Self {
+        let mut terms: Vec<String> = terms(query).into_iter().collect();
+        terms.truncate(64);
+        let firsts = terms.iter().filter_map(|t| t.chars().next()).collect();
+        QueryTerms { terms, firsts }
+    }
+
+    /// Share of the query's terms found in `text`.
+    pub fn lexical(&self, text: &str) -> f64 {
+        if self.terms.is_empty() {
+            return 0.0;
+        }
+        let mut hits = 0u64;
+        for w in text.split(|c: char| !c.is_alphanumeric()) {
+            let Some(first) = w.chars().next() else {
+                continue;
+            };
+            if !first.to_lowercase().any(|c| self.firsts.contains(&c)) {
+                continue;
+            }
+            let s = stem(&w.to_lowercase());
+            for (i, t) in self.terms.iter().enumerate() {
+                if *t == s {
+                    hits |= 1 << i;
+                }
+            }
+        }
+        f64::from(hits.count_ones()) / self.terms.len() as f64
+    }
+}
+
 /// Share of `query_terms` found in `text`.
 pub fn lexical(query_terms: &HashSet<String>, text: &str) -> f64 {
     if query_terms.is_empty() {
@@ -87,12 +127,13 @@ pub fn top_k(bases: &[f64], k: usize, lexical_of: impl Fn(usize) -> f64) -> Vec<
     if k == 0 || bases.is_empty() {
         return Vec::new();
     }
-    let mut order: Vec<usize> = (0..bases.len()).collect();
-    order.sort_unstable_by(|&a, &b| bases[b].total_cmp(&bases[a]));
-    let kth_base = bases[order[(k - 1).min(order.len() - 1)]];
-    let mut scored: Vec<(usize, f64)> = order
-        .into_iter()
-        .take_while(|&i| bases[i] + W_LEXICAL >= kth_base)
+    // The k-th best base score, found in linear time (no full sort of every memory).
+    let mut sorted: Vec<f64> = bases.to_vec();
+    let kth = (k - 1).min(sorted.len() - 1);
+    let (_, kth_base, _) = sorted.select_nth_unstable_by(kth, |a, b| b.total_cmp(a));
+    let kth_base = *kth_base;
+    let mut scored: Vec<(usize, f64)> = (0..bases.len())
+        .filter(|&i| bases[i] + W_LEXICAL >= kth_base)
         .map(|i| (i, bases[i] + W_LEXICAL * lexical_of(i)))
         .collect();
     // Ties keep the earlier (newer) memory first.
@@ -120,6 +161,23 @@ mod tests {
         let q = terms("dark mode editor");
         assert!((lexical(&q, "Alice likes dark mode") - 2.0 / 3.0).abs() < 1e-9);
         assert_eq!(lexical(&terms("the of"), "anything"), 0.0);
+    }
+
+    #[test]
+    fn prepared_query_terms_agree_with_the_plain_form() {
+        for (q, t) in [
+            ("dark mode editor", "Alice likes dark mode"),
+            ("Prefers VIM", "she prefers vim keybindings"),
+            ("Ünïcode Straße", "über straße"),
+            ("the of", "anything"),
+            ("battery costs", "Battery storage costs dropped"),
+        ] {
+            let plain = lexical(&terms(q), t);
+            assert!(
+                (QueryTerms::new(q).lexical(t) - plain).abs() < 1e-12,
+                "{q} / {t}"
+            );
+        }
     }
 
     #[test]

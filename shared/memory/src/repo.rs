@@ -24,7 +24,7 @@ use crate::model::{Memory, MemoryType};
 use crate::vector::StoredVector;
 
 /// Items per query page: enough to fill DynamoDB's 1 MB page with small memories.
-const PAGE: usize = 1000;
+pub const DEFAULT_PAGE: usize = 1000;
 
 pub fn partition(account: &str, ns: &Namespace) -> String {
     format!("MEM#{account}#{ns}")
@@ -139,16 +139,49 @@ fn insert_ops(account: &str, m: &Memory) -> [TxOp; 2] {
 #[derive(Clone)]
 pub struct MemoryRepo {
     table: Arc<dyn Table>,
+    page: usize,
+    cache: Option<Arc<crate::cache::NamespaceCache>>,
 }
 
 impl MemoryRepo {
     pub fn new(table: Arc<dyn Table>) -> Self {
-        MemoryRepo { table }
+        MemoryRepo {
+            table,
+            page: DEFAULT_PAGE,
+            cache: None,
+        }
     }
 
     /// Stores a new memory and its id pointer, atomically.
     pub async fn insert(&self, account: &str, m: &Memory) -> Result<(), StoreError> {
-        self.table.transact(insert_ops(account, m).to_vec()).await
+        self.table.transact(insert_ops(account, m).to_vec()).await?;
+        self.cached(account, &m.namespace, |c, k| c.put(k, m));
+        Ok(())
+    }
+
+    /// The same repository keeping whole namespaces in memory (see `cache.rs`): only for
+    /// a process that is the only writer of its storage.
+    pub fn with_cache(mut self) -> Self {
+        self.cache = Some(Arc::default());
+        self
+    }
+
+    fn cached(
+        &self,
+        account: &str,
+        ns: &Namespace,
+        change: impl FnOnce(&crate::cache::NamespaceCache, &str),
+    ) {
+        if let Some(c) = &self.cache {
+            change(c, &partition(account, ns));
+        }
+    }
+
+    /// The same repository reading `page` items per query (tests page through small
+    /// pages without writing thousands of items).
+    pub fn with_page_size(mut self, page: usize) -> Self {
+        self.page = page.max(1);
+        self
     }
 
     /// Inserts many new memories, up to 50 (and about 3 MB) to a transaction, a few
@@ -227,7 +260,9 @@ impl MemoryRepo {
     pub async fn replace(&self, account: &str, m: &Memory) -> Result<(), StoreError> {
         self.table
             .put(to_item(account, m), Some(Condition::Exists))
-            .await
+            .await?;
+        self.cached(account, &m.namespace, |c, k| c.put(k, m));
+        Ok(())
     }
 
     /// The namespace a memory id lives in, if the id is this account's.
@@ -262,32 +297,27 @@ impl MemoryRepo {
         }
     }
 
-    /// Deletes memories (and their pointers) in transactions of up to 50 memories; returns
-    /// how many were deleted.
+    /// Deletes memories and their pointers, 16 at a time; returns how many were there.
+    /// Not one transaction: the record goes first, so a failure can only leave a pointer
+    /// to nothing, which reads as "not found". Plain deletes also cost DynamoDB half the
+    /// write units of transactional ones.
     pub async fn delete_many(
         &self,
         account: &str,
         targets: &[(Namespace, String)],
     ) -> Result<usize, StoreError> {
+        use futures::StreamExt;
+        let results: Vec<Result<bool, StoreError>> = futures::stream::iter(targets.to_vec())
+            .map(|(ns, id)| {
+                let (repo, account) = (self.clone(), account.to_owned());
+                async move { repo.delete(&account, &ns, &id).await }
+            })
+            .buffered(16)
+            .collect()
+            .await;
         let mut deleted = 0;
-        for chunk in targets.chunks(zerodb_domain::store::MAX_TRANSACTION_ITEMS / 2) {
-            let ops = chunk
-                .iter()
-                .flat_map(|(ns, id)| {
-                    [
-                        TxOp::Delete {
-                            key: memory_key(account, ns, id),
-                            condition: None,
-                        },
-                        TxOp::Delete {
-                            key: pointer_key(account, id),
-                            condition: None,
-                        },
-                    ]
-                })
-                .collect();
-            self.table.transact(ops).await?;
-            deleted += chunk.len();
+        for r in results {
+            deleted += usize::from(r?);
         }
         Ok(deleted)
     }
@@ -303,6 +333,7 @@ impl MemoryRepo {
             .table
             .delete(&memory_key(account, ns, id), None)
             .await?;
+        self.cached(account, ns, |c, k| c.remove(k, id));
         self.table.delete(&pointer_key(account, id), None).await?;
         Ok(old.is_some())
     }
@@ -320,7 +351,7 @@ impl MemoryRepo {
                 Query::partition(partition(account, ns))
                     .begins_with("M#")
                     .backward()
-                    .limit(PAGE)
+                    .limit(self.page)
                     .after(cursor),
             )
             .await?;
@@ -330,27 +361,40 @@ impl MemoryRepo {
         ))
     }
 
-    /// Every memory of a namespace, newest first, up to `max`.
+    /// Every memory of a namespace, newest first, up to `max` (from the cache when
+    /// there is one).
     pub async fn scan(
         &self,
         account: &str,
         ns: &Namespace,
         max: usize,
-    ) -> Result<Vec<Memory>, StoreError> {
+    ) -> Result<Vec<Arc<Memory>>, StoreError> {
+        let key = partition(account, ns);
+        let generation = match &self.cache {
+            Some(c) => match c.get(&key) {
+                Ok(snapshot) => return Ok(snapshot.iter().take(max).cloned().collect()),
+                Err(generation) => Some(generation),
+            },
+            None => None,
+        };
         let mut out = Vec::new();
         let mut cursor = None;
-        loop {
-            let (mut items, next) = self.page(account, ns, cursor).await?;
-            out.append(&mut items);
+        let complete = loop {
+            let (items, next) = self.page(account, ns, cursor).await?;
+            out.extend(items.into_iter().map(Arc::new));
             if out.len() >= max {
                 out.truncate(max);
-                return Ok(out);
+                break next.is_none();
             }
             match next {
                 Some(c) => cursor = Some(c),
-                None => return Ok(out),
+                None => break true,
             }
+        };
+        if let (Some(c), Some(generation), true) = (&self.cache, generation, complete) {
+            c.fill(&key, generation, out.clone());
         }
+        Ok(out)
     }
 
     /// Memories about an entity (any namespace), newest first, up to `max`. Read from the
@@ -370,7 +414,7 @@ impl MemoryRepo {
                     Query::partition(entity_partition(account, entity_norm))
                         .on(Index::Gsi1)
                         .backward()
-                        .limit(PAGE)
+                        .limit(self.page)
                         .after(cursor),
                 )
                 .await?;
@@ -391,13 +435,14 @@ impl MemoryRepo {
         m: &Memory,
         v: StoredVector,
     ) -> Result<bool, StoreError> {
+        let saved = v.clone();
         let r = self
             .table
             .update(
                 &memory_key(account, &m.namespace, &m.id),
                 vec![
-                    Update::Set("vec".into(), Value::B(v.bytes)),
-                    Update::Set("vm".into(), Value::S(v.model)),
+                    Update::Set("vec".into(), Value::B(v.bytes.clone())),
+                    Update::Set("vm".into(), Value::S(v.model.clone())),
                 ],
                 Some(Condition::Equals(
                     "ch".into(),
@@ -406,7 +451,10 @@ impl MemoryRepo {
             )
             .await;
         match r {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.cached(account, &m.namespace, |c, k| c.set_vector(k, m, &saved));
+                Ok(true)
+            }
             Err(StoreError::Conflict) => Ok(false),
             Err(e) => Err(e),
         }

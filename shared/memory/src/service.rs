@@ -92,6 +92,10 @@ pub struct MemoryService {
     embedder: Arc<dyn Embedder>,
     clock: Arc<dyn Clock>,
     inline_writeback: bool,
+    detach_events: bool,
+    /// When a memory was last written (ms), so a worker sharing the CPU can yield to
+    /// foreground writes.
+    last_write: Arc<std::sync::atomic::AtomicI64>,
 }
 
 fn require(caller: &Principal, permission: Permission, ns: &Namespace) -> Result<(), DomainError> {
@@ -112,6 +116,8 @@ impl MemoryService {
             embedder,
             clock,
             inline_writeback: false,
+            detach_events: false,
+            last_write: Arc::default(),
         }
     }
 
@@ -120,6 +126,39 @@ impl MemoryService {
     /// concurrent writes.
     pub fn with_inline_writeback(mut self) -> Self {
         self.inline_writeback = true;
+        self
+    }
+
+    /// Keeps whole namespaces in memory for recall. Only for a process that is the only
+    /// writer of its storage (zerodb-local); see `cache.rs`.
+    pub fn with_namespace_cache(mut self) -> Self {
+        self.repo = self.repo.with_cache();
+        self
+    }
+
+    /// Sends write events without making the write wait for the send (zerodb-local: the
+    /// embedded queue commits them with the next group of writes). Not for Lambda, which
+    /// may freeze before a detached send finishes.
+    pub fn with_detached_events(mut self) -> Self {
+        self.detach_events = true;
+        self
+    }
+
+    async fn emit(&self, events: Vec<(String, String, Json)>) {
+        if events.is_empty() {
+            return;
+        }
+        if self.detach_events {
+            let sink = self.events.clone();
+            tokio::spawn(async move { sink.emit(events).await });
+        } else {
+            self.events.emit(events).await;
+        }
+    }
+
+    /// Reads namespaces `page` memories per query (default 1,000).
+    pub fn with_page_size(mut self, page: usize) -> Self {
+        self.repo = self.repo.with_page_size(page);
         self
     }
 
@@ -167,6 +206,16 @@ impl MemoryService {
         Ok(counts.into_iter().collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Milliseconds since this process last wrote a memory (large when it never did).
+    pub fn millis_since_last_write(&self) -> i64 {
+        self.now_ms() - self.last_write.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn touch(&self) {
+        self.last_write
+            .store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
     }
@@ -196,7 +245,19 @@ impl MemoryService {
         caller: &Principal,
         new: NewMemory,
     ) -> Result<Memory, DomainError> {
+        self.remember_in(caller, new, None).await
+    }
+
+    /// As [`MemoryService::remember`], naming the project the write belongs to (the
+    /// `X-Project-ID` header) for its `zerodb.memory.stored` event.
+    pub async fn remember_in(
+        &self,
+        caller: &Principal,
+        new: NewMemory,
+        project: Option<&str>,
+    ) -> Result<Memory, DomainError> {
         require(caller, Permission::Write, &new.namespace)?;
+        self.touch();
         let m = self.build(new, new_memory_id(), self.now_ms());
         self.repo.insert(&caller.account_id, &m).await?;
         if let Some(e) = &m.entity_id
@@ -209,9 +270,11 @@ impl MemoryService {
             tracing::warn!(error = %err, "creating the entity of a memory failed");
         }
         tracing::debug!(memory_id = %m.id, namespace = %m.namespace, "memory stored");
-        self.events
-            .emit(vec![remembered_event(caller, &m), stored_event(caller, &m)])
-            .await;
+        let mut stored = stored_event(caller, &m);
+        if let Some(p) = project {
+            stored.2["project_id"] = Json::String(p.to_owned());
+        }
+        self.emit(vec![remembered_event(caller, &m), stored]).await;
         Ok(m)
     }
 
@@ -225,7 +288,7 @@ impl MemoryService {
     ) -> Result<Vec<Scored>, DomainError> {
         require(caller, Permission::Read, &q.namespace)?;
         let account = &caller.account_id;
-        let mut memories: Vec<Memory> = self
+        let mut memories: Vec<Arc<Memory>> = self
             .repo
             .scan(account, &q.namespace, MAX_SCAN)
             .await?
@@ -237,7 +300,7 @@ impl MemoryService {
             return Ok(memories
                 .into_iter()
                 .map(|memory| Scored {
-                    memory,
+                    memory: Arc::unwrap_or_clone(memory),
                     score: 1.0,
                     similarity: 1.0,
                 })
@@ -263,8 +326,8 @@ impl MemoryService {
         let mut writeback = Vec::with_capacity(pending.len());
         for (&i, v) in pending.iter().zip(&vectors[1..]) {
             let stored = StoredVector::encode(&name, v);
-            memories[i].vector = Some(stored.clone());
-            writeback.push((memories[i].clone(), stored));
+            Arc::make_mut(&mut memories[i]).vector = Some(stored.clone());
+            writeback.push((Memory::clone(&memories[i]), stored));
         }
         if self.inline_writeback {
             save_vectors(&self.repo, account, writeback).await;
@@ -277,12 +340,13 @@ impl MemoryService {
         }
 
         let now = self.now_ms();
+        let qv = crate::vector::QueryVector::new(query_vec);
         let sims: Vec<f64> = memories
             .iter()
             .map(|m| {
                 m.vector
                     .as_ref()
-                    .map_or(0.0, |v| f64::from(v.dot(query_vec)).clamp(0.0, 1.0))
+                    .map_or(0.0, |v| f64::from(v.dot_quantized(&qv)).clamp(0.0, 1.0))
             })
             .collect();
         let bases: Vec<f64> = memories
@@ -290,16 +354,14 @@ impl MemoryService {
             .zip(&sims)
             .map(|(m, &s)| rank::base_score(s, m.importance, rank::recency(now - m.created_at)))
             .collect();
-        let qterms = rank::terms(&q.query);
-        let top = rank::top_k(&bases, q.limit, |i| {
-            rank::lexical(&qterms, &memories[i].content)
-        });
-        let mut slots: Vec<Option<Memory>> = memories.into_iter().map(Some).collect();
+        let qterms = rank::QueryTerms::new(&q.query);
+        let top = rank::top_k(&bases, q.limit, |i| qterms.lexical(&memories[i].content));
+        let mut slots: Vec<Option<Arc<Memory>>> = memories.into_iter().map(Some).collect();
         Ok(top
             .into_iter()
             .filter_map(|(i, score)| {
                 slots[i].take().map(|memory| Scored {
-                    memory,
+                    memory: Arc::unwrap_or_clone(memory),
                     score,
                     similarity: sims[i],
                 })
@@ -376,6 +438,7 @@ impl MemoryService {
         caller: &Principal,
         records: Vec<Result<(Option<String>, NewMemory), String>>,
     ) -> Result<Vec<ItemOutcome>, DomainError> {
+        self.touch();
         let account = caller.account_id.clone();
         let now = self.now_ms();
         let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; records.len()];
@@ -449,7 +512,7 @@ impl MemoryService {
                 },
             });
         }
-        self.events.emit(events).await;
+        self.emit(events).await;
         Ok(outcomes
             .into_iter()
             .map(|o| o.expect("every record has an outcome"))
@@ -491,7 +554,7 @@ impl MemoryService {
             }
             outcomes.push(outcome);
         }
-        self.events.emit(events).await;
+        self.emit(events).await;
         Ok(outcomes)
     }
 
@@ -642,9 +705,19 @@ impl MemoryService {
     ) -> Result<usize, DomainError> {
         let name = self.embedder.name().to_owned();
         let dims = self.embedder.dims();
+        use futures::StreamExt;
+        let found: Vec<Result<Option<Memory>, StoreError>> =
+            futures::stream::iter(targets.to_vec())
+                .map(|(ns, id)| {
+                    let (repo, account) = (self.repo.clone(), account.to_owned());
+                    async move { repo.get(&account, &ns, &id).await }
+                })
+                .buffered(16)
+                .collect()
+                .await;
         let mut pending = Vec::new();
-        for (ns, id) in targets {
-            if let Some(m) = self.repo.get(account, ns, id).await?
+        for m in found {
+            if let Some(m) = m?
                 && m.vector.as_ref().is_none_or(|v| !v.usable_for(&name, dims))
             {
                 pending.push(m);
