@@ -863,26 +863,12 @@ async fn batch_upsert_update_delete(backend: Backend) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-async fn drain_events(app: &TestApp) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let msgs = app.stores.events.receive(10, 30).await.unwrap();
-        if msgs.is_empty() {
-            return out;
-        }
-        for m in msgs {
-            app.stores.events.delete(&m.receipt).await.unwrap();
-            out.push(m.body);
-        }
-    }
-}
-
 async fn writes_emit_events_and_the_worker_embeds(backend: Backend) {
     let app = TestApp::new(backend).await;
     let m = remember(&app, &app.root_key, json!({"content": "Alice met Bob at the AI conference in Berlin", "entity_id": "alice", "memory_type": "episodic"})).await;
     let id = m["id"].as_str().unwrap();
     assert_eq!(m["embedded"], false, "remember does not wait on the model");
-    let bodies = drain_events(&app).await;
+    let bodies = app.drain_events().await;
     let events: Vec<Event> = bodies
         .iter()
         .map(|b| serde_json::from_str(b).unwrap())
@@ -904,6 +890,38 @@ async fn writes_emit_events_and_the_worker_embeds(backend: Backend) {
         .expect("stored event");
     assert_eq!(stored.channel, "zerodb");
     assert_eq!(stored.data["memory_id"], id);
+    assert_eq!(stored.data["project_id"], Value::Null);
+
+    // X-Project-ID names the project on the event.
+    let req = http::Request::post(url("remember"))
+        .header("x-api-key", &app.root_key)
+        .header("x-project-id", "proj-7")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"content": "with project"}).to_string(),
+        ))
+        .unwrap();
+    assert_eq!(app.send(req).await.status, StatusCode::CREATED);
+    let more: Vec<Event> = app
+        .drain_events()
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let stored = more
+        .iter()
+        .find(|e| e.event == "zerodb.memory.stored")
+        .unwrap();
+    assert_eq!(stored.data["project_id"], "proj-7");
+    let bad = http::Request::post(url("remember"))
+        .header("x-api-key", &app.root_key)
+        .header("x-project-id", "a b")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(json!({"content": "x"}).to_string()))
+        .unwrap();
+    let r = app.send(bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["detail"][0]["loc"][1], "X-Project-ID");
 
     // The worker's handler embeds the memories the events name.
     let memory = &app.services.memory;
