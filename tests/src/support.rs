@@ -259,6 +259,21 @@ impl TestApp {
         }
     }
 
+    /// Receives and acknowledges every message on the events queue; returns their bodies.
+    pub async fn drain_events(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let msgs = self.stores.events.receive(10, 30).await.expect("receive");
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                self.stores.events.delete(&m.receipt).await.expect("delete");
+                out.push(m.body);
+            }
+        }
+    }
+
     /// Rebinds the router after a test changed `services`.
     pub fn rebuild_router(&mut self) {
         self.router = zerodb_local::router(self.state.clone(), self.services.clone());

@@ -23,20 +23,6 @@ fn sqs_event(bodies: Vec<String>) -> SqsEvent {
     event
 }
 
-async fn drain(app: &TestApp) -> Vec<String> {
-    let mut out = Vec::new();
-    loop {
-        let msgs = app.stores.events.receive(10, 30).await.unwrap();
-        if msgs.is_empty() {
-            return out;
-        }
-        for m in msgs {
-            app.stores.events.delete(&m.receipt).await.unwrap();
-            out.push(m.body);
-        }
-    }
-}
-
 async fn an_sqs_batch_embeds_its_memories(backend: Backend) {
     let app = TestApp::new(backend).await;
     let mut ids = Vec::new();
@@ -50,7 +36,7 @@ async fn an_sqs_batch_embeds_its_memories(backend: Backend) {
             .await;
         ids.push(r.body["id"].as_str().unwrap().to_owned());
     }
-    let mut bodies = drain(&app).await;
+    let mut bodies = app.drain_events().await;
     assert_eq!(bodies.len(), 6, "two events per remember");
     bodies.push("not an event".into());
     let resp = events_worker::handle(&app.services.memory, sqs_event(bodies)).await;
@@ -99,7 +85,7 @@ async fn a_failed_batch_is_reported_for_retry() {
         )
         .await;
     assert_eq!(r.status, 201, "remember never waits on the model");
-    let bodies = drain(&app).await;
+    let bodies = app.drain_events().await;
     let resp = events_worker::handle(&app.services.memory, sqs_event(bodies)).await;
     let failed: Vec<&str> = resp
         .batch_item_failures

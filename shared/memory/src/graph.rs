@@ -307,25 +307,10 @@ impl GraphRepo {
         prefix: &str,
         max: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .table
-                .query(
-                    Query::partition(partition(account))
-                        .begins_with(prefix)
-                        .limit(1000)
-                        .after(cursor),
-                )
-                .await?;
-            out.extend(page.items);
-            if out.len() >= max || page.cursor.is_none() {
-                out.truncate(max);
-                return Ok(out);
-            }
-            cursor = page.cursor;
-        }
+        let q = Query::partition(partition(account))
+            .begins_with(prefix)
+            .limit(1000);
+        crate::repo::query_all(self.table.as_ref(), q, max).await
     }
 
     /// Entities, optionally of one type, in name order.

@@ -134,9 +134,6 @@ impl Tags {
     pub fn as_slice(&self) -> &[String] {
         &self.0
     }
-    pub fn contains_all(&self, wanted: &[String]) -> bool {
-        wanted.iter().all(|w| self.0.contains(w))
-    }
 }
 
 /// The entity a memory is about (a user id, a person's name, …).

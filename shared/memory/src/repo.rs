@@ -119,6 +119,25 @@ pub fn from_item(item: &Item) -> Option<Memory> {
     })
 }
 
+/// Every item a query returns, page after page, up to `max`.
+pub(crate) async fn query_all(
+    table: &dyn Table,
+    query: Query,
+    max: usize,
+) -> Result<Vec<Item>, StoreError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = table.query(query.clone().after(cursor)).await?;
+        out.extend(page.items);
+        if out.len() >= max || page.cursor.is_none() {
+            out.truncate(max);
+            return Ok(out);
+        }
+        cursor = page.cursor;
+    }
+}
+
 /// The writes that create a memory: the record and its id pointer, both new.
 fn insert_ops(account: &str, m: &Memory) -> [TxOp; 2] {
     let mut pointer = pointer_key(account, &m.id).item();
@@ -405,26 +424,15 @@ impl MemoryRepo {
         entity_norm: &str,
         max: usize,
     ) -> Result<Vec<Memory>, StoreError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .table
-                .query(
-                    Query::partition(entity_partition(account, entity_norm))
-                        .on(Index::Gsi1)
-                        .backward()
-                        .limit(self.page)
-                        .after(cursor),
-                )
-                .await?;
-            out.extend(page.items.iter().filter_map(from_item));
-            if out.len() >= max || page.cursor.is_none() {
-                out.truncate(max);
-                return Ok(out);
-            }
-            cursor = page.cursor;
-        }
+        let q = Query::partition(entity_partition(account, entity_norm))
+            .on(Index::Gsi1)
+            .backward()
+            .limit(self.page);
+        Ok(query_all(self.table.as_ref(), q, max)
+            .await?
+            .iter()
+            .filter_map(from_item)
+            .collect())
     }
 
     /// Stores an embedding, only if the memory still holds the content it was computed
