@@ -26,12 +26,18 @@ pub mod worker;
 
 /// Every group's routes (later issues add theirs here).
 fn group_routes() -> Routes {
-    auth_api::routes().merge(memory_api::routes())
+    auth_api::routes()
+        .merge(memory_api::routes())
+        .merge(security_api::routes())
 }
 
 /// The OpenAPI document of every group.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    zerodb_http::openapi::document([auth_api::openapi(), memory_api::openapi()])
+    zerodb_http::openapi::document([
+        auth_api::openapi(),
+        memory_api::openapi(),
+        security_api::openapi(),
+    ])
 }
 
 /// The services handlers reach through request extensions.
