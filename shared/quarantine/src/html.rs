@@ -8,7 +8,7 @@ use scraper::node::Element;
 use scraper::{Html, Node};
 
 use crate::text::{self, Mode};
-use crate::{Log, Threat};
+use crate::{Log, Threat, unicode};
 
 /// Elements that run or embed something: removed with their content.
 const SCRIPT_ELEMENTS: [&str; 7] = [
@@ -188,6 +188,10 @@ fn facts(el: &Element) -> Facts<'_> {
 
 fn decide(el: &Element, strip_links: bool) -> Action {
     let name = el.name();
+    // A tag name with invisible characters in it is no element a browser knows.
+    if name.chars().any(unicode::is_invisible) {
+        return Action::Unwrap(Threat::HiddenUnicode);
+    }
     if SCRIPT_ELEMENTS.contains(&name) {
         return Action::Remove(Threat::ScriptInjection);
     }
@@ -266,6 +270,10 @@ fn clean_attributes(el: &mut Element, strip_links: bool, log: &mut Log) {
         // html5ever lower-cases attribute names of HTML elements.
         let local: &str = &name.local;
         let lower = local;
+        if local.chars().any(unicode::is_invisible) {
+            log.stripped(Threat::HiddenUnicode, local);
+            return false;
+        }
         if lower.starts_with("on") || lower == "srcdoc" {
             log.stripped(Threat::ScriptInjection, &format!("{local}={value}"));
             return false;

@@ -422,9 +422,8 @@ fn scheme_len(b: &[u8], at: usize) -> Option<usize> {
     }
     let n = b[at..]
         .iter()
-        .take(33)
         .position(|&c| !(c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.'))?;
-    (n >= 2 && b.get(at + n) == Some(&b':')).then_some(n)
+    (n >= 1 && b.get(at + n) == Some(&b':')).then_some(n)
 }
 
 /// URLs in running text: `javascript:`/`vbscript:` always, `data:` URIs always (they carry
@@ -435,13 +434,25 @@ fn url_pass(s: &str, strip_links: bool, log: &mut Log) -> Option<String> {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
+        // Script schemes count anywhere, even glued to a word ("seejavascript:…"): a
+        // renderer that splits words differently must not find one.
+        if is_script_scheme(b, i) {
+            let end = url_end(b, i);
+            log.stripped(Threat::ScriptInjection, &s[i..end]);
+            cuts.cut(i, end);
+            i = end;
+            continue;
+        }
         let boundary =
             i == 0 || !(b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'+' | b'-' | b'.'));
-        if !(boundary && c.is_ascii_alphabetic()) {
+        let www = strip_links && is_www(b, i);
+        if !(www || (boundary && c.is_ascii_alphabetic())) {
             i += 1;
             continue;
         }
-        let threat = if let Some(n) = scheme_len(b, i) {
+        let threat = if www {
+            Some(Threat::ExternalLinks)
+        } else if let Some(n) = scheme_len(b, i) {
             let scheme = &s[i..i + n];
             let rest = &b[i + n + 1..];
             if ["javascript", "vbscript", "livescript"]
@@ -462,18 +473,17 @@ fn url_pass(s: &str, strip_links: bool, log: &mut Log) -> Option<String> {
             } else {
                 None
             }
-        } else if strip_links
-            && starts_with_ci(b, i, "www.")
-            && b.get(i + 4).is_some_and(|c| c.is_ascii_alphanumeric())
-        {
-            Some(Threat::ExternalLinks)
         } else {
             None
         };
         let Some(threat) = threat else {
-            // Skip the rest of this word: a scheme only starts at a word boundary.
+            // Skip the rest of this word: a scheme only starts at a word boundary (script
+            // schemes aside, which the check above catches anywhere).
+            i += 1;
             while i < b.len()
                 && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'+' | b'-' | b'.'))
+                && !is_script_scheme(b, i)
+                && !(strip_links && is_www(b, i))
             {
                 i += 1;
             }
@@ -491,6 +501,20 @@ fn url_pass(s: &str, strip_links: bool, log: &mut Log) -> Option<String> {
         i = end;
     }
     cuts.finish()
+}
+
+/// A `www.` host, even glued after a dot ("see.www.example.org").
+fn is_www(b: &[u8], i: usize) -> bool {
+    starts_with_ci(b, i, "www.")
+        && b.get(i + 4).is_some_and(|c| c.is_ascii_alphanumeric())
+        && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+}
+
+fn is_script_scheme(b: &[u8], i: usize) -> bool {
+    matches!(b[i] | 0x20, b'j' | b'v' | b'l')
+        && ["javascript:", "vbscript:", "livescript:"]
+            .iter()
+            .any(|k| starts_with_ci(b, i, k))
 }
 
 /// The end of a URL starting at `from`: up to whitespace, quotes or angle brackets, with
