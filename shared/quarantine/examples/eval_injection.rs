@@ -1,6 +1,7 @@
-//! Evaluates `detect_instructions` on labelled JSONL files.
+//! Evaluates planted-instruction detection (the quarantine endpoint's verdict) on labelled
+//! JSONL files.
 //!
-//! Usage: `cargo run --release --example eval_injection [DIR] [--show]`
+//! Usage: `cargo run --profile perf -p zerodb-quarantine --example eval_injection [DIR] [--show]`
 //! Reads every `*.jsonl` in DIR (default `../shared/data/quarantine`); each line is a JSON
 //! object with at least `text` (string) and `label` (1 = an instruction was planted, 0 = clean).
 //! Prints per file: rows, injected detected / injected (rate), clean flagged / clean (FPR),
@@ -11,7 +12,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use zerodb_quarantine::detect::detect_instructions;
+use zerodb_quarantine::{ContentType, Threat, quarantine};
 
 #[derive(Default)]
 struct Tally {
@@ -112,8 +113,20 @@ fn main() {
                 continue;
             };
             bytes += text.len();
-            let (dets, risk) = detect_instructions(text);
-            let hit = !dets.is_empty();
+            // The endpoint's own verdict, through the whole pipeline for the row's type.
+            let kind = row
+                .get("content_type")
+                .and_then(|v| v.as_str())
+                .and_then(|t| t.parse::<ContentType>().ok())
+                .unwrap_or(ContentType::Markdown);
+            let report = quarantine(text, kind, true);
+            let hit = report.threats.contains(&Threat::InstructionInjection);
+            let risk = report.risk_score;
+            let dets: Vec<_> = report
+                .findings
+                .iter()
+                .filter(|f| f.threat == Threat::InstructionInjection)
+                .collect();
             t.rows += 1;
             let id = row.get("id").and_then(|v| v.as_str()).unwrap_or("?");
             if label == 1 {
@@ -129,11 +142,7 @@ fn main() {
                     t.clean_hit += 1;
                     if show {
                         for d in &dets {
-                            println!(
-                                "FP   {id} risk {risk:.2} score {:.2}: {}",
-                                d.score,
-                                excerpt(&text[d.start..d.end], 300)
-                            );
+                            println!("FP   {id} risk {risk:.2}: {}", excerpt(&d.excerpt, 300));
                         }
                     }
                 }
