@@ -1,14 +1,13 @@
 """Seed 000's "Complete Working Example", run as written against zerodb-local.
 
 Same calls, same bodies, same headers (the root key goes as `Authorization: Bearer`, the
-agent key as `X-API-Key`), same retrying `post()` helper. The only change: the two calls
-zerodb-local does not serve yet, quarantine (step 3) and inference `/v1/messages` (step 4),
-go to a stub HTTP server the test starts on loopback, which answers as the seed documents.
-Every memory call and the key calls go to zerodb-local.
+agent key as `X-API-Key`), same retrying `post()` helper. The only change: the one call
+zerodb-local does not serve yet, inference `/v1/messages` (step 4), goes to a stub HTTP
+server the test starts on loopback, which answers as the seed documents. The key calls,
+every memory call and quarantine (step 3) go to zerodb-local.
 """
 
 import json
-import re
 import threading
 import time
 import uuid
@@ -53,18 +52,7 @@ class _StubHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.server.requests.append({"path": self.path, "headers": headers, "body": body})
-        if self.path == "/api/v1/public/security/quarantine":
-            sanitized = re.sub(r"\s*<!--.*?-->\s*", " ", body["content"], flags=re.S).strip()
-            self._send(
-                200,
-                {
-                    "sanitized": sanitized,
-                    "threats_detected": ["html_comment_injection"],
-                    "stripped_count": 1,
-                    "safe_to_use": True,
-                },
-            )
-        elif self.path == "/v1/messages":
+        if self.path == "/v1/messages":
             self._send(
                 200,
                 {
@@ -155,11 +143,11 @@ def agent_run(BASE: str, STUB: str, ROOT_KEY: str, seen: dict) -> None:
         )
         print("   Task context stored in session namespace.")
 
-        # ── Step 3: Quarantine external content (stub: not built yet)
+        # ── Step 3: Quarantine external content
         print("[3/6] Quarantining external content...")
         raw_content = RAW_CONTENT
         q_resp = post(
-            f"{STUB}/api/v1/public/security/quarantine",
+            f"{BASE}/api/v1/public/security/quarantine",
             agent_headers,
             {"content": raw_content, "content_type": "html", "strip_links": True},
         )
@@ -168,6 +156,7 @@ def agent_run(BASE: str, STUB: str, ROOT_KEY: str, seen: dict) -> None:
         clean_content = q_resp["sanitized"]
         stripped = q_resp["stripped_count"]
         seen["clean_content"] = clean_content
+        seen["quarantine"] = q_resp
         print(f"   Quarantine passed. {stripped} item(s) stripped.")
 
         # Store sanitized content in session namespace
@@ -288,12 +277,14 @@ def test_complete_working_example(server, stub):
     assert task["content"] == TASK_CONTEXT and task["namespace"] == seen["session_ns"]
     assert set(task["next_steps"]) >= {"action", "suggestion", "endpoint"}
 
-    # Step 3 went to the stub with the agent key; the stored text is the sanitized one.
-    quarantine, messages = stub.requests
-    assert quarantine["path"] == "/api/v1/public/security/quarantine"
-    assert quarantine["headers"]["x-api-key"] == seen["agent_key"]
+    # Step 3: zerodb-local stripped the comment (one item) and passed the rest; the stored
+    # text is the sanitized one.
+    q = seen["quarantine"]
+    assert q["safe_to_use"] is True and q["stripped_count"] == 1, q
+    assert q["threats_detected"] == ["html_comment_injection"], q
     clean = seen["clean_content"]
-    assert "<!--" not in clean and "Solid-state batteries" in clean
+    assert "<!--" not in clean and "ignore previous" not in clean, clean
+    assert "Grid-scale installations hit 80 GWh in Q1 2026." in clean and "Solid-state batteries" in clean
     assert seen["clean_remember"]["content"] == clean
 
     # Step 4: recall in the session finds the task context (and the sanitized content).
@@ -304,7 +295,8 @@ def test_complete_working_example(server, stub):
     assert clean in contents
     assert {m["id"] for m in results} == {task["id"], seen["clean_remember"]["id"]}
     assert all(m["namespace"] == seen["session_ns"] for m in results)
-    # ... and that context is what the inference call was given.
+    # ... and that context is what the inference call (the stub) was given.
+    (messages,) = stub.requests
     assert messages["path"] == "/v1/messages"
     assert messages["headers"]["x-api-key"] == seen["agent_key"]
     assert messages["headers"]["anthropic-version"] == "2023-06-01"
