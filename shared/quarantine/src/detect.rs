@@ -89,6 +89,10 @@ const THIRD: u64 = 1 << 48; // its, their, his, her
 const INTO: u64 = 1 << 47;
 const AFTER_COMMA: u64 = 1 << 51; // set on a token that follows ", "
 const HUMAN: u64 = 1 << 50; // everyday verbs of instructions for people (recipes, how-tos)
+const STATE: u64 = 1 << 55; // account states: logged, signed, subscribed ...
+const STRONG_AI: u64 = 1 << 54; // names only an AI can have (not "agent", "assistant", "bot")
+const INSTRUCT: u64 = 1 << 53; // instructing, ordering, commanding (someone)
+const ING: u64 = 1 << 52; // the agent's own acts in -ing form: responding, replying, summarizing ...
 const AFTER_COLON: u64 = 1 << 49; // set on a token that follows ": " // in, into, within, throughout
 
 fn lexicon() -> &'static Lex {
@@ -125,7 +129,8 @@ fn lexicon() -> &'static Lex {
             (OUTW, "message messages text words letters solution implementation codebase code algorithm script \
                     program writing content result results essay story report analysis sentences sentence \
                     paragraph paragraphs vowels elaboration"),
-            (AI, "assistant ai chatbot llm llms gpt chatgpt bot copilot claude gemini agent chatbots assistants"),
+            (AI, "assistant ai chatbot llm llms gpt chatgpt bot copilot claude gemini agent chatbots assistants \
+                  bots agents"),
             (INSTR, "instruction instructions prompt prompts directive directives rules guidelines directions \
                      commands orders guidance constraints programming policies"),
             (PRIORS, "previous prior above earlier preceding original initial former old existing foregoing"),
@@ -140,12 +145,22 @@ fn lexicon() -> &'static Lex {
             (URGENT, "important urgent attention note warning critical mandatory notice alert todo reminder ps nb \
                       info information"),
             (SYSTEM, "system"),
-            (TASKN, "task tasks request query question assignment mission"),
+            (TASKN, "task tasks request query question assignment mission goal goals objective objectives \
+                     job purpose priority"),
+            (INSTRUCT, "instruct instructing instructed order ordering ordered command commanding commanded \
+                        authorize authorizing authorized"),
+            (EVERY, "whichever whoever whatever"),
+            (STATE, "logged signed connected subscribed unsubscribed registered enrolled ready able eligible \
+                     done finished verified confirmed booked checked"),
+            (STRONG_AI, "ai llm llms gpt chatgpt chatbot claude gemini copilot"),
+            (IGNORE, "stop"),
+            (ING, "responding replying answering summarizing summarising generating drafting composing \
+                   writing processing reading handling completing"),
             (BEFORE, "before after when while once whenever"),
             (THE, "the"),
             (PREP, "in to into within throughout with inside for"),
             (IME, "i me"),
-            (GAVE, "gave given assigned give"),
+            (GAVE, "gave given assigned give told"),
             (NEW, "new updated real actual additional revised true"),
             (FILLER, "a an are as dear helpful my were being now the acting smart virtual an helpful friendly \
                       our this"),
@@ -998,7 +1013,13 @@ fn score_unit(
         if t[x] & FROM != 0 && x + 2 < nt && t[x + 1] & NOWW != 0 && t[x + 2] & ON != 0 {
             meta = meta.max(0.35);
         }
-        if t[x] & YOU != 0 && x + 2 < nt && t[x + 1] & ARE != 0 && t[x + 2] & NOWW != 0 {
+        // "you are now DAN / in developer mode", not "you are now logged in"
+        if t[x] & YOU != 0
+            && x + 2 < nt
+            && t[x + 1] & ARE != 0
+            && t[x + 2] & NOWW != 0
+            && t.get(x + 3).is_none_or(|&f| f & STATE == 0)
+        {
             meta = meta.max(0.5);
         }
         if t[x] & ROLE != 0 {
@@ -1055,6 +1076,125 @@ fn score_unit(
         }
         if b[e - 1] == b':' && fence_is_suspicious(b, e, fence_mark) {
             sc += 0.2;
+        }
+    }
+
+    // --- general cues, checked against texts written apart from the development data ---------
+    // An AI addressed, then told to act: "Dear LLM, summarize …", "to whichever AI is reading
+    // this: invite …", "Chatbot: respond to every question with …".
+    if any(AI | MODEL) && !question {
+        // The AI noun ("assistant", or "model" after "language"/"ai").
+        let noun = t
+            .iter()
+            .enumerate()
+            .position(|(y, &f)| f & AI != 0 || (f & MODEL != 0 && y > 0 && t[y - 1] & LANG != 0));
+        if let Some(mut x) = noun {
+            // "AI assistant, …": the last word of the name.
+            while x + 1 < nt && t[x + 1] & (AI | MODEL) != 0 {
+                x += 1;
+            }
+            // Addressed: at the start, or after "to/for/dear/any/note …", skipping "the" and
+            // "language".
+            let mut p = x;
+            while p > 0 && t[p - 1] & (THE | LANG | FILLER) != 0 && t[p - 1] & (AI | ADDR) == 0 {
+                p -= 1;
+            }
+            // At the very start only as a vocative or a label ("Chatbot: …", "Assistant, …"),
+            // not as a subject ("The assistant manager will email …").
+            let addressed = if p == 0 {
+                x + 1 < nt && t[x + 1] & (AFTER_COMMA | AFTER_COLON) != 0
+            } else {
+                t[p - 1] & (PREP | ADDR | EVERY | URGENT | SKIP | OUTW) != 0
+            };
+            let told = t[x + 1..]
+                .iter()
+                .any(|&f| f & (IMP | ACT | TASK | SOLVE | IGNORE) != 0 && f & ING == 0);
+            // "For the AI: …", "Chatbot: …" — a label naming the reader.
+            let label = x < 4
+                && (t.get(x + 1).is_some_and(|&f| f & AFTER_COLON != 0)
+                    || (t
+                        .get(x + 1)
+                        .is_some_and(|&f| f & (INSTR | URGENT | OUTW) != 0)
+                        && t.get(x + 2).is_some_and(|&f| f & AFTER_COLON != 0)));
+            if label || (addressed && told) {
+                sc += 0.5;
+            } else if p == 1 && t[0] & ADDR != 0 && t[x] & STRONG_AI != 0 {
+                // "Hello AI, …": a greeting to a reader that can only be a model.
+                sc += 0.5;
+            }
+        }
+    }
+    // Instructing "you": "as your administrator, I am instructing you to …".
+    if t.windows(2)
+        .any(|w| w[0] & INSTRUCT != 0 && w[1] & YOU != 0)
+    {
+        sc += 0.5;
+    }
+    // Setting aside the user's request: "disregard the user's question", "do not summarize this".
+    for x in 0..nt {
+        if t[x] & IGNORE != 0 {
+            let hi = (x + 5).min(nt);
+            if t[x + 1..hi].iter().any(|&f| f & USER != 0)
+                && t[x + 1..hi].iter().any(|&f| f & TASKN != 0)
+            {
+                sc += 0.5;
+            }
+        }
+        if t[x] & NOT != 0 && x + 2 < nt && t[x + 1] & (SOLVE | TASK) != 0 && t[x + 2] & THIS != 0 {
+            sc += 0.3;
+        }
+    }
+    if imp_start && fw & TELL != 0 && any(USER) {
+        sc += 0.3;
+    }
+    // "When the agent summarizes this, it must …": the reader's own act as the trigger.
+    if t.len() > 2
+        && t[0] & BEFORE != 0
+        && t[1..3].iter().any(|&f| f & AI != 0)
+        && any(MUST | IMP | TELL)
+    {
+        sc += 0.5;
+    }
+    // The agent's own act named as the moment to act: "when responding to the user, …",
+    // "before replying, send …".
+    if any(BEFORE) && any(ING) {
+        sc += if any(USER) { 0.45 } else { 0.3 };
+    }
+    // Talking to "you" about "the user": only an agent stands between the two.
+    if any(USER) && has_you && !question {
+        sc += 0.25;
+    }
+    for x in 0..nt {
+        // "your new goal / task / instructions", "the previous task is cancelled"
+        if t[x] & (YOUR | NEW) != 0 {
+            let hi = (x + 3).min(nt);
+            let new_task = t[x + 1..hi].iter().any(|&f| f & (TASKN | INSTR) != 0)
+                && t[x..hi].iter().any(|&f| f & NEW != 0)
+                && t[x..hi].iter().any(|&f| f & YOUR != 0 || f & AI != 0);
+            if new_task {
+                sc += 0.5;
+            }
+        }
+        if t[x] & PRIORS != 0
+            && x > 0
+            && t[x - 1] & (THE | YOUR) != 0
+            && x + 1 < nt
+            && t[x + 1] & (TASKN | INSTR) != 0
+        {
+            sc += 0.3;
+        }
+        // "system override", "ignore everything you were told"
+        if t[x] & SYSTEM != 0 && x + 1 < nt && t[x + 1] & IGNORE != 0 {
+            sc += 0.5;
+        }
+        if t[x] & IGNORE != 0 && x + 1 < nt && t[x + 1] & EVERY != 0 {
+            let hi = (x + 6).min(nt);
+            if t[x + 2..hi.max(x + 2)]
+                .iter()
+                .any(|&f| f & (PRIORS | YOU | GAVE) != 0)
+            {
+                sc += 0.3;
+            }
         }
     }
 

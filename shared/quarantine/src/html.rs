@@ -278,6 +278,12 @@ fn clean_attributes(el: &mut Element, strip_links: bool, log: &mut Log) {
             log.stripped(Threat::ScriptInjection, &format!("{local}={value}"));
             return false;
         }
+        // The value's text first (hidden characters can hide a scheme), then what it is.
+        if let std::borrow::Cow::Owned(clean) =
+            text::sanitize_cow(value, Mode::html_text(strip_links), log)
+        {
+            *value = clean.into();
+        }
         if lower == "style" && value.contains(['(', ':']) {
             let v = value.to_ascii_lowercase();
             if [
@@ -305,11 +311,6 @@ fn clean_attributes(el: &mut Element, strip_links: bool, log: &mut Log) {
                 log.stripped(threat, &format!("{local}={value}"));
                 return false;
             }
-        }
-        if let std::borrow::Cow::Owned(clean) =
-            text::sanitize_cow(value, Mode::html_text(strip_links), log)
-        {
-            *value = clean.into();
         }
         true
     });
@@ -468,6 +469,25 @@ mod tests {
         let (out, log) = run(&format!("<p>{half}<!-- x -->{half}</p>"), true);
         assert_eq!(out, "<p></p>");
         assert_eq!(log.count(Threat::Base64Blob), 1);
+    }
+
+    #[test]
+    fn a_control_character_cannot_hide_a_scheme_from_the_first_pass() {
+        // Found by the fuzzer: the value's control character went after the URL check.
+        for html in [
+            "<a<\0?rfp href=\u{3}ttps:/>x",
+            "<img src=\"\u{3}https://evil.example/p.gif\">",
+        ] {
+            for strip_links in [true, false] {
+                let (once, _) = run(html, strip_links);
+                let (twice, log) = run(&once, strip_links);
+                assert_eq!(
+                    (twice.as_str(), log.findings.len()),
+                    (once.as_str(), 0),
+                    "{html:?}"
+                );
+            }
+        }
     }
 
     #[test]

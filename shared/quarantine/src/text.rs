@@ -382,18 +382,13 @@ pub(crate) enum UrlKind {
 
 pub(crate) fn url_kind(url: &str) -> UrlKind {
     // Browsers ignore whitespace and control characters inside a scheme ("java\tscript:").
-    let mut head = [0u8; 16];
-    let mut n = 0;
-    for &c in url.as_bytes() {
-        if n == head.len() {
-            break;
-        }
-        if !(c.is_ascii_whitespace() || c.is_ascii_control()) {
-            head[n] = c.to_ascii_lowercase();
-            n += 1;
-        }
-    }
-    let lower = &head[..n];
+    let head: Vec<u8> = url
+        .bytes()
+        .filter(|c| !(c.is_ascii_whitespace() || c.is_ascii_control()))
+        .take(64)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let lower = head.as_slice();
     if lower.starts_with(b"javascript:")
         || lower.starts_with(b"vbscript:")
         || lower.starts_with(b"livescript:")
@@ -406,7 +401,7 @@ pub(crate) fn url_kind(url: &str) -> UrlKind {
         UrlKind::Relative
     } else if lower.starts_with(b"//")
         || lower.starts_with(b"www.")
-        || scheme_len(url.trim_start().as_bytes(), 0).is_some()
+        || scheme_len(lower, 0).is_some()
     {
         UrlKind::External
     } else {
@@ -443,10 +438,15 @@ fn url_pass(s: &str, strip_links: bool, log: &mut Log) -> Option<String> {
             i = end;
             continue;
         }
-        let boundary =
-            i == 0 || !(b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'+' | b'-' | b'.'));
+        // A scheme starts a word; '-', '+' and '.' only continue one after a letter or digit.
+        // (Only letters look back, and only past those, so the scan stays linear.)
         let www = strip_links && is_www(b, i);
-        if !(www || (boundary && c.is_ascii_alphabetic())) {
+        let starts_word = c.is_ascii_alphabetic()
+            && b[..i]
+                .iter()
+                .rposition(|&c| !matches!(c, b'-' | b'+' | b'.'))
+                .is_none_or(|p| !b[p].is_ascii_alphanumeric());
+        if !(www || starts_word) {
             i += 1;
             continue;
         }
