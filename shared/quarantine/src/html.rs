@@ -358,6 +358,13 @@ fn clean_text(doc: &mut Html, root: NodeId, strip_links: bool, log: &mut Log) {
         if node.parent().is_none() {
             continue; // merged into its predecessor
         }
+        // A parser drops one newline right after <pre>, <textarea> or <listing>; the
+        // serializer must then write an extra one (HTML's serialization rule, which
+        // html5ever's serializer leaves out), or a re-parse loses a line.
+        let first_in_pre = node.prev_sibling().is_none()
+            && node.parent().is_some_and(|mut p| {
+                matches!(p.value(), Node::Element(el) if matches!(el.name(), "pre" | "textarea" | "listing"))
+            });
         let Node::Text(t) = node.value() else {
             continue;
         };
@@ -365,6 +372,12 @@ fn clean_text(doc: &mut Html, root: NodeId, strip_links: bool, log: &mut Log) {
             text::sanitize_cow(&t.text, Mode::html_text(strip_links), log)
         {
             t.text = clean.as_str().into();
+        }
+        if first_in_pre && t.text.starts_with('\n') {
+            let mut text = String::with_capacity(t.text.len() + 1);
+            text.push('\n');
+            text.push_str(&t.text);
+            t.text = text.as_str().into();
         }
     }
 }
@@ -469,6 +482,17 @@ mod tests {
         let (out, log) = run(&format!("<p>{half}<!-- x -->{half}</p>"), true);
         assert_eq!(out, "<p></p>");
         assert_eq!(log.count(Threat::Base64Blob), 1);
+    }
+
+    #[test]
+    fn a_leading_newline_in_pre_survives_a_second_parse() {
+        // Found by the fuzzer: stripping made the text start with a newline that the
+        // serializer wrote where a parser drops it.
+        for html in ["<pre>\0\0\nline\n</pre>", "<pre>\n\nline</pre>", "<textarea>\n\nx</textarea>"] {
+            let (once, _) = run(html, true);
+            let (twice, _) = run(&once, true);
+            assert_eq!(twice, once, "{html:?}");
+        }
     }
 
     #[test]
