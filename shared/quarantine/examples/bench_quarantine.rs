@@ -22,6 +22,51 @@ fn main() {
         Some(path) => std::fs::read_to_string(&path).expect("read --plain file"),
         None => prose(CHARS, 7),
     };
+    if let Some(path) = arg("--expect") {
+        // The generator's copy without the planted characters: exactly what must remain.
+        let expected = std::fs::read_to_string(&path).expect("read --expect file");
+        let report = quarantine(&plain, ContentType::Ocr, true);
+        let removed = plain.chars().count() - report.sanitized.chars().count();
+        println!(
+            "plain text: sanitized output {} the clean copy ({removed} characters removed); threats {:?}",
+            if report.sanitized == expected {
+                "equals"
+            } else {
+                "DIFFERS FROM"
+            },
+            report
+                .threats
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+        );
+        if report.sanitized != expected {
+            let at = report
+                .sanitized
+                .bytes()
+                .zip(expected.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let from = at.saturating_sub(40);
+            let show = |s: &str| {
+                s.get(from..(at + 40).min(s.len()))
+                    .map(|x| format!("{x:?}"))
+                    .unwrap_or_default()
+            };
+            println!(
+                "  first difference at byte {at}: ours {} expected {}",
+                show(&report.sanitized),
+                show(&expected)
+            );
+        }
+        for f in report
+            .findings
+            .iter()
+            .filter(|f| f.threat == zerodb_quarantine::Threat::InstructionInjection)
+        {
+            println!("  instruction_injection finding: {:?}", f.excerpt);
+        }
+    }
     let html = page(CHARS, 11);
     if let Some(path) = arg("--write-html") {
         std::fs::write(path, &html).expect("write --write-html file");

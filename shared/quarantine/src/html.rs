@@ -488,7 +488,11 @@ mod tests {
     fn a_leading_newline_in_pre_survives_a_second_parse() {
         // Found by the fuzzer: stripping made the text start with a newline that the
         // serializer wrote where a parser drops it.
-        for html in ["<pre>\0\0\nline\n</pre>", "<pre>\n\nline</pre>", "<textarea>\n\nx</textarea>"] {
+        for html in [
+            "<pre>\0\0\nline\n</pre>",
+            "<pre>\n\nline</pre>",
+            "<textarea>\n\nx</textarea>",
+        ] {
             let (once, _) = run(html, true);
             let (twice, _) = run(&once, true);
             assert_eq!(twice, once, "{html:?}");
