@@ -6,11 +6,7 @@ use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     // SAFETY: first thing in main, before the runtime or anything else starts a thread.
-    unsafe { zerodb_embed::set_default_inference_threads() };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    unsafe { zerodb_embed::model_runtime() }?.block_on(run())
 }
 
 async fn run() -> Result<(), lambda_runtime::Error> {

@@ -7,8 +7,8 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json_};
 use utoipa::ToSchema;
-use zerodb_domain::namespace::{NamespaceId, NamespaceKind};
-use zerodb_domain::{DomainError, FieldError, Namespace};
+use zerodb_domain::namespace::NamespaceKind;
+use zerodb_domain::{DomainError, Namespace};
 use zerodb_http::{ApiJson, ApiResult, Auth};
 use zerodb_memory::model::{
     Content, Importance, MAX_BATCH, MemoryPatch, MemoryType, Tags, check_metadata, field_error,
@@ -140,15 +140,8 @@ fn summarize(outcomes: Vec<ItemOutcome>) -> BatchResult {
 }
 
 fn project_ns(project_id: &str) -> Result<Namespace, DomainError> {
-    NamespaceId::parse(project_id)
+    crate::wire::namespace_id_at(["path", "project_id"], project_id)
         .map(|id| Namespace::Scoped(NamespaceKind::Project, id))
-        .map_err(|m| {
-            DomainError::Validation(vec![FieldError::at(
-                vec!["path".into(), "project_id".into()],
-                m,
-                "value_error",
-            )])
-        })
 }
 
 fn check_count(field: &str, n: usize, what: &str) -> Result<(), DomainError> {

@@ -5,11 +5,7 @@ use std::sync::Arc;
 
 fn main() -> Result<(), lambda_http::Error> {
     // SAFETY: first thing in main, before the runtime or anything else starts a thread.
-    unsafe { zerodb_embed::set_default_inference_threads() };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    unsafe { zerodb_embed::model_runtime() }?.block_on(run())
 }
 
 async fn run() -> Result<(), lambda_http::Error> {

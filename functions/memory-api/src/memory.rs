@@ -33,13 +33,7 @@ pub async fn remember(
     let project = match headers.get("x-project-id").map(|v| v.to_str()) {
         None => None,
         Some(Ok(p)) if p.trim().is_empty() => None,
-        Some(Ok(p)) => Some(NamespaceId::parse(p.trim()).map_err(|m| {
-            DomainError::Validation(vec![FieldError::at(
-                vec!["header".into(), "X-Project-ID".into()],
-                m,
-                "value_error",
-            )])
-        })?),
+        Some(Ok(p)) => Some(namespace_id_at(["header", "X-Project-ID"], p.trim())?),
         Some(Err(_)) => {
             return Err(DomainError::Validation(vec![FieldError::at(
                 vec!["header".into(), "X-Project-ID".into()],
@@ -272,13 +266,7 @@ pub async fn delete_session(
     Auth(caller): Auth,
     Path(session_id): Path<String>,
 ) -> ApiResult<Json<DeletedCount>> {
-    let id = NamespaceId::parse(&session_id).map_err(|m| {
-        DomainError::Validation(vec![FieldError::at(
-            vec!["path".into(), "session_id".into()],
-            m,
-            "value_error",
-        )])
-    })?;
+    let id = namespace_id_at(["path", "session_id"], &session_id)?;
     let ns = Namespace::Scoped(NamespaceKind::Session, id);
     let deleted = svc.forget_where(&caller, &ns, &[]).await?;
     Ok(Json(DeletedCount {

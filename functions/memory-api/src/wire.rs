@@ -4,12 +4,25 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use utoipa::ToSchema;
+use zerodb_domain::namespace::NamespaceId;
 use zerodb_domain::{DomainError, FieldError, Loc, Namespace};
 use zerodb_memory::model::{
     Content, EntityRef, Importance, MemoryType, NewMemory, Tags, check_metadata, field_error,
     rfc3339_ms,
 };
 use zerodb_memory::{Edge, Entity, Memory};
+
+/// Parses the id part of a namespace (`<id>` of `session:<id>`) found at `loc` (e.g.
+/// `["path", "session_id"]`), naming that place in the 422 on failure.
+pub fn namespace_id_at(loc: [&str; 2], text: &str) -> Result<NamespaceId, DomainError> {
+    NamespaceId::parse(text).map_err(|m| {
+        DomainError::Validation(vec![FieldError::at(
+            loc.iter().map(|&l| Loc::from(l)).collect(),
+            m,
+            "value_error",
+        )])
+    })
+}
 
 /// Parses a namespace field, naming it on failure.
 pub fn namespace_at(path: &[&str], text: &str) -> Result<Namespace, FieldError> {

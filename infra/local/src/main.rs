@@ -2,12 +2,8 @@
 
 fn main() -> anyhow::Result<()> {
     // SAFETY: first thing in main, before the runtime or anything else starts a thread.
-    unsafe { zerodb_embed::set_default_inference_threads() };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            zerodb_http::telemetry::init();
-            zerodb_local::cli::run().await
-        })
+    unsafe { zerodb_embed::model_runtime() }?.block_on(async {
+        zerodb_http::telemetry::init();
+        zerodb_local::cli::run().await
+    })
 }

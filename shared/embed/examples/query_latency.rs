@@ -10,7 +10,11 @@ use zerodb_embed::Embedder;
 async fn main() -> anyhow::Result<()> {
     let dir = std::env::var("ZERODB_MINILM_DIR")?;
     let embedder = zerodb_embed::MiniLmEmbedder::load(std::path::Path::new(&dir))?;
-    let queries = ["editor preferences", "what did the team decide about pricing", "renewable energy storage trends 2026"];
+    let queries = [
+        "editor preferences",
+        "what did the team decide about pricing",
+        "renewable energy storage trends 2026",
+    ];
     for i in 0..10 {
         embedder.embed(&[format!("warm up {i}")]).await?;
     }

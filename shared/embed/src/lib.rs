@@ -19,7 +19,7 @@ pub use config::{ConfigError, DEFAULT_LEXICAL_DIMS, EmbedderConfig, from_env};
 pub use error::EmbedError;
 pub use http::HttpEmbedder;
 pub use lexical::LexicalEmbedder;
-pub use minilm::{MINILM_FILES, MiniLmEmbedder, set_default_inference_threads};
+pub use minilm::{MINILM_FILES, MiniLmEmbedder, model_runtime, set_default_inference_threads};
 
 /// At most this many texts in one `embed` call. Callers batch far below it; the cap stops a
 /// bug upstream from turning into one unbounded allocation.

@@ -56,6 +56,20 @@ pub unsafe fn set_default_inference_threads() -> usize {
     candle_core::utils::get_num_threads()
 }
 
+/// The async runtime of a process that runs the model: sets the inference thread count
+/// (see [`set_default_inference_threads`]), then builds a multi-threaded tokio runtime.
+///
+/// # Safety
+/// As for [`set_default_inference_threads`]: call it first thing in `main`, before any
+/// other thread exists.
+pub unsafe fn model_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    // SAFETY: passed on to the caller.
+    unsafe { set_default_inference_threads() };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
 /// The all-MiniLM-L6-v2 sentence-embedding model, loaded once and shared: clones are cheap
 /// and every clone uses the same weights.
 #[derive(Clone)]
