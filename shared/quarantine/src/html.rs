@@ -284,6 +284,9 @@ fn clean_attributes(el: &mut Element, strip_links: bool, log: &mut Log) {
         {
             *value = clean.into();
         }
+        if value.contains('\r') {
+            *value = lf_only(value).as_str().into();
+        }
         if lower == "style" && value.contains(['(', ':']) {
             let v = value.to_ascii_lowercase();
             if [
@@ -373,6 +376,9 @@ fn clean_text(doc: &mut Html, root: NodeId, strip_links: bool, log: &mut Log) {
         {
             t.text = clean.as_str().into();
         }
+        if t.text.contains('\r') {
+            t.text = lf_only(&t.text).as_str().into();
+        }
         if first_in_pre && t.text.starts_with('\n') {
             let mut text = String::with_capacity(t.text.len() + 1);
             text.push('\n');
@@ -380,6 +386,12 @@ fn clean_text(doc: &mut Html, root: NodeId, strip_links: bool, log: &mut Log) {
             t.text = text.as_str().into();
         }
     }
+}
+
+/// A carriage return (from `&#13;`) cannot survive a re-parse, which turns it into a line
+/// feed; writing the line feed now keeps the output stable.
+fn lf_only(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// A short description of a removed node for its finding: its tag and the start of its text.
