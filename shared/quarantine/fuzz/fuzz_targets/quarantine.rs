@@ -1,5 +1,7 @@
 //! Fuzz target: any input, any content type, either link setting. quarantine must not
-//! panic, and quarantining its output again must strip nothing more.
+//! panic, and quarantining its output again must strip nothing more; for text types the
+//! output must also come back unchanged. (For HTML it need not: serializing a parsed tree
+//! and parsing it again is not a fixpoint of HTML itself, e.g. misnested <option>s.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,5 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let first = quarantine(&text, kind, strip_links);
     let second = quarantine(&first.sanitized, kind, strip_links);
     assert_eq!(second.stripped_count, 0, "second pass stripped {:?} from {:?}", second.findings, first.sanitized);
-    assert_eq!(second.sanitized, first.sanitized);
+    if kind != ContentType::Html {
+        assert_eq!(second.sanitized, first.sanitized);
+    }
 });
