@@ -22,6 +22,8 @@
 
 use std::sync::OnceLock;
 
+use crate::starts_with_ci;
+
 /// One suspected planted instruction: byte offsets into the text passed in (on char boundaries).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
@@ -674,14 +676,6 @@ fn extend_over_fence(b: &[u8], end: usize) -> usize {
     end
 }
 
-fn eq_ci_at(b: &[u8], i: usize, pat: &[u8]) -> bool {
-    i + pat.len() <= b.len()
-        && b[i..i + pat.len()]
-            .iter()
-            .zip(pat)
-            .all(|(x, y)| x.to_ascii_lowercase() == *y)
-}
-
 /// Marker score of the raw unit bytes (chat-template tokens, <INFORMATION>, IMPORTANT!!! ...).
 fn marker_score(b: &[u8], s: usize, e: usize) -> f32 {
     let mut m = 0.0f32;
@@ -698,7 +692,7 @@ fn marker_score(b: &[u8], s: usize, e: usize) -> f32 {
                 0.0
             }
             b'<' if u.get(i + 1) == Some(&b'<') => {
-                if eq_ci_at(u, i, b"<<sys>>") {
+                if starts_with_ci(u, i, b"<<sys>>") {
                     0.6
                 } else {
                     0.0
@@ -707,22 +701,23 @@ fn marker_score(b: &[u8], s: usize, e: usize) -> f32 {
             b'[' if !matches!(u.get(i + 1).map(|c| c | 0x20), Some(b's' | b'i' | b'a')) => 0.0,
             b'#' if u.get(i + 1) != Some(&b'#') => 0.0,
             b'<' => {
-                if eq_ci_at(u, i, b"<information>") || eq_ci_at(u, i, b"</information>") {
+                if starts_with_ci(u, i, b"<information>") || starts_with_ci(u, i, b"</information>")
+                {
                     0.5
-                } else if eq_ci_at(u, i, b"<|im_start|>")
-                    || eq_ci_at(u, i, b"<|system|>")
-                    || eq_ci_at(u, i, b"<<sys>>")
-                    || eq_ci_at(u, i, b"<|im_end|>")
-                    || eq_ci_at(u, i, b"<|endoftext|>")
-                    || eq_ci_at(u, i, b"<|user|>")
-                    || eq_ci_at(u, i, b"<|assistant|>")
+                } else if starts_with_ci(u, i, b"<|im_start|>")
+                    || starts_with_ci(u, i, b"<|system|>")
+                    || starts_with_ci(u, i, b"<<sys>>")
+                    || starts_with_ci(u, i, b"<|im_end|>")
+                    || starts_with_ci(u, i, b"<|endoftext|>")
+                    || starts_with_ci(u, i, b"<|user|>")
+                    || starts_with_ci(u, i, b"<|assistant|>")
                 {
                     0.6
-                } else if eq_ci_at(u, i, b"<system>")
-                    || eq_ci_at(u, i, b"</system>")
-                    || eq_ci_at(u, i, b"<instructions>")
-                    || eq_ci_at(u, i, b"<instruction>")
-                    || eq_ci_at(u, i, b"<admin>")
+                } else if starts_with_ci(u, i, b"<system>")
+                    || starts_with_ci(u, i, b"</system>")
+                    || starts_with_ci(u, i, b"<instructions>")
+                    || starts_with_ci(u, i, b"<instruction>")
+                    || starts_with_ci(u, i, b"<admin>")
                 {
                     0.45
                 } else {
@@ -730,11 +725,11 @@ fn marker_score(b: &[u8], s: usize, e: usize) -> f32 {
                 }
             }
             b'[' => {
-                if eq_ci_at(u, i, b"[system")
-                    || eq_ci_at(u, i, b"[inst]")
-                    || eq_ci_at(u, i, b"[admin")
-                    || eq_ci_at(u, i, b"[instruction")
-                    || eq_ci_at(u, i, b"[assistant")
+                if starts_with_ci(u, i, b"[system")
+                    || starts_with_ci(u, i, b"[inst]")
+                    || starts_with_ci(u, i, b"[admin")
+                    || starts_with_ci(u, i, b"[instruction")
+                    || starts_with_ci(u, i, b"[assistant")
                 {
                     0.45
                 } else {
@@ -742,12 +737,12 @@ fn marker_score(b: &[u8], s: usize, e: usize) -> f32 {
                 }
             }
             b'#' => {
-                if eq_ci_at(u, i, b"### instruction")
-                    || eq_ci_at(u, i, b"### system")
-                    || eq_ci_at(u, i, b"###(system")
-                    || eq_ci_at(u, i, b"### response")
-                    || eq_ci_at(u, i, b"###system")
-                    || eq_ci_at(u, i, b"### new instruction")
+                if starts_with_ci(u, i, b"### instruction")
+                    || starts_with_ci(u, i, b"### system")
+                    || starts_with_ci(u, i, b"###(system")
+                    || starts_with_ci(u, i, b"### response")
+                    || starts_with_ci(u, i, b"###system")
+                    || starts_with_ci(u, i, b"### new instruction")
                 {
                     0.45
                 } else {
@@ -755,7 +750,7 @@ fn marker_score(b: &[u8], s: usize, e: usize) -> f32 {
                 }
             }
             b'!' => {
-                if i >= 9 && eq_ci_at(u, i - 9, b"important!!!") {
+                if i >= 9 && starts_with_ci(u, i - 9, b"important!!!") {
                     0.4
                 } else {
                     0.0
@@ -769,14 +764,14 @@ fn marker_score(b: &[u8], s: usize, e: usize) -> f32 {
         i += 1;
     }
     // "SYSTEM:" / "ADMIN:" / "AI:" at the very start of a unit
-    if eq_ci_at(u, 0, b"system:")
-        || eq_ci_at(u, 0, b"system message:")
-        || eq_ci_at(u, 0, b"admin:")
-        || eq_ci_at(u, 0, b"note to ai")
-        || eq_ci_at(u, 0, b"note to the ai")
-        || eq_ci_at(u, 0, b"note to assistant")
-        || eq_ci_at(u, 0, b"note to the assistant")
-        || eq_ci_at(u, 0, b"ai instructions")
+    if starts_with_ci(u, 0, b"system:")
+        || starts_with_ci(u, 0, b"system message:")
+        || starts_with_ci(u, 0, b"admin:")
+        || starts_with_ci(u, 0, b"note to ai")
+        || starts_with_ci(u, 0, b"note to the ai")
+        || starts_with_ci(u, 0, b"note to assistant")
+        || starts_with_ci(u, 0, b"note to the assistant")
+        || starts_with_ci(u, 0, b"ai instructions")
     {
         m = m.max(0.45);
     }
@@ -797,9 +792,9 @@ fn has_target(b: &[u8], s: usize, e: usize) -> bool {
             return true;
         }
         if (c == b'h' || c == b'w')
-            && (eq_ci_at(u, i, b"http://")
-                || eq_ci_at(u, i, b"https://")
-                || eq_ci_at(u, i, b"www."))
+            && (starts_with_ci(u, i, b"http://")
+                || starts_with_ci(u, i, b"https://")
+                || starts_with_ci(u, i, b"www."))
         {
             return true;
         }

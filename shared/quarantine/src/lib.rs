@@ -197,6 +197,13 @@ pub fn quarantine(content: &str, content_type: ContentType, strip_links: bool) -
     }
 }
 
+/// Whether `b` holds `word` at `at`, ASCII case ignored (the scanners' and the detector's
+/// one matcher).
+pub(crate) fn starts_with_ci(b: &[u8], at: usize, word: &[u8]) -> bool {
+    b.get(at..at + word.len())
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
+}
+
 /// What the passes removed, as they removed it.
 #[derive(Default, Debug)]
 pub(crate) struct Log {

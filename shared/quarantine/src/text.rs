@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::{Log, Threat, unicode};
+use crate::{Log, Threat, starts_with_ci, unicode};
 
 /// Elements whose content runs or embeds something, removed with their content.
 const SCRIPT_ELEMENTS: [&str; 7] = [
@@ -147,11 +147,6 @@ fn joins(a: Option<char>, b: Option<char>) -> bool {
     matches!((a, b), (Some(a), Some(b)) if token(a) && token(b))
 }
 
-fn starts_with_ci(s: &[u8], at: usize, word: &str) -> bool {
-    s.get(at..at + word.len())
-        .is_some_and(|w| w.eq_ignore_ascii_case(word.as_bytes()))
-}
-
 fn find_ci(s: &[u8], from: usize, word: &str) -> Option<usize> {
     let w = word.as_bytes();
     let first = w[0].to_ascii_lowercase();
@@ -246,7 +241,7 @@ fn comment_end(b: &[u8], from: usize) -> usize {
 }
 
 fn tag_named(b: &[u8], lt: usize, name: &str) -> bool {
-    starts_with_ci(b, lt + 1, name)
+    starts_with_ci(b, lt + 1, name.as_bytes())
         && b.get(lt + 1 + name.len())
             .is_none_or(|&c| c.is_ascii_whitespace() || c == b'>' || c == b'/')
 }
@@ -505,7 +500,7 @@ fn url_pass(s: &str, strip_links: bool, log: &mut Log) -> Option<String> {
 
 /// A `www.` host, even glued after a dot ("see.www.example.org").
 fn is_www(b: &[u8], i: usize) -> bool {
-    starts_with_ci(b, i, "www.")
+    starts_with_ci(b, i, b"www.")
         && b.get(i + 4).is_some_and(|c| c.is_ascii_alphanumeric())
         && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
 }
@@ -514,7 +509,7 @@ fn is_script_scheme(b: &[u8], i: usize) -> bool {
     matches!(b[i] | 0x20, b'j' | b'v' | b'l')
         && ["javascript:", "vbscript:", "livescript:"]
             .iter()
-            .any(|k| starts_with_ci(b, i, k))
+            .any(|k| starts_with_ci(b, i, k.as_bytes()))
 }
 
 /// The end of a URL starting at `from`: up to whitespace, quotes or angle brackets, with
