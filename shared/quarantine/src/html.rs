@@ -5,12 +5,14 @@
 //! exceptions aside, such as misnested `<option>`s, where a second quarantine still strips
 //! nothing more).
 
+use std::borrow::Cow;
+
 use ego_tree::NodeId;
 use scraper::node::Element;
 use scraper::{Html, Node};
 
 use crate::text::{self, Mode};
-use crate::{Log, Threat, unicode};
+use crate::{Log, Threat, excerpt, unicode};
 
 /// Elements that run or embed something: removed with their content.
 const SCRIPT_ELEMENTS: [&str; 7] = [
@@ -119,13 +121,13 @@ fn prune(doc: &mut Html, root: NodeId, strip_links: bool, log: &mut Log) {
         };
         match action {
             Action::Remove(threat) => {
-                log.stripped(threat, &describe(doc, id));
+                log.stripped_with(threat, || excerpt(&describe(doc, id)));
                 if let Some(mut n) = doc.tree.get_mut(id) {
                     n.detach();
                 }
             }
             Action::Unwrap(threat) => {
-                log.stripped(threat, &describe(doc, id));
+                log.stripped_with(threat, || excerpt(&describe(doc, id)));
                 let children = children_reversed(doc, id);
                 for &child in children.iter().rev() {
                     if let Some(mut n) = doc.tree.get_mut(id) {
@@ -271,27 +273,26 @@ fn style_clips(style: &str) -> bool {
 /// are stripped; every remaining value goes through the text pipeline.
 fn clean_attributes(el: &mut Element, strip_links: bool, log: &mut Log) {
     el.attrs.retain_mut(|(name, value)| {
-        // html5ever lower-cases attribute names of HTML elements.
+        // html5ever lower-cases attribute names of HTML elements, so lowercase literals match.
         let local: &str = &name.local;
-        let lower = local;
         if local.chars().any(unicode::is_invisible) {
             log.stripped(Threat::HiddenUnicode, local);
             return false;
         }
-        if lower.starts_with("on") || lower == "srcdoc" {
-            log.stripped(Threat::ScriptInjection, &format!("{local}={value}"));
+        if local.starts_with("on") || local == "srcdoc" {
+            log.stripped_with(Threat::ScriptInjection, || {
+                excerpt(&format!("{local}={value}"))
+            });
             return false;
         }
         // The value's text first (hidden characters can hide a scheme), then what it is.
-        if let std::borrow::Cow::Owned(clean) =
-            text::sanitize_cow(value, Mode::html_text(strip_links), log)
-        {
+        if let Cow::Owned(clean) = text::sanitize_cow(value, Mode::html_text(strip_links), log) {
             *value = clean.into();
         }
-        if value.contains('\r') {
-            *value = lf_only(value).as_str().into();
+        if let Cow::Owned(v) = lf_only(value) {
+            *value = v.into();
         }
-        if lower == "style" && value.contains(['(', ':']) {
+        if local == "style" && value.contains(['(', ':']) {
             let v = value.to_ascii_lowercase();
             if [
                 "expression(",
@@ -303,11 +304,13 @@ fn clean_attributes(el: &mut Element, strip_links: bool, log: &mut Log) {
             .iter()
             .any(|k| v.contains(k))
             {
-                log.stripped(Threat::ScriptInjection, &format!("style={value}"));
+                log.stripped_with(Threat::ScriptInjection, || {
+                    excerpt(&format!("style={value}"))
+                });
                 return false;
             }
         }
-        if URL_ATTRIBUTES.contains(&lower) {
+        if URL_ATTRIBUTES.contains(&local) {
             let threat = match text::url_kind(value) {
                 text::UrlKind::Script => Some(Threat::ScriptInjection),
                 text::UrlKind::Data => Some(Threat::Base64Blob),
@@ -315,7 +318,7 @@ fn clean_attributes(el: &mut Element, strip_links: bool, log: &mut Log) {
                 _ => None,
             };
             if let Some(threat) = threat {
-                log.stripped(threat, &format!("{local}={value}"));
+                log.stripped_with(threat, || excerpt(&format!("{local}={value}")));
                 return false;
             }
         }
@@ -375,13 +378,11 @@ fn clean_text(doc: &mut Html, root: NodeId, strip_links: bool, log: &mut Log) {
         let Node::Text(t) = node.value() else {
             continue;
         };
-        if let std::borrow::Cow::Owned(clean) =
-            text::sanitize_cow(&t.text, Mode::html_text(strip_links), log)
-        {
+        if let Cow::Owned(clean) = text::sanitize_cow(&t.text, Mode::html_text(strip_links), log) {
             t.text = clean.as_str().into();
         }
-        if t.text.contains('\r') {
-            t.text = lf_only(&t.text).as_str().into();
+        if let Cow::Owned(v) = lf_only(&t.text) {
+            t.text = v.as_str().into();
         }
         if first_in_pre && t.text.starts_with('\n') {
             let mut text = String::with_capacity(t.text.len() + 1);
@@ -409,11 +410,11 @@ fn escape_text(s: &str) -> String {
 
 /// A carriage return (from `&#13;`) cannot survive a re-parse, which turns it into a line
 /// feed; writing the line feed now keeps the output stable.
-fn lf_only(s: &str) -> String {
+fn lf_only(s: &str) -> Cow<'_, str> {
     if !s.contains('\r') {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
-    s.replace("\r\n", "\n").replace('\r', "\n")
+    Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// A short description of a removed node for its finding: its tag and the start of its text.

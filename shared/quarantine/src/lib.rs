@@ -213,12 +213,18 @@ pub(crate) struct Log {
 
 impl Log {
     pub(crate) fn stripped(&mut self, threat: Threat, removed: &str) {
+        self.stripped_with(threat, || excerpt(removed));
+    }
+
+    /// As `stripped`, for a description that costs something to build (a removed HTML
+    /// node): it is built only while findings still have room.
+    pub(crate) fn stripped_with(&mut self, threat: Threat, describe: impl FnOnce() -> String) {
         self.counts[threat.index()] += 1;
         if self.findings.len() < MAX_FINDINGS - INSTRUCTION_FINDINGS {
             self.findings.push(Finding {
                 threat,
                 span: None,
-                excerpt: excerpt(removed),
+                excerpt: describe(),
             });
         }
     }
@@ -231,7 +237,7 @@ impl Log {
 
 /// Up to `EXCERPT_CHARS` characters a person can read: invisible characters made visible,
 /// tag characters decoded (they spell ASCII that a model reads and a person does not see).
-fn excerpt(s: &str) -> String {
+pub(crate) fn excerpt(s: &str) -> String {
     let mut out = String::new();
     let mut in_tags = false;
     for (n, c) in s.chars().enumerate() {

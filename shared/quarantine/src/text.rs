@@ -377,13 +377,20 @@ pub(crate) enum UrlKind {
 
 pub(crate) fn url_kind(url: &str) -> UrlKind {
     // Browsers ignore whitespace and control characters inside a scheme ("java\tscript:").
-    let head: Vec<u8> = url
+    // The first 64 meaningful bytes, lower-cased, on the stack (this runs per URL attribute).
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    for c in url
         .bytes()
         .filter(|c| !(c.is_ascii_whitespace() || c.is_ascii_control()))
-        .take(64)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let lower = head.as_slice();
+    {
+        if n == head.len() {
+            break;
+        }
+        head[n] = c.to_ascii_lowercase();
+        n += 1;
+    }
+    let lower = &head[..n];
     if lower.starts_with(b"javascript:")
         || lower.starts_with(b"vbscript:")
         || lower.starts_with(b"livescript:")
