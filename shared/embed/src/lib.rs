@@ -8,6 +8,7 @@
 //! No provider panics on any text: empty, huge, emoji or control characters.
 
 mod config;
+mod direct;
 mod error;
 mod http;
 mod lexical;

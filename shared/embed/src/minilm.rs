@@ -12,6 +12,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::direct::{DIRECT_MAX_TOKENS, DirectBert};
 use crate::{EmbedError, Embedder, MAX_TEXT_BYTES, check_count, clip, l2_normalize};
 
 /// Files `MiniLmEmbedder::load` needs in its directory (`infra/fetch-model.sh` puts them there).
@@ -75,10 +76,14 @@ pub unsafe fn model_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 #[derive(Clone)]
 pub struct MiniLmEmbedder {
     model: Arc<Model>,
+    /// Whether a lone short text may take the direct path (see `direct.rs`).
+    direct: bool,
 }
 
 struct Model {
     bert: BertModel,
+    /// None when the configuration is one the direct path does not cover.
+    direct: Option<DirectBert>,
     tokenizer: Tokenizer,
     device: Device,
     dims: usize,
@@ -177,14 +182,18 @@ impl MiniLmEmbedder {
         let weights = read("model.safetensors")?;
         let vb = VarBuilder::from_slice_safetensors(&weights, DType::F32, &device)
             .map_err(|e| load_err(format!("model.safetensors: {e}")))?;
-        let bert = BertModel::load(vb, &config)
+        let bert = BertModel::load(vb.clone(), &config)
             .map_err(|e| load_err(format!("model.safetensors does not fit config.json: {e}")))?;
+        let direct = DirectBert::load(&vb, &config)
+            .map_err(|e| load_err(format!("model.safetensors (direct path): {e}")))?;
         // The weights were copied into tensors; the file's bytes are no longer needed.
+        drop(vb);
         drop(weights);
 
         let embedder = MiniLmEmbedder {
             model: Arc::new(Model {
                 bert,
+                direct,
                 tokenizer,
                 device,
                 dims: config.hidden_size,
@@ -192,6 +201,7 @@ impl MiniLmEmbedder {
                 pad_id,
                 sep_id,
             }),
+            direct: true,
         };
         embedder
             .embed_blocking(&["warm-up"])
@@ -208,10 +218,21 @@ impl MiniLmEmbedder {
             dims = config.hidden_size,
             threads = candle_core::utils::get_num_threads(),
             max_tokens,
+            direct_path_mb = embedder.model.direct.as_ref().map_or(0, |d| d.weight_bytes() >> 20),
             load_ms = started.elapsed().as_millis() as u64,
             "embedding model loaded"
         );
         Ok(embedder)
+    }
+
+    /// The same model (shared weights) with every text going through candle's batched
+    /// forward pass, never the direct one: the reference the direct path is checked and
+    /// measured against.
+    pub fn batched_only(&self) -> Self {
+        MiniLmEmbedder {
+            model: Arc::clone(&self.model),
+            direct: false,
+        }
     }
 
     /// Word pieces per text, [CLS] and [SEP] included; longer texts are truncated.
@@ -232,7 +253,7 @@ impl MiniLmEmbedder {
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        self.model.embed_in_pool(texts)
+        self.model.embed_in_pool(texts, self.direct)
     }
 }
 
@@ -268,17 +289,32 @@ impl Model {
     fn embed_in_pool<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
+        direct: bool,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        candle_core::utils::with_threadpool(|| self.embed(texts))
+        candle_core::utils::with_threadpool(|| self.embed(texts, direct))
     }
 
-    fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn embed<S: AsRef<str>>(&self, texts: &[S], direct: bool) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let mut ids = Vec::with_capacity(texts.len());
         for text in texts {
             ids.push(self.tokenize(clip(text.as_ref(), MAX_TEXT_BYTES))?);
+        }
+        // A lone short text (a recall's query) skips candle's per-op overheads.
+        if let ([only], Some(model), true) = (ids.as_slice(), &self.direct, direct)
+            && only.len() <= DIRECT_MAX_TOKENS
+        {
+            let mut v = model
+                .pooled(only)
+                .map_err(|e| EmbedError::Inference(e.to_string()))?;
+            if !l2_normalize(&mut v) {
+                return Err(EmbedError::Inference(
+                    "model produced a zero or non-finite embedding".into(),
+                ));
+            }
+            return Ok(vec![v]);
         }
 
         // Sorting by length puts texts of similar length in one batch, so little of each
@@ -425,10 +461,11 @@ impl Embedder for MiniLmEmbedder {
             .map(|t| clip(t, MAX_TEXT_BYTES).to_owned())
             .collect();
         let model = Arc::clone(&self.model);
+        let direct = self.direct;
         let started = Instant::now();
         // Inference is CPU-bound for milliseconds: on a blocking thread it never stalls the
         // runtime's workers. A panic inside the model surfaces here as an error, not a crash.
-        let vectors = tokio::task::spawn_blocking(move || model.embed_in_pool(&owned))
+        let vectors = tokio::task::spawn_blocking(move || model.embed_in_pool(&owned, direct))
             .await
             .map_err(|e| EmbedError::Inference(format!("embedding task failed: {e}")))??;
         tracing::debug!(
