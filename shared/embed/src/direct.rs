@@ -40,9 +40,12 @@ pub(crate) struct DirectBert {
     layers: Vec<Layer>,
 }
 
+/// A linear layer with int8 weights: row `o` of the original matrix is `scale[o] ×
+/// weight[o]`, rounded to the nearest of 255 steps symmetric around zero.
 struct Linear {
     /// out × in, row-major.
-    weight: Vec<f32>,
+    weight: Vec<i8>,
+    scale: Vec<f32>,
     bias: Vec<f32>,
     inputs: usize,
     outputs: usize,
@@ -84,20 +87,22 @@ impl DirectBert {
         } else {
             vb.clone()
         };
-        let read = |vb: &VarBuilder, shape: &[usize], name: &str| -> candle_core::Result<Vec<f32>> {
-            vb.get(shape.to_vec(), name)?
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()
-        };
-        let linear = |vb: VarBuilder, inputs: usize, outputs: usize| -> candle_core::Result<Linear> {
-            Ok(Linear {
-                weight: read(&vb, &[outputs, inputs], "weight")?,
-                bias: read(&vb, &[outputs], "bias")?,
-                inputs,
-                outputs,
-            })
-        };
+        let read =
+            |vb: &VarBuilder, shape: &[usize], name: &str| -> candle_core::Result<Vec<f32>> {
+                vb.get(shape.to_vec(), name)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()
+            };
+        let linear =
+            |vbs: &[VarBuilder], inputs: usize, outputs: usize| -> candle_core::Result<Linear> {
+                let (mut weight, mut bias) = (Vec::new(), Vec::new());
+                for vb in vbs {
+                    weight.extend(read(vb, &[outputs, inputs], "weight")?);
+                    bias.extend(read(vb, &[outputs], "bias")?);
+                }
+                Ok(Linear::quantize(&weight, bias, inputs))
+            };
         let norm = |vb: VarBuilder| -> candle_core::Result<LayerNorm> {
             Ok(LayerNorm {
                 gamma: read(&vb, &[hidden], "weight")?,
@@ -106,32 +111,34 @@ impl DirectBert {
         };
 
         let emb = vb.pp("embeddings");
-        let token_types = read(&emb, &[config.type_vocab_size, hidden], "token_type_embeddings.weight")?;
+        let token_types = read(
+            &emb,
+            &[config.type_vocab_size, hidden],
+            "token_type_embeddings.weight",
+        )?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let layer = vb.pp(format!("encoder.layer.{i}"));
             let attention = layer.pp("attention");
-            let (q, k, v) = (
-                linear(attention.pp("self.query"), hidden, hidden)?,
-                linear(attention.pp("self.key"), hidden, hidden)?,
-                linear(attention.pp("self.value"), hidden, hidden)?,
-            );
-            let qkv = Linear {
-                weight: [q.weight, k.weight, v.weight].concat(),
-                bias: [q.bias, k.bias, v.bias].concat(),
-                inputs: hidden,
-                outputs: 3 * hidden,
-            };
+            let qkv = [
+                attention.pp("self.query"),
+                attention.pp("self.key"),
+                attention.pp("self.value"),
+            ];
             layers.push(Layer {
-                qkv,
-                attention_out: linear(attention.pp("output.dense"), hidden, hidden)?,
+                qkv: linear(&qkv, hidden, hidden)?,
+                attention_out: linear(&[attention.pp("output.dense")], hidden, hidden)?,
                 attention_norm: norm(attention.pp("output.LayerNorm"))?,
                 intermediate: linear(
-                    layer.pp("intermediate.dense"),
+                    &[layer.pp("intermediate.dense")],
                     hidden,
                     config.intermediate_size,
                 )?,
-                output: linear(layer.pp("output.dense"), config.intermediate_size, hidden)?,
+                output: linear(
+                    &[layer.pp("output.dense")],
+                    config.intermediate_size,
+                    hidden,
+                )?,
                 output_norm: norm(layer.pp("output.LayerNorm"))?,
             });
         }
@@ -232,18 +239,18 @@ impl DirectBert {
 
     /// Bytes of weights this path keeps (in addition to candle's copy).
     pub(crate) fn weight_bytes(&self) -> usize {
-        let layer_floats: usize = self
+        let layer_bytes: usize = self
             .layers
             .iter()
             .map(|l| {
                 [&l.qkv, &l.attention_out, &l.intermediate, &l.output]
                     .iter()
-                    .map(|lin| lin.weight.len() + lin.bias.len())
+                    .map(|lin| lin.weight.len() + 4 * (lin.scale.len() + lin.bias.len()))
                     .sum::<usize>()
-                    + 4 * self.hidden
+                    + 4 * 4 * self.hidden
             })
             .sum();
-        4 * (layer_floats + self.word.len() + self.position.len() + 3 * self.hidden)
+        layer_bytes + 4 * (self.word.len() + self.position.len() + 3 * self.hidden)
     }
 }
 
@@ -263,6 +270,35 @@ impl LayerNorm {
 }
 
 impl Linear {
+    /// Quantises `weight` (out × `inputs`, row-major) row by row.
+    ///
+    /// Why int8: one query streams every weight through the cores once, and with only a
+    /// handful of tokens per weight the product waits on memory, not arithmetic (the
+    /// profile's hottest instruction was a weight load). A quarter of f32's bytes is a
+    /// quarter of that wait; activations stay f32, so the only error is the weights'
+    /// rounding (measured against candle's f32 pass by the `query_latency` example and a test).
+    fn quantize(weight: &[f32], bias: Vec<f32>, inputs: usize) -> Linear {
+        let outputs = bias.len();
+        let mut q = Vec::with_capacity(weight.len());
+        let mut scale = Vec::with_capacity(outputs);
+        for row in weight.chunks_exact(inputs) {
+            let max = row.iter().fold(0f32, |m, w| m.max(w.abs()));
+            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            q.extend(
+                row.iter()
+                    .map(|w| (w / s).round().clamp(-127.0, 127.0) as i8),
+            );
+            scale.push(s);
+        }
+        Linear {
+            weight: q,
+            scale,
+            bias,
+            inputs,
+            outputs,
+        }
+    }
+
     /// `y = x · Wᵀ + b` for `m` rows of `x`.
     fn apply(&self, x: &[f32], m: usize, y: &mut [f32]) {
         debug_assert_eq!(x.len(), m * self.inputs);
@@ -272,9 +308,9 @@ impl Linear {
         let mut columns = vec![0f32; m * self.outputs];
         self.columns(x, m, 0, &mut columns);
         for (o, column) in columns.chunks_exact(m).enumerate() {
-            let bias = self.bias[o];
+            let (scale, bias) = (self.scale[o], self.bias[o]);
             for (t, v) in column.iter().enumerate() {
-                y[t * self.outputs + o] = v + bias;
+                y[t * self.outputs + o] = v * scale + bias;
             }
         }
     }
@@ -299,7 +335,7 @@ impl Linear {
 }
 
 /// `out[o * m + t] = dot(rows[o], x[t])` for every weight row `o` and token `t`.
-fn kernel(rows: &[f32], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+fn kernel(rows: &[i8], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -314,13 +350,13 @@ fn kernel(rows: &[f32], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
 
 /// One dot product at a time, in LANES independent sums that the compiler turns into
 /// vector registers (NEON on Graviton, SSE on an x86 without AVX2).
-fn kernel_generic(rows: &[f32], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+fn kernel_generic(rows: &[i8], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
     for (row, out) in rows.chunks_exact(k).zip(out.chunks_exact_mut(m)) {
         for (xt, o) in x.chunks_exact(k).zip(out.iter_mut()) {
             let mut acc = [0f32; LANES];
             for (w, xc) in row.chunks_exact(LANES).zip(xt.chunks_exact(LANES)) {
                 for l in 0..LANES {
-                    acc[l] += w[l] * xc[l];
+                    acc[l] += f32::from(w[l]) * xc[l];
                 }
             }
             *o = acc.iter().sum();
@@ -338,7 +374,7 @@ mod avx2 {
     /// chunk serves two or four multiply-adds, so the loop is bound by arithmetic rather
     /// than by loads. Leftover rows and tokens go one dot product at a time.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn kernel(rows: &[f32], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    pub(super) fn kernel(rows: &[i8], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
         assert!(k % LANES == 0 && x.len() >= m * k && out.len() * k == rows.len() * m);
         let n = rows.len() / k;
         let w = rows.as_ptr();
@@ -351,12 +387,17 @@ mod avx2 {
                 // the slices (asserted above); unaligned loads.
                 unsafe {
                     let (w0, w1) = (w.add(o * k), w.add((o + 1) * k));
-                    let xs = [xp.add(t * k), xp.add((t + 1) * k), xp.add((t + 2) * k), xp.add((t + 3) * k)];
+                    let xs = [
+                        xp.add(t * k),
+                        xp.add((t + 1) * k),
+                        xp.add((t + 2) * k),
+                        xp.add((t + 3) * k),
+                    ];
                     let mut a = [_mm256_setzero_ps(); 8];
                     let mut c = 0;
                     while c < k {
-                        let wa = _mm256_loadu_ps(w0.add(c));
-                        let wb = _mm256_loadu_ps(w1.add(c));
+                        let wa = widen(w0.add(c));
+                        let wb = widen(w1.add(c));
                         for j in 0..4 {
                             let xv = _mm256_loadu_ps(xs[j].add(c));
                             a[j] = _mm256_fmadd_ps(wa, xv, a[j]);
@@ -385,16 +426,27 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    fn dot(rows: &[f32], o: usize, x: &[f32], t: usize, k: usize) -> f32 {
+    fn dot(rows: &[i8], o: usize, x: &[f32], t: usize, k: usize) -> f32 {
         let (row, xt) = (&rows[o * k..(o + 1) * k], &x[t * k..(t + 1) * k]);
         let mut acc = _mm256_setzero_ps();
         for (wc, xc) in row.chunks_exact(LANES).zip(xt.chunks_exact(LANES)) {
             // SAFETY: both chunks hold exactly LANES floats.
             unsafe {
-                acc = _mm256_fmadd_ps(_mm256_loadu_ps(wc.as_ptr()), _mm256_loadu_ps(xc.as_ptr()), acc);
+                acc = _mm256_fmadd_ps(widen(wc.as_ptr()), _mm256_loadu_ps(xc.as_ptr()), acc);
             }
         }
         hsum(acc)
+    }
+
+    /// Eight int8 weights at `p` as eight f32 lanes.
+    ///
+    /// # Safety
+    /// `p` must point at 8 readable bytes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn widen(p: *const i8) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable bytes; the load is unaligned.
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -417,4 +469,85 @@ fn add_assign(x: &mut [f32], y: &[f32]) {
 /// The exact (erf) GELU, as candle's `gelu_erf` and BERT's "gelu".
 fn gelu_erf(v: f32) -> f32 {
     0.5 * v * (1.0 + candle_core::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random floats in [-1, 1).
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every token count (tiles of four and leftovers), odd and even output counts, and
+    /// sizes that split across threads: the kernels equal a plain product with the
+    /// dequantised weights, and those stay within half a step of the originals.
+    #[test]
+    fn linear_matches_a_plain_product_of_the_dequantised_weights() {
+        for (inputs, outputs) in [(8, 1), (16, 3), (384, 384), (384, 1536), (1536, 385)] {
+            let weight = noise(inputs * outputs, inputs as u64 * 31 + outputs as u64);
+            let bias = noise(outputs, 7);
+            let lin = Linear::quantize(&weight, bias.clone(), inputs);
+            for (o, row) in weight.chunks_exact(inputs).enumerate() {
+                for (i, w) in row.iter().enumerate() {
+                    let back = f32::from(lin.weight[o * inputs + i]) * lin.scale[o];
+                    assert!((back - w).abs() <= lin.scale[o] / 2.0 + 1e-7);
+                }
+            }
+            for m in [1, 2, 3, 4, 5, 9, 17] {
+                let x = noise(m * inputs, m as u64);
+                let mut y = vec![0f32; m * outputs];
+                lin.apply(&x, m, &mut y);
+                let mut generic = vec![0f32; m * outputs];
+                kernel_generic(&lin.weight, inputs, &x, m, &mut generic);
+                for t in 0..m {
+                    for o in 0..outputs {
+                        let exact: f64 = (0..inputs)
+                            .map(|i| {
+                                f64::from(lin.weight[o * inputs + i])
+                                    * f64::from(lin.scale[o])
+                                    * f64::from(x[t * inputs + i])
+                            })
+                            .sum::<f64>()
+                            + f64::from(bias[o]);
+                        let got = f64::from(y[t * outputs + o]);
+                        let tol = 1e-4 * (1.0 + exact.abs());
+                        assert!(
+                            (got - exact).abs() < tol,
+                            "{inputs}x{outputs} m={m} t={t} o={o}: {got} vs {exact}"
+                        );
+                        let g = f64::from(generic[o * m + t] * lin.scale[o] + bias[o]);
+                        assert!((g - exact).abs() < tol, "generic kernel: {g} vs {exact}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_and_layer_norm_match_their_definitions() {
+        assert_eq!(gelu_erf(0.0), 0.0);
+        assert!((gelu_erf(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((gelu_erf(-1.0) + 0.158_655_3).abs() < 1e-6);
+        let norm = LayerNorm {
+            gamma: vec![2.0; 4],
+            beta: vec![1.0; 4],
+        };
+        let mut x = vec![1.0, 2.0, 3.0, 4.0];
+        norm.apply(&mut x, 4, 0.0);
+        // mean 2.5, variance 1.25: (x − 2.5) / √1.25 × 2 + 1.
+        let expected = [-1.683_281_6, 0.105_572_8, 1.894_427_2, 3.683_281_6];
+        for (a, b) in x.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
 }

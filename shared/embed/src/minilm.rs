@@ -218,7 +218,11 @@ impl MiniLmEmbedder {
             dims = config.hidden_size,
             threads = candle_core::utils::get_num_threads(),
             max_tokens,
-            direct_path_mb = embedder.model.direct.as_ref().map_or(0, |d| d.weight_bytes() >> 20),
+            direct_path_mb = embedder
+                .model
+                .direct
+                .as_ref()
+                .map_or(0, |d| d.weight_bytes() >> 20),
             load_ms = started.elapsed().as_millis() as u64,
             "embedding model loaded"
         );
