@@ -76,9 +76,9 @@ impl DirectBert {
         if config.hidden_act != HiddenAct::Gelu
             || config.position_embedding_type != PositionEmbeddingType::Absolute
             || heads == 0
-            || hidden % heads != 0
-            || hidden % LANES != 0
-            || config.intermediate_size % LANES != 0
+            || !hidden.is_multiple_of(heads)
+            || !hidden.is_multiple_of(LANES)
+            || !config.intermediate_size.is_multiple_of(LANES)
         {
             return Ok(None);
         }
@@ -375,7 +375,7 @@ mod avx2 {
     /// than by loads. Leftover rows and tokens go one dot product at a time.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn kernel(rows: &[i8], k: usize, x: &[f32], m: usize, out: &mut [f32]) {
-        assert!(k % LANES == 0 && x.len() >= m * k && out.len() * k == rows.len() * m);
+        assert!(k.is_multiple_of(LANES) && x.len() >= m * k && out.len() * k == rows.len() * m);
         let n = rows.len() / k;
         let w = rows.as_ptr();
         let xp = x.as_ptr();
