@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod catalog;
 pub mod config;
 pub mod openai;
+pub mod stream;
 pub mod translate;
 
 pub use catalog::{Catalog, Price, ProviderKind, Route, UnknownModel};
