@@ -2,5 +2,6 @@
 //! Completions in front of configured providers. In progress: the provider client and
 //! the SSE reader are here; the HTTP handlers, credits and usage records come next.
 
+pub mod gateway;
 pub mod provider;
 pub mod sse;

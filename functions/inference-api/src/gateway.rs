@@ -1,0 +1,897 @@
+//! One call through the gateway: the client's request (in the format of the endpoint it
+//! called) → the alias's route → the provider's format → the provider, falling back to
+//! the alias's fallback when the provider fails → the reply in the client's format, whole
+//! or as a stream of SSE frames, with the tokens used.
+//!
+//! Same-format calls forward the client's JSON with only `model` replaced, so fields this
+//! gateway does not model (thinking, cache control, logprobs, …) still reach the provider
+//! and come back; cross-format calls go through `zerodb_inference::translate` and
+//! `zerodb_inference::stream`.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use zerodb_inference::stream::{AnthropicToOpenAi, Chunk, Event, OpenAiToAnthropic, Tokens};
+use zerodb_inference::translate::{self, TranslateError};
+use zerodb_inference::{Catalog, ProviderKind, Route, UnknownModel, anthropic, openai};
+
+use crate::provider::{ProviderError, Providers};
+use crate::sse::SseReader;
+
+/// The format of the endpoint a client called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Anthropic,
+    Openai,
+}
+
+impl Format {
+    fn of(kind: ProviderKind) -> Format {
+        match kind {
+            ProviderKind::Anthropic => Format::Anthropic,
+            ProviderKind::Openai => Format::Openai,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The body is not a valid request of the endpoint's format.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    UnknownModel(#[from] UnknownModel),
+    #[error(transparent)]
+    Untranslatable(#[from] TranslateError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The provider answered 2xx with a body that is not its format.
+    #[error("provider `{provider}` sent a response that could not be read: {reason}")]
+    BadUpstream { provider: String, reason: String },
+}
+
+/// What the client gets back.
+pub enum Reply {
+    /// The whole response, in the client's format.
+    Json(Value),
+    /// SSE frames in the client's format, ready to write; the tokens arrive on the
+    /// receiver when the stream ends (or is dropped: then the counts so far).
+    Stream {
+        frames: BoxStream<'static, Bytes>,
+        tokens: oneshot::Receiver<Tokens>,
+    },
+}
+
+pub struct Outcome {
+    pub reply: Reply,
+    /// The alias that answered (the fallback's, if the first one failed).
+    pub alias: String,
+    pub provider_model: String,
+    /// For a whole response; a stream's come on its receiver.
+    pub tokens: Tokens,
+}
+
+pub struct Gateway {
+    catalog: Catalog,
+    providers: Providers,
+}
+
+impl Gateway {
+    pub fn new(catalog: Catalog, providers: Providers) -> Self {
+        Gateway { catalog, providers }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Runs one call. `body` is the client's JSON, `id` the response id to give it.
+    pub async fn call(
+        &self,
+        format: Format,
+        body: Value,
+        id: String,
+        created: i64,
+    ) -> Result<Outcome, GatewayError> {
+        let request = ClientRequest::parse(format, body)?;
+        let mut route = self.catalog.resolve(request.model())?;
+        loop {
+            match self.call_route(&request, route, &id, created).await {
+                Err(GatewayError::Provider(e)) if e.is_provider_fault() => {
+                    match self.catalog.fallback_of(&route) {
+                        Some(next) => {
+                            tracing::warn!(
+                                alias = %route.alias.name,
+                                fallback = %next.alias.name,
+                                error = %e,
+                                "provider failed; trying the fallback alias"
+                            );
+                            route = next;
+                        }
+                        None => return Err(GatewayError::Provider(e)),
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_route(
+        &self,
+        request: &ClientRequest,
+        route: Route<'_>,
+        id: &str,
+        created: i64,
+    ) -> Result<Outcome, GatewayError> {
+        let client =
+            self.providers
+                .get(&route.provider.name)
+                .ok_or_else(|| ProviderError::Unreachable {
+                    provider: route.provider.name.clone(),
+                    reason: "no client was built for it".to_owned(),
+                })?;
+        let upstream = Format::of(route.provider.kind);
+        let model = route.alias.model.as_str();
+        let body = request.for_provider(upstream, model)?;
+        let bytes = serde_json::to_vec(&body).expect("a Value serialises");
+        let resp = client.send(&bytes).await?;
+        let alias = route.alias.name.clone();
+        let outcome = |reply, tokens| Outcome {
+            reply,
+            alias: alias.clone(),
+            provider_model: model.to_owned(),
+            tokens,
+        };
+        let bad = |reason: String| GatewayError::BadUpstream {
+            provider: route.provider.name.clone(),
+            reason,
+        };
+        if request.stream() {
+            let (frames, tokens) = stream_reply(
+                resp,
+                request.format(),
+                upstream,
+                request.include_usage(),
+                id.to_owned(),
+                request.model().to_owned(),
+                created,
+            );
+            return Ok(outcome(Reply::Stream { frames, tokens }, Tokens::default()));
+        }
+        let raw = resp
+            .bytes()
+            .await
+            .map_err(|e| bad(format!("reading the body: {e}")))?;
+        let client_model = request.model();
+        let (json, tokens) = match (request.format(), upstream) {
+            (Format::Anthropic, Format::Anthropic) => {
+                let r: anthropic::MessagesResponse =
+                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let tokens = Tokens {
+                    input: r.usage.total_input(),
+                    output: r.usage.output_tokens,
+                };
+                let mut v: Value = serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                v["model"] = json!(client_model);
+                (v, tokens)
+            }
+            (Format::Openai, Format::Openai) => {
+                let r: openai::ChatResponse =
+                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let u = r.usage.unwrap_or_default();
+                let mut v: Value = serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                v["model"] = json!(client_model);
+                (
+                    v,
+                    Tokens {
+                        input: u.prompt_tokens,
+                        output: u.completion_tokens,
+                    },
+                )
+            }
+            (Format::Openai, Format::Anthropic) => {
+                let r: anthropic::MessagesResponse =
+                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let out = translate::anthropic_response_to_openai(
+                    r,
+                    id.to_owned(),
+                    client_model,
+                    created,
+                );
+                let u = out.usage.unwrap_or_default();
+                (
+                    serde_json::to_value(out).expect("serialisable"),
+                    Tokens {
+                        input: u.prompt_tokens,
+                        output: u.completion_tokens,
+                    },
+                )
+            }
+            (Format::Anthropic, Format::Openai) => {
+                let r: openai::ChatResponse =
+                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let out = translate::openai_response_to_anthropic(r, id.to_owned(), client_model);
+                let tokens = Tokens {
+                    input: out.usage.input_tokens,
+                    output: out.usage.output_tokens,
+                };
+                (serde_json::to_value(out).expect("serialisable"), tokens)
+            }
+        };
+        Ok(outcome(Reply::Json(json), tokens))
+    }
+}
+
+/// The client's request, validated against its format's types and kept as sent.
+struct ClientRequest {
+    raw: Value,
+    parsed: Parsed,
+}
+
+enum Parsed {
+    Anthropic(anthropic::MessagesRequest),
+    Openai(openai::ChatRequest),
+}
+
+impl ClientRequest {
+    fn parse(format: Format, raw: Value) -> Result<Self, GatewayError> {
+        let bad = |e: serde_json::Error| GatewayError::BadRequest(e.to_string());
+        let parsed = match format {
+            Format::Anthropic => {
+                Parsed::Anthropic(serde_json::from_value(raw.clone()).map_err(bad)?)
+            }
+            Format::Openai => Parsed::Openai(serde_json::from_value(raw.clone()).map_err(bad)?),
+        };
+        Ok(ClientRequest { raw, parsed })
+    }
+
+    fn format(&self) -> Format {
+        match self.parsed {
+            Parsed::Anthropic(_) => Format::Anthropic,
+            Parsed::Openai(_) => Format::Openai,
+        }
+    }
+
+    fn model(&self) -> &str {
+        match &self.parsed {
+            Parsed::Anthropic(r) => &r.model,
+            Parsed::Openai(r) => &r.model,
+        }
+    }
+
+    fn stream(&self) -> bool {
+        match &self.parsed {
+            Parsed::Anthropic(r) => r.stream,
+            Parsed::Openai(r) => r.stream,
+        }
+    }
+
+    /// Whether the client asked for a usage chunk (OpenAI); Anthropic streams always
+    /// carry usage.
+    fn include_usage(&self) -> bool {
+        match &self.parsed {
+            Parsed::Anthropic(_) => true,
+            Parsed::Openai(r) => r.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        }
+    }
+
+    /// The body to send to a provider of format `upstream`, calling `model`.
+    fn for_provider(&self, upstream: Format, model: &str) -> Result<Value, TranslateError> {
+        Ok(match (&self.parsed, upstream) {
+            (Parsed::Anthropic(_), Format::Anthropic) => {
+                let mut v = self.raw.clone();
+                v["model"] = json!(model);
+                v
+            }
+            (Parsed::Openai(r), Format::Openai) => {
+                let mut v = self.raw.clone();
+                v["model"] = json!(model);
+                if r.stream {
+                    // Credits need the usage chunk; it is dropped again if the client
+                    // did not ask for it.
+                    v["stream_options"] = json!({"include_usage": true});
+                }
+                v
+            }
+            (Parsed::Openai(r), Format::Anthropic) => {
+                serde_json::to_value(translate::openai_to_anthropic(r, model)?)
+                    .expect("serialisable")
+            }
+            (Parsed::Anthropic(r), Format::Openai) => {
+                serde_json::to_value(translate::anthropic_to_openai(r, model))
+                    .expect("serialisable")
+            }
+        })
+    }
+}
+
+/// Per-stream state: reads upstream SSE, writes the client's frames.
+struct StreamState {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    reader: SseReader,
+    mode: Mode,
+    pending: VecDeque<Bytes>,
+    tokens: Tokens,
+    done_tx: Option<oneshot::Sender<Tokens>>,
+    finished: bool,
+}
+
+enum Mode {
+    /// Anthropic → Anthropic: events forwarded as they are, usage read on the way.
+    AnthropicPass,
+    /// OpenAI → OpenAI: chunks forwarded, the usage-only chunk dropped unless asked for.
+    OpenaiPass {
+        include_usage: bool,
+    },
+    AnthropicToOpenai(AnthropicToOpenAi),
+    OpenaiToAnthropic(OpenAiToAnthropic),
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        // A client that disconnects drops the stream: report what was used so far.
+        if let Some(tx) = self.done_tx.take() {
+            let _ = tx.send(self.tokens);
+        }
+    }
+}
+
+fn anthropic_frame(event: &Event) -> Bytes {
+    let data = serde_json::to_string(event).expect("serialisable");
+    Bytes::from(format!("event: {}\ndata: {data}\n\n", event.name()))
+}
+
+fn openai_frame(chunk: &Chunk) -> Bytes {
+    Bytes::from(format!(
+        "data: {}\n\n",
+        serde_json::to_string(chunk).expect("serialisable")
+    ))
+}
+
+const OPENAI_DONE: &[u8] = b"data: [DONE]\n\n";
+
+fn stream_reply(
+    resp: reqwest::Response,
+    client: Format,
+    upstream: Format,
+    include_usage: bool,
+    id: String,
+    model: String,
+    created: i64,
+) -> (BoxStream<'static, Bytes>, oneshot::Receiver<Tokens>) {
+    let (tx, rx) = oneshot::channel();
+    let mode = match (client, upstream) {
+        (Format::Anthropic, Format::Anthropic) => Mode::AnthropicPass,
+        (Format::Openai, Format::Openai) => Mode::OpenaiPass { include_usage },
+        (Format::Openai, Format::Anthropic) => {
+            Mode::AnthropicToOpenai(AnthropicToOpenAi::new(id, model, created, include_usage))
+        }
+        (Format::Anthropic, Format::Openai) => {
+            Mode::OpenaiToAnthropic(OpenAiToAnthropic::new(id, model))
+        }
+    };
+    let state = StreamState {
+        upstream: resp.bytes_stream().boxed(),
+        reader: SseReader::new(),
+        mode,
+        pending: VecDeque::new(),
+        tokens: Tokens::default(),
+        done_tx: Some(tx),
+        finished: false,
+    };
+    let frames = futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(frame) = s.pending.pop_front() {
+                return Some((frame, s));
+            }
+            if s.finished {
+                if let Some(tx) = s.done_tx.take() {
+                    let _ = tx.send(s.tokens);
+                }
+                return None;
+            }
+            match s.upstream.next().await {
+                Some(Ok(bytes)) => match s.reader.feed(&bytes) {
+                    Ok(events) => {
+                        for e in events {
+                            s.handle(e.event.as_deref(), &e.data);
+                        }
+                    }
+                    Err(e) => s.fail(&e.to_string()),
+                },
+                Some(Err(e)) => s.fail(&format!("the provider's stream broke off: {e}")),
+                None => {
+                    if let Some(e) = s.reader.finish() {
+                        s.handle(e.event.as_deref(), &e.data);
+                    }
+                    s.end();
+                }
+            }
+        }
+    });
+    (frames.boxed(), rx)
+}
+
+impl StreamState {
+    fn handle(&mut self, _event: Option<&str>, data: &str) {
+        if self.finished {
+            return;
+        }
+        if data == "[DONE]" {
+            self.end();
+            return;
+        }
+        match &mut self.mode {
+            Mode::AnthropicPass => {
+                if let Ok(event) = serde_json::from_str::<Event>(data) {
+                    match &event {
+                        Event::MessageStart { message } => {
+                            let u: anthropic::Usage =
+                                serde_json::from_value(message["usage"].clone())
+                                    .unwrap_or_default();
+                            self.tokens.input = u.total_input();
+                            self.tokens.output = u.output_tokens;
+                        }
+                        Event::MessageDelta { usage: Some(u), .. } => {
+                            self.tokens.output = u.output_tokens;
+                            if let Some(i) = u.input_tokens {
+                                self.tokens.input = self.tokens.input.max(i);
+                            }
+                        }
+                        _ => {}
+                    }
+                    let done = matches!(event, Event::MessageStop | Event::Error { .. });
+                    let name = event.name();
+                    self.pending
+                        .push_back(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+                    if done {
+                        self.finished = true;
+                    }
+                }
+            }
+            Mode::OpenaiPass { include_usage } => {
+                if let Ok(chunk) = serde_json::from_str::<Chunk>(data) {
+                    if let Some(u) = chunk.usage {
+                        self.tokens = Tokens {
+                            input: u.prompt_tokens,
+                            output: u.completion_tokens,
+                        };
+                    }
+                    if chunk.choices.is_empty() && chunk.usage.is_some() && !*include_usage {
+                        return;
+                    }
+                    self.pending
+                        .push_back(Bytes::from(format!("data: {data}\n\n")));
+                }
+            }
+            Mode::AnthropicToOpenai(t) => {
+                let Ok(event) = serde_json::from_str::<Event>(data) else {
+                    return;
+                };
+                let stop = matches!(event, Event::MessageStop);
+                match t.event(event) {
+                    Ok(chunks) => {
+                        self.tokens = t.tokens();
+                        for c in &chunks {
+                            self.pending.push_back(openai_frame(c));
+                        }
+                        if stop {
+                            self.pending.push_back(Bytes::from_static(OPENAI_DONE));
+                            self.finished = true;
+                        }
+                    }
+                    Err(e) => {
+                        self.tokens = t.tokens();
+                        self.fail(&e.message);
+                    }
+                }
+            }
+            Mode::OpenaiToAnthropic(t) => {
+                if let Ok(chunk) = serde_json::from_str::<Chunk>(data) {
+                    for e in t.chunk(chunk) {
+                        self.pending.push_back(anthropic_frame(&e));
+                    }
+                    self.tokens = t.tokens();
+                }
+            }
+        }
+    }
+
+    /// The upstream stream ended: close the client's stream properly.
+    fn end(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        match &mut self.mode {
+            Mode::OpenaiPass { .. } | Mode::AnthropicToOpenai(_) => {
+                self.pending.push_back(Bytes::from_static(OPENAI_DONE));
+            }
+            Mode::OpenaiToAnthropic(t) => {
+                for e in t.finish() {
+                    self.pending.push_back(anthropic_frame(&e));
+                }
+                self.tokens = t.tokens();
+            }
+            Mode::AnthropicPass => {}
+        }
+    }
+
+    /// The stream failed after it started: the status line is gone, so the error goes
+    /// in the stream, as each format does it.
+    fn fail(&mut self, message: &str) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let frame = match &self.mode {
+            Mode::AnthropicPass | Mode::OpenaiToAnthropic(_) => anthropic_frame(&Event::Error {
+                error: zerodb_inference::stream::ErrorBody {
+                    kind: "api_error".to_owned(),
+                    message: message.to_owned(),
+                },
+            }),
+            Mode::OpenaiPass { .. } | Mode::AnthropicToOpenai(_) => Bytes::from(format!(
+                "data: {}\n\n",
+                json!({"error": {"message": message, "type": "api_error", "code": "upstream_error"}})
+            )),
+        };
+        self.pending.push_back(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::Json;
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    use zerodb_inference::ProvidersFile;
+    use zerodb_inference::catalog::KeySource;
+
+    use super::*;
+    use crate::provider::ProviderClient;
+
+    /// The text of the last user turn, in either format.
+    fn last_user_text(body: &Value) -> String {
+        let m = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .unwrap();
+        match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+            _ => String::new(),
+        }
+    }
+
+    fn sse(frames: Vec<String>) -> axum::response::Response {
+        ([("content-type", "text/event-stream")], frames.concat()).into_response()
+    }
+
+    /// Anthropic side: answers "echo: <text>", or a `lookup` tool call when tools are given.
+    async fn anthropic(Json(body): Json<Value>) -> axum::response::Response {
+        let text = format!("echo: {}", last_user_text(&body));
+        let tool = body.get("tools").is_some();
+        if body["stream"] == true {
+            let ev = |v: Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+            let mut f = vec![
+                ev(
+                    json!({"type": "message_start", "message": {"id": "msg_up", "type": "message", "role": "assistant", "model": body["model"], "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+                ),
+                ev(json!({"type": "ping"})),
+            ];
+            if tool {
+                f.push(ev(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}})));
+                f.push(ev(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"q\": "}})));
+                f.push(ev(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"x\"}"}})));
+            } else {
+                f.push(ev(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+                for piece in text.split_inclusive(' ') {
+                    f.push(ev(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})));
+                }
+            }
+            f.push(ev(json!({"type": "content_block_stop", "index": 0})));
+            f.push(ev(json!({"type": "message_delta", "delta": {"stop_reason": if tool {"tool_use"} else {"end_turn"}, "stop_sequence": null}, "usage": {"output_tokens": 5}})));
+            f.push(ev(json!({"type": "message_stop"})));
+            return sse(f);
+        }
+        let content = if tool {
+            json!([{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}}])
+        } else {
+            json!([{"type": "text", "text": text}])
+        };
+        Json(json!({"id": "msg_up", "type": "message", "role": "assistant", "model": body["model"], "content": content,
+            "stop_reason": if tool {"tool_use"} else {"end_turn"}, "stop_sequence": null, "usage": {"input_tokens": 11, "output_tokens": 5}})).into_response()
+    }
+
+    /// OpenAI side, same behaviour.
+    async fn openai(Json(body): Json<Value>) -> axum::response::Response {
+        let text = format!("echo: {}", last_user_text(&body));
+        let tool = body.get("tools").is_some();
+        if body["stream"] == true {
+            let c = |choices: Value| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"id": "up", "object": "chat.completion.chunk", "created": 1, "model": body["model"], "choices": choices})
+                )
+            };
+            let mut f = vec![c(
+                json!([{"index": 0, "delta": {"role": "assistant", "content": ""}}]),
+            )];
+            if tool {
+                f.push(c(json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": "}}]}}])));
+                f.push(c(json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"x\"}"}}]}}])));
+            } else {
+                for piece in text.split_inclusive(' ') {
+                    f.push(c(json!([{"index": 0, "delta": {"content": piece}}])));
+                }
+            }
+            f.push(c(json!([{"index": 0, "delta": {}, "finish_reason": if tool {"tool_calls"} else {"stop"}}])));
+            if body["stream_options"]["include_usage"] == true {
+                f.push(format!("data: {}\n\n", json!({"id": "up", "object": "chat.completion.chunk", "created": 1, "model": body["model"], "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}})));
+            }
+            f.push("data: [DONE]\n\n".to_owned());
+            return sse(f);
+        }
+        let message = if tool {
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": \"x\"}"}}]})
+        } else {
+            json!({"role": "assistant", "content": text})
+        };
+        Json(json!({"id": "up", "object": "chat.completion", "created": 1, "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": if tool {"tool_calls"} else {"stop"}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}})).into_response()
+    }
+
+    async fn overloaded() -> axum::response::Response {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": {"message": "overloaded"}})),
+        )
+            .into_response()
+    }
+
+    /// A gateway whose `a` alias is on the fake Anthropic side, `o` on the OpenAI side, and
+    /// `down` on a provider that always answers 503, falling back to `o`.
+    async fn gateway() -> Gateway {
+        let app = axum::Router::new()
+            .route("/anthropic/v1/messages", post(anthropic))
+            .route("/openai/v1/chat/completions", post(openai))
+            .route("/down/v1/chat/completions", post(overloaded));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let file = ProvidersFile::parse(&format!(
+            r#"
+            [providers.fa]
+            kind = "anthropic"
+            base_url = "http://{addr}/anthropic"
+            [providers.fo]
+            kind = "openai"
+            base_url = "http://{addr}/openai/v1"
+            [providers.down]
+            kind = "openai"
+            base_url = "http://{addr}/down/v1"
+            max_retries = 0
+            [aliases]
+            a = {{ provider = "fa", model = "claude-up" }}
+            o = {{ provider = "fo", model = "llama-up" }}
+            down = {{ provider = "down", model = "x", fallback = "o" }}
+            "#
+        ))
+        .unwrap();
+        let catalog = Catalog::with_file(file).unwrap();
+        let clients = catalog
+            .providers()
+            .map(|p| {
+                let key = (p.key != KeySource::None).then(|| "test-key".to_owned());
+                let mut p = p.clone();
+                p.timeout = Duration::from_secs(10);
+                ProviderClient::new(p, key).unwrap()
+            })
+            .collect::<Vec<_>>();
+        Gateway::new(catalog, Providers::new(clients))
+    }
+
+    fn anthropic_body(model: &str, stream: bool, tools: bool) -> Value {
+        let mut b = json!({"model": model, "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]});
+        if tools {
+            b["tools"] = json!([{"name": "lookup", "input_schema": {"type": "object"}}]);
+        }
+        b
+    }
+
+    fn openai_body(model: &str, stream: bool, tools: bool) -> Value {
+        let mut b = json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello there"}]});
+        if stream {
+            b["stream_options"] = json!({"include_usage": true});
+        }
+        if tools {
+            b["tools"] = json!([{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]);
+        }
+        b
+    }
+
+    async fn whole(g: &Gateway, format: Format, body: Value) -> (Value, Outcome) {
+        let mut out = g.call(format, body, "resp_1".into(), 5).await.unwrap();
+        let Reply::Json(v) = std::mem::replace(&mut out.reply, Reply::Json(Value::Null)) else {
+            panic!("expected a whole response");
+        };
+        (v, out)
+    }
+
+    async fn streamed(g: &Gateway, format: Format, body: Value) -> (String, Tokens) {
+        let out = g.call(format, body, "resp_1".into(), 5).await.unwrap();
+        let Reply::Stream { frames, tokens } = out.reply else {
+            panic!("expected a stream");
+        };
+        let bytes: Vec<Bytes> = frames.collect().await;
+        let text = bytes
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        (text, tokens.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn both_formats_against_both_provider_kinds_whole_responses() {
+        let g = gateway().await;
+        for alias in ["a", "o"] {
+            let (v, out) = whole(&g, Format::Anthropic, anthropic_body(alias, false, false)).await;
+            assert_eq!(v["content"][0]["text"], "echo: hello there", "{alias}: {v}");
+            assert_eq!(v["model"], alias);
+            assert_eq!(
+                out.tokens,
+                Tokens {
+                    input: 11,
+                    output: 5
+                }
+            );
+            let (v, _) = whole(&g, Format::Anthropic, anthropic_body(alias, false, true)).await;
+            assert_eq!(v["stop_reason"], "tool_use");
+            assert_eq!(v["content"][0]["input"], json!({"q": "x"}), "{alias}: {v}");
+
+            let (v, out) = whole(&g, Format::Openai, openai_body(alias, false, false)).await;
+            assert_eq!(
+                v["choices"][0]["message"]["content"], "echo: hello there",
+                "{alias}: {v}"
+            );
+            assert_eq!(
+                out.tokens,
+                Tokens {
+                    input: 11,
+                    output: 5
+                }
+            );
+            let (v, _) = whole(&g, Format::Openai, openai_body(alias, false, true)).await;
+            assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+            let args: Value = serde_json::from_str(
+                v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(args, json!({"q": "x"}), "{alias}: {v}");
+        }
+    }
+
+    #[tokio::test]
+    async fn both_formats_against_both_provider_kinds_streamed() {
+        let g = gateway().await;
+        for alias in ["a", "o"] {
+            let (text, tokens) =
+                streamed(&g, Format::Anthropic, anthropic_body(alias, true, false)).await;
+            assert!(
+                text.starts_with("event: message_start\n"),
+                "{alias}: {text}"
+            );
+            assert!(
+                text.trim_end().ends_with(r#""type":"message_stop"}"#),
+                "{alias}: {text}"
+            );
+            assert!(
+                text.contains(r#""text":"echo: ""#) && text.contains(r#""text":"there""#),
+                "{alias}: {text}"
+            );
+            assert_eq!(
+                tokens,
+                Tokens {
+                    input: 11,
+                    output: 5
+                },
+                "{alias}"
+            );
+            let (text, _) =
+                streamed(&g, Format::Anthropic, anthropic_body(alias, true, true)).await;
+            assert!(
+                text.contains(r#""type":"input_json_delta""#)
+                    && text.contains(r#""stop_reason":"tool_use""#),
+                "{alias}: {text}"
+            );
+
+            let (text, tokens) =
+                streamed(&g, Format::Openai, openai_body(alias, true, false)).await;
+            assert!(text.ends_with("data: [DONE]\n\n"), "{alias}: {text}");
+            assert_eq!(text.matches("data: [DONE]").count(), 1);
+            assert!(text.contains(r#""content":"echo: ""#), "{alias}: {text}");
+            assert!(
+                text.contains(r#""prompt_tokens":11"#),
+                "usage chunk when asked: {alias}: {text}"
+            );
+            assert_eq!(
+                tokens,
+                Tokens {
+                    input: 11,
+                    output: 5
+                },
+                "{alias}"
+            );
+            let (text, _) = streamed(&g, Format::Openai, openai_body(alias, true, true)).await;
+            assert!(
+                text.contains(r#""tool_calls":[{"#)
+                    && text.contains(r#""finish_reason":"tool_calls""#),
+                "{alias}: {text}"
+            );
+            assert!(
+                text.contains(r#""arguments":"{\"q\": ""#)
+                    && text.contains(r#""arguments":"\"x\"}""#),
+                "argument deltas in order: {alias}: {text}"
+            );
+
+            // Not asked for: no usage chunk reaches the client, yet the tokens are counted.
+            let mut body = openai_body(alias, true, false);
+            body.as_object_mut().unwrap().remove("stream_options");
+            let (text, tokens) = streamed(&g, Format::Openai, body).await;
+            assert!(!text.contains("prompt_tokens"), "{alias}: {text}");
+            assert_eq!(
+                tokens,
+                Tokens {
+                    input: 11,
+                    output: 5
+                },
+                "{alias}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_provider_falls_back_and_unknown_models_are_named() {
+        let g = gateway().await;
+        let (v, out) = whole(&g, Format::Anthropic, anthropic_body("down", false, false)).await;
+        assert_eq!(v["content"][0]["text"], "echo: hello there");
+        assert_eq!(out.alias, "o");
+        assert_eq!(out.provider_model, "llama-up");
+
+        let err = g
+            .call(
+                Format::Openai,
+                openai_body("gpt-9", false, false),
+                "x".into(),
+                1,
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, GatewayError::UnknownModel(_)));
+        assert!(err.to_string().contains("claude-sonnet"), "{err}");
+        let err = g
+            .call(
+                Format::Anthropic,
+                json!({"model": "a", "messages": []}),
+                "x".into(),
+                1,
+            )
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("max_tokens"), "{err}");
+    }
+}
