@@ -52,5 +52,30 @@ async fn main() -> anyhow::Result<()> {
         min_cos = min_cos.min(zerodb_embed::dot(a, b));
     }
     println!("direct vs batched: max |Δ| {max_diff:.2e}, min cosine {min_cos:.7}");
+    // Where the direct path stops paying: one text at the length limit it takes.
+    let long = "the quarterly review covered pricing hiring and the roadmap ".repeat(12);
+    let tokens = embedder.token_ids(&long)?.len().min(126);
+    let words: Vec<&str> = long.split(' ').collect();
+    let mut text = String::new();
+    for w in words {
+        if embedder.token_ids(&format!("{text} {w}"))?.len() > tokens {
+            break;
+        }
+        text = format!("{text} {w}");
+    }
+    for (label, e) in [
+        ("batched", embedder.batched_only()),
+        ("direct", embedder.clone()),
+    ] {
+        let t = Instant::now();
+        for _ in 0..20 {
+            e.embed(&[text.clone()]).await?;
+        }
+        println!(
+            "{label:>8}: one text of {} word pieces {:.2} ms",
+            embedder.token_ids(&text)?.len(),
+            t.elapsed().as_secs_f64() * 1e3 / 20.0
+        );
+    }
     Ok(())
 }
