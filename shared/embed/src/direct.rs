@@ -16,9 +16,9 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config as BertConfig, HiddenAct, PositionEmbeddingType};
 
 /// Texts of up to this many word pieces take the direct path when embedded alone. The
-/// limit keeps the int8 path to query-sized texts; it is not about speed: measured at 126
-/// word pieces the direct path was still faster than candle's (169 vs 194 ms, both slowed
-/// by a concurrent build), see `examples/query_latency.rs`.
+/// limit keeps the int8 path to query-sized texts; around it the two paths cost about the
+/// same (at 126 word pieces: 169 vs 194 ms in one run, 284 vs 234 ms in another, direct
+/// first, on a busy machine; `examples/query_latency.rs` prints it).
 pub(crate) const DIRECT_MAX_TOKENS: usize = 128;
 
 /// Multiply-adds below which a product runs on one thread: a split costs a few
