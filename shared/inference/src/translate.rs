@@ -257,20 +257,7 @@ pub fn anthropic_to_openai(req: &a::MessagesRequest, model: &str) -> o::ChatRequ
         match m.role {
             a::Role::Assistant => {
                 let text = a::join_text(&blocks);
-                let calls: Vec<o::ToolCall> = blocks
-                    .iter()
-                    .filter_map(|b| match b {
-                        a::Block::ToolUse { id, name, input } => Some(o::ToolCall {
-                            id: id.clone(),
-                            kind: "function".to_owned(),
-                            function: o::FunctionCall {
-                                name: name.clone(),
-                                arguments: input.to_string(),
-                            },
-                        }),
-                        _ => None,
-                    })
-                    .collect();
+                let calls = tool_calls(&blocks);
                 messages.push(o::ChatMessage {
                     role: o::Role::Assistant,
                     content: (!text.is_empty() || calls.is_empty())
@@ -386,6 +373,25 @@ pub fn anthropic_to_openai(req: &a::MessagesRequest, model: &str) -> o::ChatRequ
     }
 }
 
+/// The `tool_use` blocks of an Anthropic turn as OpenAI `tool_calls` (input object →
+/// arguments JSON text).
+fn tool_calls(blocks: &[a::Block]) -> Vec<o::ToolCall> {
+    blocks
+        .iter()
+        .filter_map(|b| match b {
+            a::Block::ToolUse { id, name, input } => Some(o::ToolCall {
+                id: id.clone(),
+                kind: "function".to_owned(),
+                function: o::FunctionCall {
+                    name: name.clone(),
+                    arguments: input.to_string(),
+                },
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 fn text_message(role: o::Role, text: String) -> o::ChatMessage {
     o::ChatMessage {
         role,
@@ -425,21 +431,7 @@ pub fn anthropic_response_to_openai(
     created: i64,
 ) -> o::ChatResponse {
     let text = a::join_text(&resp.content);
-    let calls: Vec<o::ToolCall> = resp
-        .content
-        .iter()
-        .filter_map(|b| match b {
-            a::Block::ToolUse { id, name, input } => Some(o::ToolCall {
-                id: id.clone(),
-                kind: "function".to_owned(),
-                function: o::FunctionCall {
-                    name: name.clone(),
-                    arguments: input.to_string(),
-                },
-            }),
-            _ => None,
-        })
-        .collect();
+    let calls = tool_calls(&resp.content);
     let input = resp.usage.total_input();
     o::ChatResponse {
         id,
