@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use zerodb_inference::stream::{AnthropicToOpenAi, Chunk, Event, OpenAiToAnthropic, Tokens};
@@ -166,58 +167,39 @@ impl Gateway {
             .await
             .map_err(|e| bad(format!("reading the body: {e}")))?;
         let client_model = request.model();
+        // Parsed once; the typed reads below borrow it, checking the provider kept to its
+        // format.
+        let mut v: Value = serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
         let (json, tokens) = match (request.format(), upstream) {
             (Format::Anthropic, Format::Anthropic) => {
-                let r: anthropic::MessagesResponse =
-                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
-                let tokens = Tokens {
-                    input: r.usage.total_input(),
-                    output: r.usage.output_tokens,
-                };
-                let mut v: Value = serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let r =
+                    anthropic::MessagesResponse::deserialize(&v).map_err(|e| bad(e.to_string()))?;
+                let tokens = Tokens::from(&r.usage);
                 v["model"] = json!(client_model);
                 (v, tokens)
             }
             (Format::Openai, Format::Openai) => {
-                let r: openai::ChatResponse =
-                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
-                let u = r.usage.unwrap_or_default();
-                let mut v: Value = serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let r = openai::ChatResponse::deserialize(&v).map_err(|e| bad(e.to_string()))?;
+                let tokens = Tokens::from(&r.usage.unwrap_or_default());
                 v["model"] = json!(client_model);
-                (
-                    v,
-                    Tokens {
-                        input: u.prompt_tokens,
-                        output: u.completion_tokens,
-                    },
-                )
+                (v, tokens)
             }
             (Format::Openai, Format::Anthropic) => {
-                let r: anthropic::MessagesResponse =
-                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let r =
+                    anthropic::MessagesResponse::deserialize(&v).map_err(|e| bad(e.to_string()))?;
+                let tokens = Tokens::from(&r.usage);
                 let out = translate::anthropic_response_to_openai(
                     r,
                     id.to_owned(),
                     client_model,
                     created,
                 );
-                let u = out.usage.unwrap_or_default();
-                (
-                    serde_json::to_value(out).expect("serialisable"),
-                    Tokens {
-                        input: u.prompt_tokens,
-                        output: u.completion_tokens,
-                    },
-                )
+                (serde_json::to_value(out).expect("serialisable"), tokens)
             }
             (Format::Anthropic, Format::Openai) => {
-                let r: openai::ChatResponse =
-                    serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))?;
+                let r = openai::ChatResponse::deserialize(&v).map_err(|e| bad(e.to_string()))?;
+                let tokens = Tokens::from(&r.usage.unwrap_or_default());
                 let out = translate::openai_response_to_anthropic(r, id.to_owned(), client_model);
-                let tokens = Tokens {
-                    input: out.usage.input_tokens,
-                    output: out.usage.output_tokens,
-                };
                 (serde_json::to_value(out).expect("serialisable"), tokens)
             }
         };
@@ -427,22 +409,7 @@ impl StreamState {
         match &mut self.mode {
             Mode::AnthropicPass => {
                 if let Ok(event) = serde_json::from_str::<Event>(data) {
-                    match &event {
-                        Event::MessageStart { message } => {
-                            let u: anthropic::Usage =
-                                serde_json::from_value(message["usage"].clone())
-                                    .unwrap_or_default();
-                            self.tokens.input = u.total_input();
-                            self.tokens.output = u.output_tokens;
-                        }
-                        Event::MessageDelta { usage: Some(u), .. } => {
-                            self.tokens.output = u.output_tokens;
-                            if let Some(i) = u.input_tokens {
-                                self.tokens.input = self.tokens.input.max(i);
-                            }
-                        }
-                        _ => {}
-                    }
+                    self.tokens.observe(&event);
                     let done = matches!(event, Event::MessageStop | Event::Error { .. });
                     let name = event.name();
                     self.pending
@@ -454,11 +421,8 @@ impl StreamState {
             }
             Mode::OpenaiPass { include_usage } => {
                 if let Ok(chunk) = serde_json::from_str::<Chunk>(data) {
-                    if let Some(u) = chunk.usage {
-                        self.tokens = Tokens {
-                            input: u.prompt_tokens,
-                            output: u.completion_tokens,
-                        };
+                    if let Some(u) = &chunk.usage {
+                        self.tokens = Tokens::from(u);
                     }
                     if chunk.choices.is_empty() && chunk.usage.is_some() && !*include_usage {
                         return;

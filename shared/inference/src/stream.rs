@@ -154,11 +154,50 @@ pub struct FunctionDelta {
     pub arguments: Option<String>,
 }
 
-/// Tokens a stream used, as far as it has gone.
+/// Tokens a call used (for a stream: as far as it has gone).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     pub input: u64,
     pub output: u64,
+}
+
+impl From<&a::Usage> for Tokens {
+    fn from(u: &a::Usage) -> Self {
+        Tokens {
+            input: u.total_input(),
+            output: u.output_tokens,
+        }
+    }
+}
+
+impl From<&crate::openai::Usage> for Tokens {
+    fn from(u: &crate::openai::Usage) -> Self {
+        Tokens {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+        }
+    }
+}
+
+impl Tokens {
+    /// Takes in the usage an Anthropic event carries: message_start's counts, then
+    /// message_delta's output count (cumulative) and input count where the API sends it.
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::MessageStart { message } => {
+                let usage: a::Usage =
+                    serde_json::from_value(message["usage"].clone()).unwrap_or_default();
+                *self = Tokens::from(&usage);
+            }
+            Event::MessageDelta { usage: Some(u), .. } => {
+                self.output = u.output_tokens;
+                if let Some(input) = u.input_tokens {
+                    self.input = self.input.max(input);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// An Anthropic provider's events, as OpenAI chunks for an OpenAI client.
@@ -208,12 +247,9 @@ impl AnthropicToOpenAi {
     /// The chunks for one upstream event. An `error` event is returned as `Err` with its
     /// message: the caller ends the stream with it.
     pub fn event(&mut self, event: Event) -> Result<Vec<Chunk>, ErrorBody> {
+        self.tokens.observe(&event);
         Ok(match event {
-            Event::MessageStart { message } => {
-                let usage: a::Usage =
-                    serde_json::from_value(message["usage"].clone()).unwrap_or_default();
-                self.tokens.input = usage.total_input();
-                self.tokens.output = usage.output_tokens;
+            Event::MessageStart { .. } => {
                 vec![self.chunk(
                     ChunkDelta {
                         role: Some("assistant".to_owned()),
@@ -286,13 +322,7 @@ impl AnthropicToOpenAi {
                 },
                 Delta::Other => Vec::new(),
             },
-            Event::MessageDelta { delta, usage } => {
-                if let Some(u) = usage {
-                    self.tokens.output = u.output_tokens;
-                    if let Some(input) = u.input_tokens {
-                        self.tokens.input = self.tokens.input.max(input);
-                    }
-                }
+            Event::MessageDelta { delta, .. } => {
                 vec![self.chunk(
                     ChunkDelta::default(),
                     finish_reason(delta.stop_reason).or(Some("stop")),
@@ -403,11 +433,8 @@ impl OpenAiToAnthropic {
     /// The events for one upstream chunk.
     pub fn chunk(&mut self, chunk: Chunk) -> Vec<Event> {
         let mut out = Vec::new();
-        if let Some(u) = chunk.usage {
-            self.tokens = Tokens {
-                input: u.prompt_tokens,
-                output: u.completion_tokens,
-            };
+        if let Some(u) = &chunk.usage {
+            self.tokens = Tokens::from(u);
         }
         self.start(&mut out);
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
