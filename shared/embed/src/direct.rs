@@ -188,10 +188,12 @@ impl DirectBert {
         let mut projected = vec![0f32; m * h];
         let mut wide = vec![0f32; m * inter];
         let mut scores = vec![0f32; m];
+        // The column-major products of every linear layer, sized for the widest.
+        let mut scratch = Vec::with_capacity(m * (3 * h).max(inter));
         let head_dim = h / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         for layer in &self.layers {
-            layer.qkv.apply(&x, m, &mut qkv);
+            layer.qkv.apply(&x, m, &mut qkv, &mut scratch);
             // Self-attention, head by head: a few thousand multiply-adds per head for a
             // short text, so plain loops.
             for head in 0..self.heads {
@@ -220,13 +222,15 @@ impl DirectBert {
                     }
                 }
             }
-            layer.attention_out.apply(&context, m, &mut projected);
+            layer
+                .attention_out
+                .apply(&context, m, &mut projected, &mut scratch);
             add_assign(&mut x, &projected);
             layer.attention_norm.apply(&mut x, h, self.eps);
 
-            layer.intermediate.apply(&x, m, &mut wide);
+            layer.intermediate.apply(&x, m, &mut wide, &mut scratch);
             wide.iter_mut().for_each(|v| *v = gelu_erf(*v));
-            layer.output.apply(&wide, m, &mut projected);
+            layer.output.apply(&wide, m, &mut projected, &mut scratch);
             add_assign(&mut x, &projected);
             layer.output_norm.apply(&mut x, h, self.eps);
         }
@@ -302,14 +306,15 @@ impl Linear {
         }
     }
 
-    /// `y = x · Wᵀ + b` for `m` rows of `x`.
-    fn apply(&self, x: &[f32], m: usize, y: &mut [f32]) {
+    /// `y = x · Wᵀ + b` for `m` rows of `x`. `scratch` is reused across calls.
+    fn apply(&self, x: &[f32], m: usize, y: &mut [f32], scratch: &mut Vec<f32>) {
         debug_assert_eq!(x.len(), m * self.inputs);
         debug_assert_eq!(y.len(), m * self.outputs);
         // Outputs are computed column-major (all tokens of output 0, then output 1, …) so
         // that a thread's share is one contiguous slice; then transposed into `y`.
-        let mut columns = vec![0f32; m * self.outputs];
-        self.columns(x, m, 0, &mut columns);
+        scratch.resize(m * self.outputs, 0.0);
+        let columns = &mut scratch[..];
+        self.columns(x, m, 0, columns);
         for (o, column) in columns.chunks_exact(m).enumerate() {
             let (scale, bias) = (self.scale[o], self.bias[o]);
             for (t, v) in column.iter().enumerate() {
@@ -509,7 +514,7 @@ mod tests {
             for m in [1, 2, 3, 4, 5, 9, 17] {
                 let x = noise(m * inputs, m as u64);
                 let mut y = vec![0f32; m * outputs];
-                lin.apply(&x, m, &mut y);
+                lin.apply(&x, m, &mut y, &mut Vec::new());
                 let mut generic = vec![0f32; m * outputs];
                 kernel_generic(&lin.weight, inputs, &x, m, &mut generic);
                 for t in 0..m {

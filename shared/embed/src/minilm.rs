@@ -313,11 +313,7 @@ impl Model {
             let mut v = model
                 .pooled(only)
                 .map_err(|e| EmbedError::Inference(e.to_string()))?;
-            if !l2_normalize(&mut v) {
-                return Err(EmbedError::Inference(
-                    "model produced a zero or non-finite embedding".into(),
-                ));
-            }
+            self.unit(&mut v).map_err(EmbedError::Inference)?;
             return Ok(vec![v]);
         }
 
@@ -428,18 +424,25 @@ impl Model {
 
         let mut vectors = pooled.to_vec2::<f32>()?;
         for v in &mut vectors {
-            if v.len() != self.dims {
-                candle_core::bail!(
-                    "model produced {} dimensions, expected {}",
-                    v.len(),
-                    self.dims
-                );
-            }
-            if !l2_normalize(v) {
-                candle_core::bail!("model produced a zero or non-finite embedding");
-            }
+            self.unit(v).map_err(candle_core::Error::msg)?;
         }
         Ok(vectors)
+    }
+
+    /// Makes a pooled vector (from either forward pass) unit length, after checking it
+    /// has the model's dimensions.
+    fn unit(&self, v: &mut [f32]) -> Result<(), String> {
+        if v.len() != self.dims {
+            return Err(format!(
+                "model produced {} dimensions, expected {}",
+                v.len(),
+                self.dims
+            ));
+        }
+        if !l2_normalize(v) {
+            return Err("model produced a zero or non-finite embedding".to_owned());
+        }
+        Ok(())
     }
 }
 
