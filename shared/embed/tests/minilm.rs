@@ -277,6 +277,21 @@ const REFERENCE: [(&str, &[u32], [f32; 16]); 3] = [
 /// cos(0,1), cos(0,2), cos(1,2) from the same script.
 const REFERENCE_COS: [f32; 3] = [0.017473, 0.131219, 0.104128];
 
+/// The pairwise cosines of the three reference texts' vectors, against the reference's.
+fn assert_reference_cosines(got: &[Vec<f32>], tolerance: f32) {
+    let cos = [
+        dot(&got[0], &got[1]),
+        dot(&got[0], &got[2]),
+        dot(&got[1], &got[2]),
+    ];
+    for (c, r) in cos.iter().zip(REFERENCE_COS) {
+        assert!(
+            (c - r).abs() < tolerance,
+            "cosines {cos:?} vs reference {REFERENCE_COS:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn matches_independent_reference() {
     let texts: Vec<&str> = REFERENCE.iter().map(|r| r.0).collect();
@@ -293,17 +308,7 @@ async fn matches_independent_reference() {
             "{text:?}: differs from the reference by {diff}"
         );
     }
-    let cos = [
-        dot(&got[0], &got[1]),
-        dot(&got[0], &got[2]),
-        dot(&got[1], &got[2]),
-    ];
-    for (c, r) in cos.iter().zip(REFERENCE_COS) {
-        assert!(
-            (c - r).abs() < 1e-3,
-            "cosines {cos:?} vs reference {REFERENCE_COS:?}"
-        );
-    }
+    assert_reference_cosines(&got, 1e-3);
 }
 
 /// A lone short text takes the direct path (int8 weights): still close to the independent
@@ -326,17 +331,7 @@ async fn a_lone_text_stays_close_to_the_independent_reference() {
         );
         got.push(v);
     }
-    let cos = [
-        dot(&got[0], &got[1]),
-        dot(&got[0], &got[2]),
-        dot(&got[1], &got[2]),
-    ];
-    for (c, r) in cos.iter().zip(REFERENCE_COS) {
-        assert!(
-            (c - r).abs() < 5e-3,
-            "cosines {cos:?} vs reference {REFERENCE_COS:?}"
-        );
-    }
+    assert_reference_cosines(&got, 5e-3);
 }
 
 #[tokio::test]
