@@ -230,17 +230,24 @@ impl AnthropicToOpenAi {
     }
 
     fn chunk(&self, delta: ChunkDelta, finish: Option<&str>) -> Chunk {
+        self.frame(
+            vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish.map(str::to_owned),
+            }],
+            None,
+        )
+    }
+
+    fn frame(&self, choices: Vec<ChunkChoice>, usage: Option<crate::openai::Usage>) -> Chunk {
         Chunk {
             id: self.id.clone(),
             object: chunk_object(),
             created: self.created,
             model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish.map(str::to_owned),
-            }],
-            usage: None,
+            choices,
+            usage,
         }
     }
 
@@ -330,18 +337,15 @@ impl AnthropicToOpenAi {
             }
             Event::MessageStop => {
                 if self.include_usage {
-                    vec![Chunk {
-                        id: self.id.clone(),
-                        object: chunk_object(),
-                        created: self.created,
-                        model: self.model.clone(),
-                        choices: Vec::new(),
-                        usage: Some(crate::openai::Usage {
+                    // OpenAI's usage chunk: last, with no choices.
+                    vec![self.frame(
+                        Vec::new(),
+                        Some(crate::openai::Usage {
                             prompt_tokens: self.tokens.input,
                             completion_tokens: self.tokens.output,
                             total_tokens: self.tokens.input + self.tokens.output,
                         }),
-                    }]
+                    )]
                 } else {
                     Vec::new()
                 }
