@@ -89,6 +89,11 @@ impl Gateway {
         &self.catalog
     }
 
+    /// Whether `provider` can be called (its key was found, or it needs none).
+    pub fn has_key(&self, provider: &str) -> bool {
+        self.providers.get(provider).is_some_and(|c| c.is_ready())
+    }
+
     /// Runs one call. `body` is the client's JSON, `id` the response id to give it.
     pub async fn call(
         &self,

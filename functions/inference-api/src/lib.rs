@@ -1,7 +1,174 @@
 //! The inference endpoint group (seed 000 step 4): Anthropic Messages and OpenAI Chat
-//! Completions in front of configured providers. In progress: the provider client and
-//! the SSE reader are here; the HTTP handlers, credits and usage records come next.
+//! Completions in front of configured providers, with credits and usage records.
+//!
+//! Handlers get the `Inference` service as a request extension, added once by whoever
+//! builds the router (this function's `main`, or zerodb-local).
 
+pub mod accounting;
+pub mod api;
+pub mod error;
 pub mod gateway;
 pub mod provider;
+pub mod secrets;
 pub mod sse;
+
+use std::sync::Arc;
+
+use utoipa::OpenApi;
+use zerodb_http::{AppState, Routes};
+use zerodb_inference::catalog::KeySource;
+use zerodb_inference::stream::Tokens;
+use zerodb_inference::{Catalog, ProvidersFile};
+
+use crate::accounting::{Accounting, CreditPolicy, UsageRecord};
+use crate::gateway::Gateway;
+use crate::provider::{ProviderClient, Providers};
+
+/// How usage records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordWrites {
+    /// Before the response (or the stream) ends: a Lambda may be frozen as soon as it
+    /// has answered, so nothing may be left running after.
+    Inline,
+    /// On a task of their own, so the client never waits for the write (zerodb-local,
+    /// a long-running process).
+    Background,
+}
+
+/// The gateway and the accounting around it.
+pub struct Inference {
+    pub gateway: Gateway,
+    pub accounting: Accounting,
+    writes: RecordWrites,
+}
+
+impl Inference {
+    pub fn new(gateway: Gateway, accounting: Accounting, writes: RecordWrites) -> Self {
+        Inference {
+            gateway,
+            accounting,
+            writes,
+        }
+    }
+
+    /// The service over `state`'s table, with `catalog`'s providers keyed by `key_of`.
+    pub fn build(
+        state: &AppState,
+        catalog: Catalog,
+        key_of: impl Fn(&KeySource) -> Option<String>,
+        credits: CreditPolicy,
+        writes: RecordWrites,
+    ) -> anyhow::Result<Self> {
+        let providers = providers(&catalog, key_of)?;
+        let accounting = Accounting::new(state.stores.table.clone(), state.clock.clone(), credits);
+        Ok(Inference::new(
+            Gateway::new(catalog, providers),
+            accounting,
+            writes,
+        ))
+    }
+
+    /// Prices the call and writes its record, deducting the cost. A failed write is
+    /// logged, not returned: the client has its answer already.
+    async fn write_record(&self, account: String, mut record: UsageRecord, tokens: Tokens) {
+        let cost = self
+            .gateway
+            .catalog()
+            .resolve(&record.alias)
+            .map(|r| r.alias.price.cost_micro(tokens.input, tokens.output))
+            .unwrap_or(0);
+        record.input_tokens = tokens.input;
+        record.output_tokens = tokens.output;
+        let accounting = self.accounting.clone();
+        let write = async move {
+            if let Err(e) = accounting.record(&account, record, cost).await {
+                tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
+            }
+        };
+        match self.writes {
+            RecordWrites::Inline => write.await,
+            RecordWrites::Background => {
+                tokio::spawn(write);
+            }
+        }
+    }
+}
+
+/// One client per provider of the catalog, with the key `key_of` finds for it.
+pub fn providers(
+    catalog: &Catalog,
+    key_of: impl Fn(&KeySource) -> Option<String>,
+) -> anyhow::Result<Providers> {
+    let clients = catalog
+        .providers()
+        .map(|p| {
+            ProviderClient::new(p.clone(), key_of(&p.key))
+                .map_err(|e| anyhow::anyhow!("building the HTTP client of provider `{}`: {e}", p.name))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Providers::new(clients))
+}
+
+/// The catalog: the built-in aliases, plus the providers file when one is named.
+pub fn catalog(providers_file: Option<&std::path::Path>) -> anyhow::Result<Catalog> {
+    match providers_file {
+        None => Ok(Catalog::builtin()),
+        Some(path) => {
+            let file = ProvidersFile::read(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Catalog::with_file(file).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+    }
+}
+
+/// A key from the environment; secrets are left to the caller that can reach AWS.
+pub fn env_key(source: &KeySource) -> Option<String> {
+    match source {
+        KeySource::Env(name) => std::env::var(name).ok().filter(|k| !k.is_empty()),
+        KeySource::None | KeySource::Secret(_) => None,
+    }
+}
+
+/// This group's routes.
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/v1/messages", api::messages)
+        .post("/api/v1/chat/completions", api::chat_completions)
+        .post("/v1/chat/completions", api::chat_completions_v1)
+        .get("/v1/models", api::models)
+        .get("/api/v1/models", api::models_api)
+        .get("/api/v1/usage", api::usage)
+        .map_router(|r| r.route_layer(axum::middleware::from_fn(error::format_errors)))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        api::messages,
+        api::chat_completions,
+        api::chat_completions_v1,
+        api::models,
+        api::models_api,
+        api::usage
+    ),
+    components(schemas(
+        api::ModelList,
+        api::ModelView,
+        api::UsageResponse,
+        accounting::UsageRecord,
+        accounting::Credits
+    ))
+)]
+struct InferenceDoc;
+
+/// This group's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    InferenceDoc::openapi()
+}
+
+/// The Lambda function's router.
+pub fn router(state: AppState, inference: Arc<Inference>) -> axum::Router {
+    routes()
+        .into_router(state)
+        .layer(axum::Extension(inference))
+}

@@ -92,6 +92,11 @@ impl ProviderClient {
         &self.provider
     }
 
+    /// Whether calls can be authenticated (a key was found, or none is needed).
+    pub fn is_ready(&self) -> bool {
+        self.headers.is_ok()
+    }
+
     fn url(&self) -> String {
         match self.provider.kind {
             ProviderKind::Anthropic => format!("{}/v1/messages", self.provider.base_url),

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use inference_api::accounting::CreditPolicy;
+
 use crate::{LocalConfig, open_stack};
 
 #[derive(Debug, Parser)]
@@ -43,6 +45,15 @@ struct ServeArgs {
     /// Requests per key per minute; 0 turns the limit off.
     #[arg(long, env = "ZERODB_RATE_LIMIT_PER_MINUTE", default_value_t = zerodb_http::config::DEFAULT_RATE_LIMIT_PER_MINUTE, global = true)]
     rate_limit_per_minute: u32,
+    /// The inference providers file (TOML: `[providers.<name>]`, `[aliases]`; see the
+    /// README). Without one, the built-in aliases with keys from ANTHROPIC_API_KEY,
+    /// NVIDIA_API_KEY and CEREBRAS_API_KEY.
+    #[arg(long, env = "ZERODB_PROVIDERS", global = true)]
+    providers: Option<PathBuf>,
+    /// Inference credits each account starts with, in US dollars at list prices; unset,
+    /// credits are unlimited.
+    #[arg(long, env = "ZERODB_CREDITS_USD", global = true)]
+    credits_usd: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,8 +65,26 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
+    /// Manage inference credits.
+    Credits {
+        #[command(subcommand)]
+        command: CreditsCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum CreditsCommand {
+    /// Add credits (US dollars at list prices) to an account.
+    Add {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        usd: f64,
+        #[arg(long, value_enum, default_value = "embedded")]
+        backend: Backend,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -85,18 +114,35 @@ pub async fn run() -> anyhow::Result<()> {
             println!("{}", crate::openapi_document().to_pretty_json()?);
             Ok(())
         }
+        Command::Credits {
+            command:
+                CreditsCommand::Add {
+                    account,
+                    usd,
+                    backend,
+                },
+        } => {
+            anyhow::ensure!(
+                usd.is_finite() && usd > 0.0,
+                "--usd must be a positive number of US dollars; got {usd}"
+            );
+            let table = table_of(backend, &cli.serve.data_dir).await?;
+            let accounting = inference_api::accounting::Accounting::new(
+                table,
+                Arc::new(zerodb_domain::clock::SystemClock),
+                // Adding does not depend on the policy.
+                inference_api::accounting::CreditPolicy::Unlimited,
+            );
+            accounting
+                .add_credits(&account, (usd * 1_000_000.0).round() as u64)
+                .await?;
+            println!("added {usd} credits to account {account}");
+            Ok(())
+        }
         Command::Accounts {
             command: AccountsCommand::Create { name, backend },
         } => {
-            let table = match backend {
-                Backend::Embedded => open_stack(&cli.serve.data_dir)?.stores.table,
-                Backend::Aws => {
-                    let table = std::env::var("ZERODB_TABLE")
-                        .context("ZERODB_TABLE must name the DynamoDB table")?;
-                    let clients = zerodb_store_aws::AwsClients::from_env().await;
-                    Arc::new(zerodb_store_aws::AwsTable::new(clients.dynamodb, table))
-                }
-            };
+            let table = table_of(backend, &cli.serve.data_dir).await?;
             let account = crate::create_account(table, &name).await?;
             println!("account_id: {}", account.account_id);
             println!("root_key_id: {}", account.root_key_id);
@@ -107,12 +153,34 @@ pub async fn run() -> anyhow::Result<()> {
     }
 }
 
+/// The table an operator command works on.
+async fn table_of(
+    backend: Backend,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn zerodb_domain::store::Table>> {
+    Ok(match backend {
+        Backend::Embedded => open_stack(data_dir)?.stores.table,
+        Backend::Aws => {
+            let table = std::env::var("ZERODB_TABLE")
+                .context("ZERODB_TABLE must name the DynamoDB table")?;
+            let clients = zerodb_store_aws::AwsClients::from_env().await;
+            Arc::new(zerodb_store_aws::AwsTable::new(clients.dynamodb, table))
+        }
+    })
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir);
+    let credits = CreditPolicy::from_credits(args.credits_usd.as_deref())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let running = crate::start(LocalConfig {
         addr: args.addr,
         data_dir: data_dir.clone(),
         rate_limit_per_minute: args.rate_limit_per_minute,
+        inference: crate::InferenceConfig {
+            providers: args.providers.clone(),
+            credits,
+        },
         // Loading MiniLM reads ~90 MB and takes a moment: off the async workers.
         embedder: tokio::task::spawn_blocking(crate::local_embedder).await??,
     })
@@ -128,6 +196,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     println!("  openapi:  http://{}/openapi.json", running.addr);
     println!("  embedder: {}", running.embedder);
+    let providers: Vec<String> = running
+        .providers
+        .iter()
+        .map(|(name, ready)| format!("{name}{}", if *ready { "" } else { " (no key)" }))
+        .collect();
+    println!("  inference providers: {}", providers.join(", "));
     match &running.new_root_key {
         Some(key) => {
             println!("  root key: {key}");

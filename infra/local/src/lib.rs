@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use inference_api::accounting::CreditPolicy;
+use inference_api::{Inference, RecordWrites};
 use zerodb_domain::auth::{AuthService, AuthSettings, NewAccount};
 use zerodb_domain::clock::{Clock, SystemClock};
 use zerodb_domain::rate::RateCounting;
@@ -29,6 +31,7 @@ fn group_routes() -> Routes {
     auth_api::routes()
         .merge(memory_api::routes())
         .merge(security_api::routes())
+        .merge(inference_api::routes())
 }
 
 /// The OpenAPI document of every group.
@@ -37,6 +40,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         auth_api::openapi(),
         memory_api::openapi(),
         security_api::openapi(),
+        inference_api::openapi(),
     ])
 }
 
@@ -44,12 +48,51 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 #[derive(Clone)]
 pub struct Services {
     pub memory: MemoryService,
+    pub inference: Arc<Inference>,
 }
 
 impl Services {
+    /// Memory on `embedder`; inference on the built-in aliases, keys from the
+    /// environment, credits unlimited.
     pub fn new(state: &AppState, embedder: Arc<dyn Embedder>) -> Self {
-        Services {
+        Self::with_inference(state, embedder, &InferenceConfig::default())
+            .expect("the built-in catalog needs no file")
+    }
+
+    pub fn with_inference(
+        state: &AppState,
+        embedder: Arc<dyn Embedder>,
+        config: &InferenceConfig,
+    ) -> anyhow::Result<Self> {
+        let catalog = inference_api::catalog(config.providers.as_deref())?;
+        let inference = Inference::build(
+            state,
+            catalog,
+            inference_api::env_key,
+            config.credits,
+            // One long-running process: usage is written off the response path.
+            RecordWrites::Background,
+        )?;
+        Ok(Services {
             memory: memory_api::service(state, embedder),
+            inference: Arc::new(inference),
+        })
+    }
+}
+
+/// The inference gateway's settings.
+#[derive(Debug, Clone)]
+pub struct InferenceConfig {
+    /// The providers TOML (`--providers`); the built-in aliases alone without one.
+    pub providers: Option<PathBuf>,
+    pub credits: CreditPolicy,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        InferenceConfig {
+            providers: None,
+            credits: CreditPolicy::Unlimited,
         }
     }
 }
@@ -59,6 +102,7 @@ pub fn router(state: AppState, services: Services) -> axum::Router {
     all_routes()
         .into_router(state)
         .layer(axum::Extension(services.memory))
+        .layer(axum::Extension(services.inference))
 }
 
 /// The embedder zerodb-local uses: from the `ZERODB_EMBEDDER*` variables; with none set,
@@ -104,6 +148,7 @@ pub struct LocalConfig {
     pub data_dir: PathBuf,
     pub rate_limit_per_minute: u32,
     pub embedder: Arc<dyn Embedder>,
+    pub inference: InferenceConfig,
 }
 
 /// Embedded storage opened on a data directory.
@@ -191,6 +236,8 @@ pub struct Running {
     pub new_root_key: Option<String>,
     /// Name of the embedder recall uses.
     pub embedder: String,
+    /// Providers of the inference gateway, each with whether its key was found.
+    pub providers: Vec<(String, bool)>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -227,13 +274,20 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
     };
 
     let state = AppState::new(stack.stores.clone(), Arc::new(SystemClock), &settings);
-    let mut services = Services::new(&state, config.embedder.clone());
+    let mut services = Services::with_inference(&state, config.embedder.clone(), &config.inference)?;
     // This process is the only writer of its data directory, so whole namespaces can be
     // cached for recall, and events can be sent without making the write wait.
     services.memory = services
         .memory
         .with_namespace_cache()
         .with_detached_events();
+    let providers = services
+        .inference
+        .gateway
+        .catalog()
+        .providers()
+        .map(|p| (p.name.clone(), services.inference.gateway.has_key(&p.name)))
+        .collect();
     let app = router(state, services.clone());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -273,6 +327,7 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         addr,
         new_root_key,
         embedder: config.embedder.name().to_owned(),
+        providers,
         shutdown: tx,
         task,
     })

@@ -83,6 +83,9 @@ pub enum DomainError {
     Validation(Vec<FieldError>),
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
+    /// The account's credits are spent (402 INSUFFICIENT_CREDITS).
+    #[error("{0}")]
+    InsufficientCredits(String),
     /// Storage is throttling; the client should retry.
     #[error("service busy")]
     Unavailable { retry_after_secs: u64 },

@@ -49,7 +49,8 @@ impl From<zerodb_domain::store::StoreError> for ApiError {
     }
 }
 
-fn envelope(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
+/// The error body with its status: the one shape every group's errors take.
+pub fn envelope(status: StatusCode, code: &str, detail: impl Into<String>) -> Response {
     (
         status,
         Json(ErrorBody {
@@ -131,6 +132,9 @@ fn domain_response(e: DomainError) -> Response {
             ),
             retry_after_secs,
         ),
+        DomainError::InsufficientCredits(detail) => {
+            envelope(StatusCode::PAYMENT_REQUIRED, "INSUFFICIENT_CREDITS", detail)
+        }
         DomainError::Unavailable { retry_after_secs } => with_retry_after(
             envelope(
                 StatusCode::SERVICE_UNAVAILABLE,

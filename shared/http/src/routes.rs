@@ -70,6 +70,13 @@ impl Routes {
         self
     }
 
+    /// Changes the router of the routes added so far (e.g. a `route_layer` that only
+    /// this group's routes need); the recorded routes stay as they are.
+    pub fn map_router(mut self, f: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Self {
+        self.router = f(self.router);
+        self
+    }
+
     pub fn served(&self) -> &[RouteInfo] {
         &self.served
     }

@@ -1,0 +1,380 @@
+//! The handlers: `POST /v1/messages` (Anthropic), `POST /api/v1/chat/completions` and
+//! `/v1/chat/completions` (OpenAI), `GET /v1/models`, `GET /api/v1/usage`.
+//!
+//! A call: scope `inference:call` → credits left (402 before any provider is called) →
+//! the gateway → the reply, whole or streamed as SSE → a usage record with its cost,
+//! deducted from the account's credits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use utoipa::{IntoParams, ToSchema};
+use zerodb_domain::auth::Principal;
+use zerodb_domain::scope::{Permission, Service};
+use zerodb_domain::store::Cursor;
+use zerodb_domain::{DomainError, Loc};
+use zerodb_http::extract::MAX_BODY_BYTES;
+use zerodb_http::{ApiError, ApiQuery, AppState, Auth};
+use zerodb_inference::stream::Tokens;
+
+use crate::Inference;
+use crate::accounting::{Credits, UsageRecord};
+use crate::error::InferenceError;
+use crate::gateway::{Format, GatewayError, Reply};
+
+/// The raw body: a JSON object checked by the gateway against the endpoint's format, so
+/// the errors name the format's fields.
+pub struct RawBody(Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))
+    }
+}
+
+/// Anthropic Messages API: create a message (`"stream": true` for SSE events).
+///
+/// Any alias works here, whichever provider serves it: requests, responses, tool use and
+/// streams are translated when the provider speaks OpenAI's format.
+#[utoipa::path(post, path = "/v1/messages", tag = "inference",
+    request_body(content = Object, description = "An Anthropic Messages API request: model (an alias), max_tokens, messages, [system], [tools], [stream], …"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The message, or with `stream` an SSE stream of Anthropic events", body = Object),
+        (status = 400, description = "Invalid request or unknown model (the message names the aliases)", body = zerodb_http::ErrorBody),
+        (status = 402, description = "Credits spent (INSUFFICIENT_CREDITS)", body = zerodb_http::ErrorBody),
+        (status = 413, description = "Body over 6 MB", body = zerodb_http::ErrorBody),
+        (status = 502, description = "The provider failed", body = zerodb_http::ErrorBody),
+        (status = 503, description = "The provider has no API key configured", body = zerodb_http::ErrorBody),
+        (status = 504, description = "The provider did not answer in time", body = zerodb_http::ErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn messages(
+    Extension(inf): Extension<Arc<Inference>>,
+    Auth(caller): Auth,
+    RawBody(body): RawBody,
+) -> Result<Response, InferenceError> {
+    call(inf, caller, Format::Anthropic, body).await
+}
+
+/// OpenAI Chat Completions API: create a chat completion (`"stream": true` for SSE
+/// chunks ending with `data: [DONE]`).
+#[utoipa::path(post, path = "/api/v1/chat/completions", tag = "inference",
+    request_body(content = Object, description = "An OpenAI Chat Completions request: model (an alias), messages, [tools], [stream], [stream_options], …"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The completion, or with `stream` an SSE stream of chunks", body = Object),
+        (status = 400, description = "Invalid request or unknown model (the message names the aliases)", body = zerodb_http::ErrorBody),
+        (status = 402, description = "Credits spent (INSUFFICIENT_CREDITS)", body = zerodb_http::ErrorBody),
+        (status = 413, description = "Body over 6 MB", body = zerodb_http::ErrorBody),
+        (status = 502, description = "The provider failed", body = zerodb_http::ErrorBody),
+        (status = 503, description = "The provider has no API key configured", body = zerodb_http::ErrorBody),
+        (status = 504, description = "The provider did not answer in time", body = zerodb_http::ErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn chat_completions(
+    Extension(inf): Extension<Arc<Inference>>,
+    Auth(caller): Auth,
+    RawBody(body): RawBody,
+) -> Result<Response, InferenceError> {
+    call(inf, caller, Format::Openai, body).await
+}
+
+/// The same endpoint where OpenAI's SDK looks for it (`base_url=<server>/v1`).
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "inference",
+    request_body(content = Object, description = "As `POST /api/v1/chat/completions`"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "As `POST /api/v1/chat/completions`", body = Object),
+        (status = 400, description = "Invalid request or unknown model", body = zerodb_http::ErrorBody),
+        (status = 402, description = "Credits spent (INSUFFICIENT_CREDITS)", body = zerodb_http::ErrorBody),
+        (status = 413, description = "Body over 6 MB", body = zerodb_http::ErrorBody),
+        (status = 502, description = "The provider failed", body = zerodb_http::ErrorBody),
+        (status = 503, description = "The provider has no API key configured", body = zerodb_http::ErrorBody),
+        (status = 504, description = "The provider did not answer in time", body = zerodb_http::ErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn chat_completions_v1(
+    inf: Extension<Arc<Inference>>,
+    auth: Auth,
+    body: RawBody,
+) -> Result<Response, InferenceError> {
+    chat_completions(inf, auth, body).await
+}
+
+async fn call(
+    inf: Arc<Inference>,
+    caller: Principal,
+    format: Format,
+    body: Bytes,
+) -> Result<Response, InferenceError> {
+    let started = Instant::now();
+    caller.require(Service::Inference, Permission::Call, None)?;
+    let json: Value = serde_json::from_slice(&body)
+        .map_err(|e| GatewayError::BadRequest(format!("the body is not JSON: {e}")))?;
+    inf.accounting.check(&caller.account_id).await?;
+    let sent_model = json
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let stream = json.get("stream") == Some(&Value::Bool(true));
+    let (id, endpoint) = match format {
+        Format::Anthropic => (zerodb_domain::ids::prefixed_id("msg"), "anthropic"),
+        Format::Openai => (zerodb_domain::ids::prefixed_id("chatcmpl"), "openai"),
+    };
+    let created = inf.accounting.clock().now().timestamp();
+    let mut record = UsageRecord {
+        id: id.clone(),
+        key_id: caller.key_id.clone(),
+        endpoint: endpoint.to_owned(),
+        alias: sent_model.clone(),
+        provider_model: String::new(),
+        stream,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0.0,
+        latency_ms: 0,
+        status: 200,
+        error_code: None,
+        created_at: String::new(),
+    };
+    let outcome = match inf.gateway.call(format, json, id, created).await {
+        Ok(o) => o,
+        Err(e) => {
+            let err = InferenceError::Gateway(e);
+            // Calls that reached a provider are recorded; requests refused before
+            // (bad body, unknown model) are not calls.
+            if let InferenceError::Gateway(GatewayError::Provider(_) | GatewayError::BadUpstream { .. }) = &err
+            {
+                if let Ok(route) = inf.gateway.catalog().resolve(&sent_model) {
+                    record.alias = route.alias.name.clone();
+                    record.provider_model = route.alias.model.clone();
+                }
+                record.error_code = Some(err.code().to_owned());
+                let resp = err.into_response();
+                record.status = resp.status().as_u16();
+                record.latency_ms = started.elapsed().as_millis() as u64;
+                inf.write_record(caller.account_id.clone(), record, Tokens::default())
+                    .await;
+                return Ok(resp);
+            }
+            return Err(err);
+        }
+    };
+    record.alias = outcome.alias.clone();
+    record.provider_model = outcome.provider_model.clone();
+    match outcome.reply {
+        Reply::Json(v) => {
+            record.latency_ms = started.elapsed().as_millis() as u64;
+            inf.write_record(caller.account_id, record, outcome.tokens)
+                .await;
+            Ok(axum::Json(v).into_response())
+        }
+        Reply::Stream { frames, tokens } => {
+            let finish = Finish {
+                inf,
+                account: caller.account_id,
+                record,
+                started,
+                tokens,
+            };
+            Ok(sse_response(frames, finish))
+        }
+    }
+}
+
+/// What to do when a stream ends: record its usage.
+struct Finish {
+    inf: Arc<Inference>,
+    account: String,
+    record: UsageRecord,
+    started: Instant,
+    tokens: oneshot::Receiver<Tokens>,
+}
+
+impl Finish {
+    async fn run(mut self) {
+        let tokens = (&mut self.tokens).await.unwrap_or_default();
+        self.record.latency_ms = self.started.elapsed().as_millis() as u64;
+        self.inf
+            .write_record(self.account, self.record, tokens)
+            .await;
+    }
+}
+
+/// Records on drop when the stream did not run to its end (the client went away).
+struct FinishGuard(Option<Finish>);
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            tokio::spawn(f.run());
+        }
+    }
+}
+
+fn sse_response(frames: futures::stream::BoxStream<'static, Bytes>, finish: Finish) -> Response {
+    let mut guard = FinishGuard(Some(finish));
+    let tail = futures::stream::once(async move {
+        if let Some(f) = guard.0.take() {
+            f.run().await;
+        }
+    })
+    .filter_map(|()| std::future::ready(None::<Bytes>));
+    let body = frames.chain(tail).map(Ok::<_, std::convert::Infallible>);
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Proxies (nginx) must pass events on as they come.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// One entry of the model list, readable by both SDKs' `models.list()`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelView {
+    /// The alias to send as `model`.
+    pub id: String,
+    /// `model` (OpenAI).
+    pub object: &'static str,
+    /// `model` (Anthropic).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub display_name: String,
+    /// The provider serving it.
+    pub owned_by: String,
+    /// Unix seconds (OpenAI).
+    pub created: i64,
+    /// RFC 3339 (Anthropic).
+    pub created_at: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    /// `list`.
+    pub object: &'static str,
+    pub data: Vec<ModelView>,
+    pub has_more: bool,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+}
+
+/// The aliases this deployment serves (OpenAI's and Anthropic's list formats at once).
+#[utoipa::path(get, path = "/v1/models", tag = "inference",
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = ModelList), zerodb_http::openapi::AuthErrors))]
+pub async fn models(
+    Extension(inf): Extension<Arc<Inference>>,
+    Auth(_caller): Auth,
+) -> axum::Json<ModelList> {
+    // Aliases have no creation date; a fixed one keeps the list stable.
+    const EPOCH: i64 = 1_735_689_600;
+    let data: Vec<ModelView> = inf
+        .gateway
+        .catalog()
+        .aliases()
+        .map(|a| ModelView {
+            id: a.name.clone(),
+            object: "model",
+            kind: "model",
+            display_name: a.name.clone(),
+            owned_by: a.provider.clone(),
+            created: EPOCH,
+            created_at: "2025-01-01T00:00:00Z",
+        })
+        .collect();
+    axum::Json(ModelList {
+        object: "list",
+        first_id: data.first().map(|m| m.id.clone()),
+        last_id: data.last().map(|m| m.id.clone()),
+        has_more: false,
+        data,
+    })
+}
+
+/// As `GET /v1/models`.
+#[utoipa::path(get, path = "/api/v1/models", tag = "inference",
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, body = ModelList), zerodb_http::openapi::AuthErrors))]
+pub async fn models_api(inf: Extension<Arc<Inference>>, auth: Auth) -> axum::Json<ModelList> {
+    models(inf, auth).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UsageQuery {
+    /// Records per page, 1–1000 (default 100).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageResponse {
+    /// Newest first.
+    pub records: Vec<UsageRecord>,
+    pub next_cursor: Option<String>,
+    pub credits: Credits,
+}
+
+/// This account's inference calls, newest first, and its credits.
+///
+/// Needs `inference:call` or `inference:read`.
+#[utoipa::path(get, path = "/api/v1/usage", tag = "inference",
+    params(UsageQuery),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = UsageResponse),
+        (status = 422, description = "Bad limit or cursor", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn usage(
+    Extension(inf): Extension<Arc<Inference>>,
+    Auth(caller): Auth,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<axum::Json<UsageResponse>, InferenceError> {
+    caller
+        .require(Service::Inference, Permission::Read, None)
+        .or_else(|_| caller.require(Service::Inference, Permission::Call, None))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(DomainError::invalid(
+            vec![Loc::from("query"), Loc::from("limit")],
+            format!("limit must be between 1 and 1000; got {limit}"),
+        )
+        .into());
+    }
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(Cursor::from_client)
+        .transpose()
+        .map_err(DomainError::from)?;
+    let (records, next) = inf
+        .accounting
+        .list(&caller.account_id, limit as usize, cursor)
+        .await?;
+    let credits = inf.accounting.credits(&caller.account_id).await?;
+    Ok(axum::Json(UsageResponse {
+        records,
+        next_cursor: next.map(|c| c.as_str().to_owned()),
+        credits,
+    }))
+}
