@@ -59,7 +59,10 @@ echo "== black-box tests against the zerodb-local binary"
 # `cargo test` built this binary for zerodb-local's own integration tests; building it
 # again with `cargo build -p` would resolve features differently and recompile the SDK.
 test -x target/debug/zerodb-local || { echo "target/debug/zerodb-local was not built by cargo test" >&2; exit 1; }
-ZERODB_LOCAL_BIN="$PWD/target/debug/zerodb-local" "$VENV/bin/pytest" -q tests/python
+# The fake LLM provider behind the inference tests, built for zerodb-tests' own tests.
+test -x target/debug/fake-provider || { echo "target/debug/fake-provider was not built by cargo test" >&2; exit 1; }
+ZERODB_LOCAL_BIN="$PWD/target/debug/zerodb-local" FAKE_PROVIDER_BIN="$PWD/target/debug/fake-provider" \
+  "$VENV/bin/pytest" -q tests/python
 
 echo "== contract fuzzing of zerodb-local with schemathesis"
 # Excluded checks, on purpose: use_after_free (a revoked key stays readable, status
