@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use utoipa::OpenApi;
 use zerodb_http::{AppState, Routes};
-use zerodb_inference::catalog::KeySource;
+use zerodb_inference::catalog::{KeySource, Provider};
 use zerodb_inference::stream::Tokens;
 use zerodb_inference::{Catalog, ProvidersFile};
 
@@ -55,7 +55,7 @@ impl Inference {
     pub fn build(
         state: &AppState,
         catalog: Catalog,
-        key_of: impl Fn(&KeySource) -> Option<String>,
+        key_of: impl Fn(&Provider) -> Option<String>,
         credits: CreditPolicy,
         writes: RecordWrites,
     ) -> anyhow::Result<Self> {
@@ -97,12 +97,12 @@ impl Inference {
 /// One client per provider of the catalog, with the key `key_of` finds for it.
 pub fn providers(
     catalog: &Catalog,
-    key_of: impl Fn(&KeySource) -> Option<String>,
+    key_of: impl Fn(&Provider) -> Option<String>,
 ) -> anyhow::Result<Providers> {
     let clients = catalog
         .providers()
         .map(|p| {
-            ProviderClient::new(p.clone(), key_of(&p.key))
+            ProviderClient::new(p.clone(), key_of(p))
                 .map_err(|e| anyhow::anyhow!("building the HTTP client of provider `{}`: {e}", p.name))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -121,9 +121,15 @@ pub fn catalog(providers_file: Option<&std::path::Path>) -> anyhow::Result<Catal
     }
 }
 
+/// The catalog from a providers file's text (the Lambda's `ZERODB_PROVIDERS_TOML`).
+pub fn catalog_from_text(text: &str, origin: &str) -> anyhow::Result<Catalog> {
+    let file = ProvidersFile::parse(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    Catalog::with_file(file).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
+}
+
 /// A key from the environment; secrets are left to the caller that can reach AWS.
-pub fn env_key(source: &KeySource) -> Option<String> {
-    match source {
+pub fn env_key(provider: &Provider) -> Option<String> {
+    match &provider.key {
         KeySource::Env(name) => std::env::var(name).ok().filter(|k| !k.is_empty()),
         KeySource::None | KeySource::Secret(_) => None,
     }

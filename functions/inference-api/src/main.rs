@@ -6,15 +6,18 @@ use std::sync::Arc;
 
 use inference_api::accounting::CreditPolicy;
 use inference_api::{Inference, RecordWrites};
-use zerodb_inference::catalog::KeySource;
+use zerodb_inference::catalog::Provider;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     zerodb_http::telemetry::init();
     let config = zerodb_http::config::LambdaConfig::from_env()?;
     let credits = CreditPolicy::from_credits(std::env::var("ZERODB_CREDITS_USD").ok().as_deref())?;
-    let providers_file = std::env::var_os("ZERODB_PROVIDERS").map(std::path::PathBuf::from);
-    let catalog = inference_api::catalog(providers_file.as_deref())?;
+    let nonempty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let catalog = match nonempty("ZERODB_PROVIDERS_TOML") {
+        Some(text) => inference_api::catalog_from_text(&text, "ZERODB_PROVIDERS_TOML")?,
+        None => inference_api::catalog(nonempty("ZERODB_PROVIDERS").map(std::path::PathBuf::from).as_deref())?,
+    };
     let stores = zerodb_store_aws::connect(
         &config.resources.table,
         &config.resources.bucket,
@@ -22,12 +25,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     )
     .await;
     let aws = aws_config::load_from_env().await;
-    let secrets =
-        inference_api::secrets::read_all(&catalog, &aws_sdk_secretsmanager::Client::new(&aws)).await;
-    let key_of = |source: &KeySource| match source {
-        KeySource::Secret(id) => secrets.get(id).cloned(),
-        other => inference_api::env_key(other),
-    };
+    let secrets = inference_api::secrets::provider_keys(
+        &catalog,
+        &aws_sdk_secretsmanager::Client::new(&aws),
+        nonempty("ZERODB_PROVIDER_KEYS_SECRET").as_deref(),
+    )
+    .await;
+    let key_of =
+        |p: &Provider| inference_api::env_key(p).or_else(|| secrets.get(&p.name).cloned());
     let clock = Arc::new(zerodb_domain::clock::SystemClock);
     let state = zerodb_http::AppState::new(stores, clock, &config.auth);
     let inference = Inference::build(&state, catalog, key_of, credits, RecordWrites::Inline)?;

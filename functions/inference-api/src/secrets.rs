@@ -1,39 +1,59 @@
-//! Provider keys kept in AWS Secrets Manager (`api_key_secret`), read once at start so no
-//! call pays for a lookup. A secret's value is the key itself, or a JSON object with an
-//! `api_key` field (the console's key/value form).
+//! Provider keys kept in AWS Secrets Manager, read once at start so no call pays for a
+//! lookup: a provider's own `api_key_secret` (the key itself, or a JSON object with an
+//! `api_key` field, the console's key/value form), or one bundle secret holding a JSON
+//! object of keys by provider name (`ZERODB_PROVIDER_KEYS_SECRET`, for the built-in
+//! providers, whose keys are otherwise read from the environment).
 
 use std::collections::HashMap;
 
 use zerodb_inference::Catalog;
 use zerodb_inference::catalog::KeySource;
 
-/// Every secret the catalog's providers name, by secret id. A secret that cannot be read
-/// is left out with a warning: that provider's calls then fail with 503 saying so, and the
-/// other providers keep working.
-pub async fn read_all(
+/// Keys by provider name, for the providers whose key is in a secret: their own, or the
+/// bundle's entry for them. A secret that cannot be read is left out with a warning: that
+/// provider's calls then fail with 503 saying so, and the other providers keep working.
+pub async fn provider_keys(
     catalog: &Catalog,
     client: &aws_sdk_secretsmanager::Client,
+    bundle: Option<&str>,
 ) -> HashMap<String, String> {
+    let bundle: Option<serde_json::Value> = match bundle {
+        Some(id) => read(client, id)
+            .await
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .or_else(|| {
+                tracing::warn!(secret = %id, "provider keys secret is not a JSON object of keys by provider name");
+                None
+            }),
+        None => None,
+    };
     let mut keys = HashMap::new();
     for p in catalog.providers() {
-        let KeySource::Secret(id) = &p.key else {
-            continue;
+        let key = match &p.key {
+            KeySource::Secret(id) => read(client, id).await.as_deref().and_then(key_of),
+            KeySource::Env(name) if std::env::var_os(name).is_none() => bundle
+                .as_ref()
+                .and_then(|b| b.get(&p.name))
+                .and_then(|k| k.as_str())
+                .map(str::to_owned),
+            _ => None,
         };
-        if keys.contains_key(id) {
-            continue;
-        }
-        match client.get_secret_value().secret_id(id).send().await {
-            Ok(out) => match out.secret_string().map(key_of) {
-                Some(Some(key)) => {
-                    keys.insert(id.clone(), key);
-                }
-                _ => tracing::warn!(provider = %p.name, secret = %id, "secret holds no key: store the key itself or {{\"api_key\": \"...\"}}"),
-            },
-            // The SDK's error names the secret and the reason, never its value.
-            Err(e) => tracing::warn!(provider = %p.name, secret = %id, error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "secret not readable"),
+        if let Some(key) = key {
+            keys.insert(p.name.clone(), key);
         }
     }
     keys
+}
+
+async fn read(client: &aws_sdk_secretsmanager::Client, id: &str) -> Option<String> {
+    match client.get_secret_value().secret_id(id).send().await {
+        Ok(out) => out.secret_string().map(str::to_owned),
+        Err(e) => {
+            // The SDK's error names the secret and the reason, never a value.
+            tracing::warn!(secret = %id, error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&e), "secret not readable");
+            None
+        }
+    }
 }
 
 fn key_of(value: &str) -> Option<String> {
