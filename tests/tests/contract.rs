@@ -122,6 +122,7 @@ fn each_function_declares_exactly_what_its_router_serves() {
         ("auth-api", auth_api::lambda_routes()),
         ("memory-api", memory_api::lambda_routes()),
         ("security-api", security_api::lambda_routes()),
+        ("inference-api", inference_api::lambda_routes()),
     ] {
         let served: BTreeSet<RouteInfo> = routes.served().iter().cloned().collect();
         let declared = template

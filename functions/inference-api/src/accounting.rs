@@ -1,7 +1,7 @@
 //! Credits and usage records, in the table:
 //! - `ACCT#<account>` / `CREDITS`: `spent_micro` and `granted_micro` (micro-credits; one
 //!   credit is one US dollar at the catalog's list prices).
-//! - `USAGE#<account>` / `<created ms, 13 digits>#<id>`: one record per call, expiring
+//! - `USAGE#<account>` / `<created ms, 13 digits>#<time-ordered id>`: one record per call, expiring
 //!   after `USAGE_RETENTION_DAYS`.
 //!
 //! A call is refused (402) when the balance is spent, before any provider is called. Its
@@ -188,9 +188,15 @@ impl Accounting {
         let now = self.clock.now();
         record.cost_usd = micro_to_usd(cost_micro as i64);
         record.created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // Time-ordered, and monotonic within a process: calls in the same millisecond
+        // still list newest first.
         let key = Key::new(
             usage_pk(account),
-            format!("{:013}#{}", now.timestamp_millis().max(0), record.id),
+            format!(
+                "{:013}#{}",
+                now.timestamp_millis().max(0),
+                zerodb_domain::ids::time_ordered_id()
+            ),
         );
         let mut item = key.item();
         let mut put = |k: &str, v: Value| {

@@ -172,9 +172,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     InferenceDoc::openapi()
 }
 
+/// What the Lambda function serves (health and unknown routes are auth-api's).
+pub fn lambda_routes() -> Routes {
+    routes()
+}
+
 /// The Lambda function's router.
 pub fn router(state: AppState, inference: Arc<Inference>) -> axum::Router {
-    routes()
+    lambda_routes()
         .into_router(state)
         .layer(axum::Extension(inference))
 }

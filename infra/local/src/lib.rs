@@ -293,6 +293,15 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
+    // SSE events are small writes: with Nagle on, each waits for the previous one's ACK,
+    // which a client's delayed-ACK timer holds for up to 40 ms.
+    let listener = {
+        use axum::serve::ListenerExt;
+        listener.tap_io(|tcp| {
+            // Best effort: a socket that refuses is only slower.
+            tcp.set_nodelay(true).ok();
+        })
+    };
 
     // Expired items are hidden on read; this reclaims their space, as DynamoDB's TTL does.
     let store = stack.store.clone();

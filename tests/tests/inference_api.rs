@@ -1,0 +1,379 @@
+//! The inference endpoint group over HTTP, on both storage backends (credits and usage
+//! records live in the table), against the fake provider: scope, credits, usage records,
+//! tenant isolation, rate limits, error bodies in each format, streams.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use inference_api::accounting::CreditPolicy;
+use inference_api::{Inference, RecordWrites};
+use serde_json::{Value, json};
+use zerodb_tests::fake_provider::FakeProvider;
+use zerodb_tests::on_both_backends;
+use zerodb_tests::support::{Backend, Reply, TestApp};
+
+/// An app whose gateway has `a-echo` on the fake's Anthropic side and `o-echo` on its
+/// OpenAI side (`pricey`: the same at 1,000,000 credits per million tokens, i.e. one
+/// credit per token), with `credits`, usage written before each response ends.
+async fn app_with(backend: Backend, rate: u32, credits: CreditPolicy) -> (TestApp, FakeProvider) {
+    let fake = FakeProvider::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut app = if rate > 0 {
+        TestApp::with_rate_limit(backend, rate).await
+    } else {
+        TestApp::new(backend).await
+    };
+    let toml = format!(
+        r#"
+        [providers.fa]
+        kind = "anthropic"
+        base_url = "{}"
+        api_key_env = "FAKE_PROVIDER_KEY_FOR_RUST_TESTS"
+        [providers.fo]
+        kind = "openai"
+        base_url = "{}"
+        api_key_env = "FAKE_PROVIDER_KEY_FOR_RUST_TESTS"
+        max_retries = 0
+        [aliases]
+        a-echo = {{ provider = "fa", model = "echo-1" }}
+        o-echo = {{ provider = "fo", model = "echo-1" }}
+        o-429 = {{ provider = "fo", model = "rate-limited" }}
+        pricey = {{ provider = "fo", model = "echo-1", price = {{ input = 1000000, output = 1000000 }} }}
+        "#,
+        fake.base_url_anthropic(),
+        fake.base_url_openai()
+    );
+    let catalog = inference_api::catalog_from_text(&toml, "test").unwrap();
+    let inference = Inference::build(
+        &app.state,
+        catalog,
+        |_| Some("fake-key".to_owned()),
+        credits,
+        RecordWrites::Inline,
+    )
+    .unwrap();
+    app.services.inference = Arc::new(inference);
+    app.rebuild_router();
+    (app, fake)
+}
+
+async fn app(backend: Backend) -> (TestApp, FakeProvider) {
+    app_with(backend, 0, CreditPolicy::Unlimited).await
+}
+
+fn anthropic_body(model: &str, text: &str) -> Value {
+    json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": text}]})
+}
+
+fn openai_body(model: &str, text: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+async fn messages(app: &TestApp, key: &str, body: Value) -> Reply {
+    app.post("/v1/messages", key, body).await
+}
+
+async fn chat(app: &TestApp, key: &str, body: Value) -> Reply {
+    app.post("/api/v1/chat/completions", &format!("Bearer {key}"), body)
+        .await
+}
+
+async fn usage(app: &TestApp, key: &str) -> Value {
+    let r = app.get("/api/v1/usage", key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+async fn both_formats_reach_both_provider_kinds_and_each_call_is_recorded(backend: Backend) {
+    let (app, _fake) = app(backend).await;
+    let (key_id, key) = app.create_key(&["inference:call"], None).await;
+    for alias in ["a-echo", "ainative/o-echo"] {
+        let r = messages(&app, &key, anthropic_body(alias, "three little words")).await;
+        assert_eq!(r.status, StatusCode::OK, "{alias}: {}", r.body);
+        assert_eq!(r.body["content"][0]["text"], "echo: three little words");
+        assert_eq!(r.body["model"], alias);
+        assert!(r.body["id"].as_str().unwrap().starts_with("msg"));
+        let r = chat(&app, &key, openai_body(alias, "three little words")).await;
+        assert_eq!(r.status, StatusCode::OK, "{alias}: {}", r.body);
+        assert_eq!(
+            r.body["choices"][0]["message"]["content"],
+            "echo: three little words"
+        );
+        // The fake counts words: 3 in, 4 out.
+        assert_eq!(r.body["usage"]["prompt_tokens"], 3, "{}", r.body);
+        assert_eq!(r.body["usage"]["completion_tokens"], 4);
+    }
+    let u = usage(&app, &key).await;
+    let records = u["records"].as_array().unwrap();
+    assert_eq!(records.len(), 4, "{u}");
+    // Newest first: the last call was chat on o-echo.
+    assert_eq!(records[0]["endpoint"], "openai");
+    assert_eq!(records[0]["alias"], "o-echo");
+    assert_eq!(records[0]["provider_model"], "echo-1");
+    assert_eq!(records[0]["input_tokens"], 3);
+    assert_eq!(records[0]["output_tokens"], 4);
+    assert_eq!(records[0]["status"], 200);
+    assert_eq!(records[0]["key_id"], key_id.as_str());
+    assert_eq!(records[3]["endpoint"], "anthropic");
+    assert_eq!(records[3]["alias"], "a-echo");
+    assert_eq!(u["credits"]["limited"], false);
+    // The list is paged.
+    let r = app.get("/api/v1/usage?limit=3", &key).await;
+    assert_eq!(r.body["records"].as_array().unwrap().len(), 3);
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_owned();
+    let r = app
+        .get(&format!("/api/v1/usage?limit=3&cursor={cursor}"), &key)
+        .await;
+    assert_eq!(r.body["records"].as_array().unwrap().len(), 1, "{}", r.body);
+    assert_eq!(r.body["records"][0]["alias"], "a-echo");
+}
+
+async fn a_key_without_inference_call_is_refused_before_any_provider_call(backend: Backend) {
+    let (app, fake) = app(backend).await;
+    let (_, key) = app.create_key(&["memory:read", "memory:write"], None).await;
+    let r = messages(&app, &key, anthropic_body("a-echo", "hi")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.code(), "PERM_001");
+    assert!(r.body["detail"].as_str().unwrap().contains("inference:call"));
+    // Anthropic's error object, for its SDK.
+    assert_eq!(r.body["type"], "error");
+    assert_eq!(r.body["error"]["type"], "permission_error");
+    let r = chat(&app, &key, openai_body("o-echo", "hi")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["error"]["type"], "permission_error");
+    assert_eq!(r.body["error"]["code"], "perm_001");
+    let r = app.get("/api/v1/usage", &key).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(fake.stats().requests("echo-1"), 0);
+    // No credential at all: 401 in both formats.
+    let r = app
+        .call(Method::POST, "/v1/messages", None, Some(anthropic_body("a-echo", "hi")))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["error"]["type"], "authentication_error");
+}
+
+async fn another_tenant_cannot_read_usage_or_spend_credits(backend: Backend) {
+    let (app, _fake) = app_with(backend, 0, CreditPolicy::Grant(50_000_000)).await;
+    let other = app.new_account("other").await;
+    let r = chat(&app, &app.root_key, openai_body("pricey", "one two three four")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mine = usage(&app, &app.root_key).await;
+    assert_eq!(mine["records"].as_array().unwrap().len(), 1);
+    // 4 words in, 5 out, at one credit per token.
+    assert_eq!(mine["records"][0]["cost_usd"], 9.0);
+    assert_eq!(mine["credits"]["spent_usd"], 9.0);
+    assert_eq!(mine["credits"]["remaining_usd"], 41.0);
+    let theirs = usage(&app, &other).await;
+    assert_eq!(theirs["records"], json!([]), "{theirs}");
+    assert_eq!(theirs["credits"]["spent_usd"], 0.0);
+    assert_eq!(theirs["credits"]["remaining_usd"], 50.0);
+    // A cursor from one account's listing reads nothing of it from the other.
+    let r = app.get("/api/v1/usage?limit=1", &app.root_key).await;
+    assert_eq!(r.body["records"].as_array().unwrap().len(), 1);
+}
+
+async fn spent_credits_give_402_before_the_provider_is_called(backend: Backend) {
+    // 10 credits: one call costing 9 leaves 1; the next costs 9 again (overshoot is
+    // allowed once), the third is refused.
+    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(10_000_000)).await;
+    for _ in 0..2 {
+        let r = chat(&app, &app.root_key, openai_body("pricey", "one two three four")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    assert_eq!(fake.stats().requests("echo-1"), 2);
+    let r = chat(&app, &app.root_key, openai_body("pricey", "one two three four")).await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
+    assert_eq!(r.code(), "INSUFFICIENT_CREDITS");
+    assert_eq!(r.body["error"]["type"], "insufficient_quota");
+    let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(r.body["error"]["type"], "billing_error");
+    assert_eq!(fake.stats().requests("echo-1"), 2, "no provider call once spent");
+    let u = usage(&app, &app.root_key).await;
+    assert_eq!(u["credits"]["remaining_usd"], -8.0, "{u}");
+    // A top-up lets calls through again.
+    app.services
+        .inference
+        .accounting
+        .add_credits(&app.account_id, 20_000_000)
+        .await
+        .unwrap();
+    let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+async fn the_per_key_rate_limit_applies_with_retry_after(backend: Backend) {
+    let (app, _fake) = app_with(backend, 2, CreditPolicy::Unlimited).await;
+    for _ in 0..2 {
+        let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.code(), "RATE_LIMIT_EXCEEDED");
+    assert_eq!(r.body["error"]["type"], "rate_limit_error");
+    let secs: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&secs), "{secs}");
+}
+
+async fn provider_errors_map_to_statuses_and_are_recorded(backend: Backend) {
+    let (app, _fake) = app(backend).await;
+    let r = chat(&app, &app.root_key, openai_body("o-429", "hi")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.code(), "API_429");
+    assert_eq!(r.headers["retry-after"], "30");
+    assert_eq!(r.body["error"]["type"], "rate_limit_error");
+    // Bad bodies say what is wrong, in 4xx.
+    let r = messages(&app, &app.root_key, json!({"model": "a-echo", "messages": []})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("max_tokens"));
+    assert_eq!(r.body["error"]["type"], "invalid_request_error");
+    let r = messages(&app, &app.root_key, anthropic_body("gpt-9", "hi")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body["detail"].as_str().unwrap().contains("a-echo"));
+    let r = app
+        .send(
+            http::Request::post("/v1/messages")
+                .header("x-api-key", &app.root_key)
+                .body(axum::body::Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("not JSON"));
+    // The provider failure is a call, recorded; the refused requests are not.
+    let u = usage(&app, &app.root_key).await;
+    let records = u["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{u}");
+    assert_eq!(records[0]["status"], 429);
+    assert_eq!(records[0]["error_code"], "API_429");
+    assert_eq!(records[0]["provider_model"], "rate-limited");
+}
+
+async fn streams_are_sse_in_the_clients_format_and_recorded_when_they_end(backend: Backend) {
+    let (app, _fake) = app(backend).await;
+    let mut body = anthropic_body("o-echo", "stream me please");
+    body["stream"] = json!(true);
+    let r = messages(&app, &app.root_key, body).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = String::from_utf8(r.raw.clone()).unwrap();
+    assert!(text.starts_with("event: message_start\n"), "{text}");
+    assert!(text.contains("event: message_stop"), "{text}");
+    let mut body = openai_body("a-echo", "stream me please");
+    body["stream"] = json!(true);
+    let r = chat(&app, &app.root_key, body).await;
+    let text = String::from_utf8(r.raw.clone()).unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    for line in text.lines().filter(|l| l.starts_with("data: {")) {
+        let chunk: Value = serde_json::from_str(&line[6..]).unwrap();
+        assert!(chunk["id"].as_str().is_some_and(|id| !id.is_empty()), "{line}");
+    }
+    let u = usage(&app, &app.root_key).await;
+    let records = u["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{u}");
+    for r in records {
+        assert_eq!(r["stream"], true);
+        assert_eq!(r["input_tokens"], 3, "{r}");
+        assert_eq!(r["output_tokens"], 4, "{r}");
+    }
+}
+
+async fn models_lists_the_aliases_in_both_formats(backend: Backend) {
+    let (app, _fake) = app(backend).await;
+    for path in ["/v1/models", "/api/v1/models"] {
+        let r = app.get(path, &app.root_key).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body["object"], "list");
+        let ids: Vec<&str> = r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        for want in ["claude-sonnet", "llama-3.3-70b", "a-echo", "o-echo"] {
+            assert!(ids.contains(&want), "{want} in {ids:?}");
+        }
+        assert_eq!(r.body["data"][0]["type"], "model");
+    }
+}
+
+on_both_backends!(
+    both_formats_reach_both_provider_kinds_and_each_call_is_recorded,
+    a_key_without_inference_call_is_refused_before_any_provider_call,
+    another_tenant_cannot_read_usage_or_spend_credits,
+    spent_credits_give_402_before_the_provider_is_called,
+    the_per_key_rate_limit_applies_with_retry_after,
+    provider_errors_map_to_statuses_and_are_recorded,
+    streams_are_sse_in_the_clients_format_and_recorded_when_they_end,
+    models_lists_the_aliases_in_both_formats,
+);
+
+#[test]
+fn credit_grants_parse_or_say_what_to_write() {
+    assert_eq!(CreditPolicy::from_credits(None), Ok(CreditPolicy::Unlimited));
+    assert_eq!(
+        CreditPolicy::from_credits(Some("0.25")),
+        Ok(CreditPolicy::Grant(250_000))
+    );
+    let err = CreditPolicy::from_credits(Some("lots")).unwrap_err();
+    assert!(err.contains("ZERODB_CREDITS_USD"), "{err}");
+    assert!(CreditPolicy::from_credits(Some("-1")).is_err());
+}
+
+/// Provider keys in Secrets Manager (moto): a provider's own secret (the key itself, or
+/// `{"api_key": …}`), and the bundle for the built-in providers, by provider name.
+#[tokio::test]
+async fn provider_keys_are_read_from_secrets_manager() {
+    let endpoint = zerodb_tests::support::moto_endpoint();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let own = zerodb_tests::support::unique_name("own-key");
+    let bundle = zerodb_tests::support::unique_name("bundle");
+    for (name, value) in [
+        (&own, r#"{"api_key": "sk-own"}"#),
+        (&bundle, r#"{"anthropic": "sk-ant", "nim": "sk-nim"}"#),
+    ] {
+        client
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let catalog = inference_api::catalog_from_text(
+        &format!(
+            r#"
+            [providers.mine]
+            kind = "openai"
+            base_url = "http://127.0.0.1:9/v1"
+            api_key_secret = "{own}"
+            [providers.missing]
+            kind = "openai"
+            base_url = "http://127.0.0.1:9/v1"
+            api_key_secret = "no-such-secret"
+            "#
+        ),
+        "test",
+    )
+    .unwrap();
+    let keys = inference_api::secrets::provider_keys(&catalog, &client, Some(&bundle)).await;
+    assert_eq!(keys.get("mine").map(String::as_str), Some("sk-own"));
+    assert_eq!(keys.get("anthropic").map(String::as_str), Some("sk-ant"));
+    assert_eq!(keys.get("nim").map(String::as_str), Some("sk-nim"));
+    // Unreadable secrets and providers the bundle leaves out get no key (their calls
+    // then fail with 503 naming what to set), and nothing else fails.
+    assert!(!keys.contains_key("missing"));
+    assert!(!keys.contains_key("cerebras"));
+}
