@@ -265,7 +265,7 @@ async fn respond(api: Api, stats: Arc<Stats>, req: &Value) -> Response {
     let Some(model) = req["model"].as_str() else {
         return error(api, StatusCode::BAD_REQUEST, "model: Field required");
     };
-    if !req["messages"].as_array().is_some_and(|m| !m.is_empty()) {
+    if req["messages"].as_array().is_none_or(|m| m.is_empty()) {
         return error(
             api,
             StatusCode::BAD_REQUEST,
@@ -312,7 +312,10 @@ async fn respond(api: Api, stats: Arc<Stats>, req: &Value) -> Response {
         if model == "cut" {
             let half = body.len() / 2;
             let half = Bytes::from(body).slice(..half);
-            return sse_or_json(false, Plan::new(VecDeque::from([half]), Tail::Abort));
+            return streamed(
+                Plan::new(VecDeque::from([half]), Tail::Abort),
+                "application/json",
+            );
         }
         return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
@@ -341,7 +344,7 @@ async fn respond(api: Api, stats: Arc<Stats>, req: &Value) -> Response {
         _ => Plan::new(frames.into_iter().map(|f| f.bytes).collect(), Tail::End),
     }
     .counting_cancel(stats);
-    sse_or_json(true, plan)
+    streamed(plan, "text/event-stream")
 }
 
 fn rate_limited(api: Api, retry_after: &'static str) -> Response {
@@ -800,7 +803,8 @@ impl Plan {
     }
 }
 
-fn sse_or_json(sse: bool, plan: Plan) -> Response {
+/// A body sent frame by frame as `plan` says.
+fn streamed(plan: Plan, content_type: &'static str) -> Response {
     let stream = futures::stream::unfold(plan, |mut p| async move {
         if let Some(frame) = p.frames.pop_front() {
             if p.frames.is_empty() && matches!(p.tail, Tail::End) {
@@ -826,11 +830,6 @@ fn sse_or_json(sse: bool, plan: Plan) -> Response {
             }
         }
     });
-    let content_type = if sse {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
     (
         [
             (header::CONTENT_TYPE, content_type),
