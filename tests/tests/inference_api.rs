@@ -135,7 +135,12 @@ async fn a_key_without_inference_call_is_refused_before_any_provider_call(backen
     let r = messages(&app, &key, anthropic_body("a-echo", "hi")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(r.code(), "PERM_001");
-    assert!(r.body["detail"].as_str().unwrap().contains("inference:call"));
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("inference:call")
+    );
     // Anthropic's error object, for its SDK.
     assert_eq!(r.body["type"], "error");
     assert_eq!(r.body["error"]["type"], "permission_error");
@@ -148,7 +153,12 @@ async fn a_key_without_inference_call_is_refused_before_any_provider_call(backen
     assert_eq!(fake.stats().requests("echo-1"), 0);
     // No credential at all: 401 in both formats.
     let r = app
-        .call(Method::POST, "/v1/messages", None, Some(anthropic_body("a-echo", "hi")))
+        .call(
+            Method::POST,
+            "/v1/messages",
+            None,
+            Some(anthropic_body("a-echo", "hi")),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["error"]["type"], "authentication_error");
@@ -157,7 +167,12 @@ async fn a_key_without_inference_call_is_refused_before_any_provider_call(backen
 async fn another_tenant_cannot_read_usage_or_spend_credits(backend: Backend) {
     let (app, _fake) = app_with(backend, 0, CreditPolicy::Grant(50_000_000)).await;
     let other = app.new_account("other").await;
-    let r = chat(&app, &app.root_key, openai_body("pricey", "one two three four")).await;
+    let r = chat(
+        &app,
+        &app.root_key,
+        openai_body("pricey", "one two three four"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let mine = usage(&app, &app.root_key).await;
     assert_eq!(mine["records"].as_array().unwrap().len(), 1);
@@ -179,18 +194,32 @@ async fn spent_credits_give_402_before_the_provider_is_called(backend: Backend) 
     // allowed once), the third is refused.
     let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(10_000_000)).await;
     for _ in 0..2 {
-        let r = chat(&app, &app.root_key, openai_body("pricey", "one two three four")).await;
+        let r = chat(
+            &app,
+            &app.root_key,
+            openai_body("pricey", "one two three four"),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     assert_eq!(fake.stats().requests("echo-1"), 2);
-    let r = chat(&app, &app.root_key, openai_body("pricey", "one two three four")).await;
+    let r = chat(
+        &app,
+        &app.root_key,
+        openai_body("pricey", "one two three four"),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
     assert_eq!(r.code(), "INSUFFICIENT_CREDITS");
     assert_eq!(r.body["error"]["type"], "insufficient_quota");
     let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(r.body["error"]["type"], "billing_error");
-    assert_eq!(fake.stats().requests("echo-1"), 2, "no provider call once spent");
+    assert_eq!(
+        fake.stats().requests("echo-1"),
+        2,
+        "no provider call once spent"
+    );
     let u = usage(&app, &app.root_key).await;
     assert_eq!(u["credits"]["remaining_usd"], -8.0, "{u}");
     // A top-up lets calls through again.
@@ -226,7 +255,12 @@ async fn provider_errors_map_to_statuses_and_are_recorded(backend: Backend) {
     assert_eq!(r.headers["retry-after"], "30");
     assert_eq!(r.body["error"]["type"], "rate_limit_error");
     // Bad bodies say what is wrong, in 4xx.
-    let r = messages(&app, &app.root_key, json!({"model": "a-echo", "messages": []})).await;
+    let r = messages(
+        &app,
+        &app.root_key,
+        json!({"model": "a-echo", "messages": []}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("max_tokens"));
     assert_eq!(r.body["error"]["type"], "invalid_request_error");
@@ -274,7 +308,10 @@ async fn streams_are_sse_in_the_clients_format_and_recorded_when_they_end(backen
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     for line in text.lines().filter(|l| l.starts_with("data: {")) {
         let chunk: Value = serde_json::from_str(&line[6..]).unwrap();
-        assert!(chunk["id"].as_str().is_some_and(|id| !id.is_empty()), "{line}");
+        assert!(
+            chunk["id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{line}"
+        );
     }
     let u = usage(&app, &app.root_key).await;
     let records = u["records"].as_array().unwrap();
@@ -314,11 +351,15 @@ on_both_backends!(
     provider_errors_map_to_statuses_and_are_recorded,
     streams_are_sse_in_the_clients_format_and_recorded_when_they_end,
     models_lists_the_aliases_in_both_formats,
+    embeddings_come_from_the_memory_embedder_as_floats_or_base64,
 );
 
 #[test]
 fn credit_grants_parse_or_say_what_to_write() {
-    assert_eq!(CreditPolicy::from_credits(None), Ok(CreditPolicy::Unlimited));
+    assert_eq!(
+        CreditPolicy::from_credits(None),
+        Ok(CreditPolicy::Unlimited)
+    );
     assert_eq!(
         CreditPolicy::from_credits(Some("0.25")),
         Ok(CreditPolicy::Grant(250_000))
@@ -376,4 +417,84 @@ async fn provider_keys_are_read_from_secrets_manager() {
     // then fail with 503 naming what to set), and nothing else fails.
     assert!(!keys.contains_key("missing"));
     assert!(!keys.contains_key("cerebras"));
+}
+
+async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: Backend) {
+    let (app, _fake) = app(backend).await;
+    let model = app.services.memory.embedder().name().to_owned();
+    let texts = json!(["the deploy window is Tuesday", "dark mode everywhere"]);
+    let r = app
+        .post(
+            "/api/v1/embeddings",
+            &app.root_key,
+            json!({"model": model, "input": texts}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["object"], "list");
+    assert_eq!(r.body["model"], model.as_str());
+    assert_eq!(r.body["usage"]["prompt_tokens"], 8);
+    let floats: Vec<Vec<f32>> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(floats.len(), 2);
+    // The same vectors memory recall compares against.
+    let direct = app
+        .services
+        .memory
+        .embedder()
+        .embed(&["the deploy window is Tuesday".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(floats[0], direct[0]);
+    // base64: little-endian f32, as OpenAI's SDK decodes it.
+    let r = app
+        .post(
+            "/api/v1/embeddings",
+            &app.root_key,
+            json!({"model": format!("ainative/{model}"), "input": "the deploy window is Tuesday", "encoding_format": "base64"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(r.body["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(decoded, floats[0]);
+    // Mistakes say what to send, with OpenAI's error object.
+    let r = app
+        .post(
+            "/api/v1/embeddings",
+            &app.root_key,
+            json!({"model": "text-embedding-3-small", "input": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains(&model), "{}", r.body);
+    let r = app
+        .post(
+            "/api/v1/embeddings",
+            &app.root_key,
+            json!({"model": model, "input": [[1, 2, 3]]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("send the text"));
+    let r = app
+        .post("/api/v1/embeddings", &app.root_key, json!({"model": model, "input": []}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, key) = app.create_key(&["memory:read"], None).await;
+    let r = app
+        .post("/api/v1/embeddings", &key, json!({"model": model, "input": "x"}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "PERM_001");
 }

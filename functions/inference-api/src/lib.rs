@@ -144,7 +144,7 @@ pub fn routes() -> Routes {
         .get("/v1/models", api::models)
         .get("/api/v1/models", api::models_api)
         .get("/api/v1/usage", api::usage)
-        .map_router(|r| r.route_layer(axum::middleware::from_fn(error::format_errors)))
+        .map_router(|r| r.route_layer(axum::middleware::from_fn(zerodb_http::vendor::error_objects)))
 }
 
 #[derive(OpenApi)]

@@ -6,6 +6,7 @@
 //! depend on the memory crates.
 
 pub mod batch;
+pub mod embeddings;
 pub mod graph;
 pub mod memory;
 pub mod wire;
@@ -62,6 +63,15 @@ pub fn routes() -> Routes {
             "/api/v1/projects/{project_id}/database/memory/batch/update",
             batch::update,
         )
+        .merge(
+            Routes::new()
+                .post("/api/v1/embeddings", embeddings::embeddings)
+                .map_router(|r| {
+                    r.route_layer(axum::middleware::from_fn(
+                        zerodb_http::vendor::error_objects,
+                    ))
+                }),
+        )
 }
 
 #[derive(OpenApi)]
@@ -84,6 +94,7 @@ pub fn routes() -> Routes {
         batch::upsert,
         batch::delete,
         batch::update,
+        embeddings::embeddings,
     ),
     components(schemas(
         wire::RememberRequest,
@@ -115,6 +126,10 @@ pub fn routes() -> Routes {
         batch::UpdateRecord,
         batch::BatchResult,
         batch::ItemResult,
+        embeddings::EmbeddingsRequest,
+        embeddings::EmbeddingsResponse,
+        embeddings::EmbeddingView,
+        embeddings::EmbeddingsUsage,
     ))
 )]
 struct MemoryDoc;

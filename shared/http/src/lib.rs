@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod vendor;
 
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Auth, OptionalJson};
