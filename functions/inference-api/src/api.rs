@@ -158,7 +158,9 @@ async fn call(
             let err = InferenceError::Gateway(e);
             // Calls that reached a provider are recorded; requests refused before
             // (bad body, unknown model) are not calls.
-            if let InferenceError::Gateway(GatewayError::Provider(_) | GatewayError::BadUpstream { .. }) = &err
+            if let InferenceError::Gateway(
+                GatewayError::Provider(_) | GatewayError::BadUpstream { .. },
+            ) = &err
             {
                 if let Ok(route) = inf.gateway.catalog().resolve(&sent_model) {
                     record.alias = route.alias.name.clone();

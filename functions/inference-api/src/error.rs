@@ -74,7 +74,9 @@ fn gateway_status(e: &GatewayError) -> (StatusCode, &'static str, Option<u64>) {
             ProviderError::Status { .. } | ProviderError::Unreachable { .. } => {
                 (StatusCode::BAD_GATEWAY, "PROVIDER_ERROR", None)
             }
-            ProviderError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "PROVIDER_TIMEOUT", None),
+            ProviderError::Timeout { .. } => {
+                (StatusCode::GATEWAY_TIMEOUT, "PROVIDER_TIMEOUT", None)
+            }
             ProviderError::NoKey { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "PROVIDER_NOT_CONFIGURED",

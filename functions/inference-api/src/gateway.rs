@@ -307,11 +307,17 @@ struct StreamState {
 }
 
 enum Mode {
-    /// Anthropic → Anthropic: events forwarded as they are, usage read on the way.
-    AnthropicPass,
-    /// OpenAI → OpenAI: chunks forwarded, the usage-only chunk dropped unless asked for.
+    /// Anthropic → Anthropic: events forwarded as they are (message_start's model
+    /// replaced by the client's), usage read on the way.
+    AnthropicPass {
+        model: String,
+    },
+    /// OpenAI → OpenAI: chunks forwarded with the client's model; the usage chunk (and
+    /// the `usage: null` the provider adds to the others once asked) dropped unless the
+    /// client asked for usage.
     OpenaiPass {
         include_usage: bool,
+        model: String,
     },
     AnthropicToOpenai(AnthropicToOpenAi),
     OpenaiToAnthropic(OpenAiToAnthropic),
@@ -351,8 +357,11 @@ fn stream_reply(
 ) -> (BoxStream<'static, Bytes>, oneshot::Receiver<Tokens>) {
     let (tx, rx) = oneshot::channel();
     let mode = match (client, upstream) {
-        (Format::Anthropic, Format::Anthropic) => Mode::AnthropicPass,
-        (Format::Openai, Format::Openai) => Mode::OpenaiPass { include_usage },
+        (Format::Anthropic, Format::Anthropic) => Mode::AnthropicPass { model },
+        (Format::Openai, Format::Openai) => Mode::OpenaiPass {
+            include_usage,
+            model,
+        },
         (Format::Openai, Format::Anthropic) => {
             Mode::AnthropicToOpenai(AnthropicToOpenAi::new(id, model, created, include_usage))
         }
@@ -412,29 +421,51 @@ impl StreamState {
             return;
         }
         match &mut self.mode {
-            Mode::AnthropicPass => {
+            Mode::AnthropicPass { model } => {
                 if let Ok(event) = serde_json::from_str::<Event>(data) {
                     self.tokens.observe(&event);
                     let done = matches!(event, Event::MessageStop | Event::Error { .. });
                     let name = event.name();
-                    self.pending
-                        .push_back(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+                    // Only message_start names the model; every other event goes on as
+                    // the provider wrote it.
+                    let frame = match event {
+                        Event::MessageStart { .. } => {
+                            let mut v: Value = serde_json::from_str(data).unwrap_or_default();
+                            v["message"]["model"] = json!(model);
+                            format!("event: {name}\ndata: {v}\n\n")
+                        }
+                        _ => format!("event: {name}\ndata: {data}\n\n"),
+                    };
+                    self.pending.push_back(Bytes::from(frame));
                     if done {
                         self.finished = true;
                     }
                 }
             }
-            Mode::OpenaiPass { include_usage } => {
-                if let Ok(chunk) = serde_json::from_str::<Chunk>(data) {
-                    if let Some(u) = &chunk.usage {
-                        self.tokens = Tokens::from(u);
-                    }
-                    if chunk.choices.is_empty() && chunk.usage.is_some() && !*include_usage {
+            Mode::OpenaiPass {
+                include_usage,
+                model,
+            } => {
+                let Ok(mut v) = serde_json::from_str::<Value>(data) else {
+                    return;
+                };
+                let Ok(chunk) = Chunk::deserialize(&v) else {
+                    return;
+                };
+                if let Some(u) = &chunk.usage {
+                    self.tokens = Tokens::from(u);
+                }
+                if !*include_usage {
+                    if chunk.choices.is_empty() && chunk.usage.is_some() {
                         return;
                     }
-                    self.pending
-                        .push_back(Bytes::from(format!("data: {data}\n\n")));
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.remove("usage");
+                    }
                 }
+                v["model"] = json!(model);
+                self.pending
+                    .push_back(Bytes::from(format!("data: {v}\n\n")));
             }
             Mode::AnthropicToOpenai(t) => {
                 let Ok(event) = serde_json::from_str::<Event>(data) else {
@@ -485,7 +516,7 @@ impl StreamState {
                 }
                 self.tokens = t.tokens();
             }
-            Mode::AnthropicPass => {}
+            Mode::AnthropicPass { .. } => {}
         }
     }
 
@@ -497,12 +528,14 @@ impl StreamState {
         }
         self.finished = true;
         let frame = match &self.mode {
-            Mode::AnthropicPass | Mode::OpenaiToAnthropic(_) => anthropic_frame(&Event::Error {
-                error: zerodb_inference::stream::ErrorBody {
-                    kind: "api_error".to_owned(),
-                    message: message.to_owned(),
-                },
-            }),
+            Mode::AnthropicPass { .. } | Mode::OpenaiToAnthropic(_) => {
+                anthropic_frame(&Event::Error {
+                    error: zerodb_inference::stream::ErrorBody {
+                        kind: "api_error".to_owned(),
+                        message: message.to_owned(),
+                    },
+                })
+            }
             Mode::OpenaiPass { .. } | Mode::AnthropicToOpenai(_) => Bytes::from(format!(
                 "data: {}\n\n",
                 json!({"error": {"message": message, "type": "api_error", "code": "upstream_error"}})
@@ -762,6 +795,15 @@ mod tests {
                 text.starts_with("event: message_start\n"),
                 "{alias}: {text}"
             );
+            // The provider's model id never reaches the client, pass-through or not.
+            assert!(
+                !text.contains("claude-up") && !text.contains("llama-up"),
+                "{alias}: {text}"
+            );
+            assert!(
+                text.contains(&format!(r#""model":"{alias}""#)),
+                "{alias}: {text}"
+            );
             assert!(
                 text.trim_end().ends_with(r#""type":"message_stop"}"#),
                 "{alias}: {text}"
@@ -788,6 +830,10 @@ mod tests {
 
             let (text, tokens) =
                 streamed(&g, Format::Openai, openai_body(alias, true, false)).await;
+            assert!(
+                !text.contains("claude-up") && !text.contains("llama-up"),
+                "{alias}: {text}"
+            );
             assert!(text.ends_with("data: [DONE]\n\n"), "{alias}: {text}");
             assert_eq!(text.matches("data: [DONE]").count(), 1);
             assert!(text.contains(r#""content":"echo: ""#), "{alias}: {text}");

@@ -102,8 +102,9 @@ pub fn providers(
     let clients = catalog
         .providers()
         .map(|p| {
-            ProviderClient::new(p.clone(), key_of(p))
-                .map_err(|e| anyhow::anyhow!("building the HTTP client of provider `{}`: {e}", p.name))
+            ProviderClient::new(p.clone(), key_of(p)).map_err(|e| {
+                anyhow::anyhow!("building the HTTP client of provider `{}`: {e}", p.name)
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Providers::new(clients))
@@ -144,7 +145,11 @@ pub fn routes() -> Routes {
         .get("/v1/models", api::models)
         .get("/api/v1/models", api::models_api)
         .get("/api/v1/usage", api::usage)
-        .map_router(|r| r.route_layer(axum::middleware::from_fn(zerodb_http::vendor::error_objects)))
+        .map_router(|r| {
+            r.route_layer(axum::middleware::from_fn(
+                zerodb_http::vendor::error_objects,
+            ))
+        })
 }
 
 #[derive(OpenApi)]

@@ -16,7 +16,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let nonempty = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let catalog = match nonempty("ZERODB_PROVIDERS_TOML") {
         Some(text) => inference_api::catalog_from_text(&text, "ZERODB_PROVIDERS_TOML")?,
-        None => inference_api::catalog(nonempty("ZERODB_PROVIDERS").map(std::path::PathBuf::from).as_deref())?,
+        None => inference_api::catalog(
+            nonempty("ZERODB_PROVIDERS")
+                .map(std::path::PathBuf::from)
+                .as_deref(),
+        )?,
     };
     let stores = zerodb_store_aws::connect(
         &config.resources.table,
@@ -31,8 +35,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         nonempty("ZERODB_PROVIDER_KEYS_SECRET").as_deref(),
     )
     .await;
-    let key_of =
-        |p: &Provider| inference_api::env_key(p).or_else(|| secrets.get(&p.name).cloned());
+    let key_of = |p: &Provider| inference_api::env_key(p).or_else(|| secrets.get(&p.name).cloned());
     let clock = Arc::new(zerodb_domain::clock::SystemClock);
     let state = zerodb_http::AppState::new(stores, clock, &config.auth);
     let inference = Inference::build(&state, catalog, key_of, credits, RecordWrites::Inline)?;
