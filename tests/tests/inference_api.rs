@@ -477,7 +477,14 @@ async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: B
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains(&model), "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&model),
+        "{}",
+        r.body
+    );
     let r = app
         .post(
             "/api/v1/embeddings",
@@ -486,14 +493,27 @@ async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: B
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("send the text"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send the text")
+    );
     let r = app
-        .post("/api/v1/embeddings", &app.root_key, json!({"model": model, "input": []}))
+        .post(
+            "/api/v1/embeddings",
+            &app.root_key,
+            json!({"model": model, "input": []}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let (_, key) = app.create_key(&["memory:read"], None).await;
     let r = app
-        .post("/api/v1/embeddings", &key, json!({"model": model, "input": "x"}))
+        .post(
+            "/api/v1/embeddings",
+            &key,
+            json!({"model": model, "input": "x"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.code(), "PERM_001");

@@ -85,10 +85,7 @@ fn texts_of(input: serde_json::Value) -> Result<Vec<String>, DomainError> {
     if texts.is_empty() || texts.len() > MAX_INPUTS {
         return Err(invalid(
             "input",
-            format!(
-                "input has {} texts; send 1 to {MAX_INPUTS}",
-                texts.len()
-            ),
+            format!("input has {} texts; send 1 to {MAX_INPUTS}", texts.len()),
         ));
     }
     if let Some((i, t)) = texts

@@ -171,8 +171,8 @@ async fn table_of(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir);
-    let credits = CreditPolicy::from_credits(args.credits_usd.as_deref())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let credits =
+        CreditPolicy::from_credits(args.credits_usd.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
     let running = crate::start(LocalConfig {
         addr: args.addr,
         data_dir: data_dir.clone(),

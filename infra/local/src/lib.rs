@@ -274,7 +274,8 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
     };
 
     let state = AppState::new(stack.stores.clone(), Arc::new(SystemClock), &settings);
-    let mut services = Services::with_inference(&state, config.embedder.clone(), &config.inference)?;
+    let mut services =
+        Services::with_inference(&state, config.embedder.clone(), &config.inference)?;
     // This process is the only writer of its data directory, so whole namespaces can be
     // cached for recall, and events can be sent without making the write wait.
     services.memory = services
