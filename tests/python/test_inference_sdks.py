@@ -681,3 +681,32 @@ def test_usage_of_another_account_is_not_visible(gw):
     theirs = usage(gw, root_key(gw))["records"]
     assert theirs, "the first account's records are still there"
     assert all(u["key_id"] != mine[0]["key_id"] for u in theirs)
+
+
+# -- embeddings -----------------------------------------------------------------------------
+
+
+def embedder_name(server) -> str:
+    (line,) = [l for l in server.banner if l.strip().startswith("embedder:")]
+    return line.split(":", 1)[1].strip()
+
+
+def test_openai_sdk_embeddings_are_the_memory_embedders_vectors(gw):
+    model = embedder_name(gw)
+    client = gpt(gw)
+    # The SDK asks for base64 and decodes it; the floats it gets must be the server's.
+    got = client.embeddings.create(model=model, input=["deploy window", "dark mode"])
+    assert got.model == model
+    assert [d.index for d in got.data] == [0, 1]
+    plain = httpx.post(
+        f"{gw.base}/api/v1/embeddings",
+        headers={"X-API-Key": root_key(gw)},
+        json={"model": model, "input": ["deploy window", "dark mode"], "encoding_format": "float"},
+    ).json()
+    for sdk_item, raw_item in zip(got.data, plain["data"]):
+        assert len(sdk_item.embedding) == len(raw_item["embedding"]) > 0
+        assert max(abs(a - b) for a, b in zip(sdk_item.embedding, raw_item["embedding"])) < 1e-6
+    assert got.usage.prompt_tokens == 4
+    with pytest.raises(openai.UnprocessableEntityError) as e:
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert model in str(e.value)

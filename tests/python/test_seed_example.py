@@ -1,22 +1,19 @@
 """Seed 000's "Complete Working Example", run as written against zerodb-local.
 
 Same calls, same bodies, same headers (the root key goes as `Authorization: Bearer`, the
-agent key as `X-API-Key`), same retrying `post()` helper. The only change: the one call
-zerodb-local does not serve yet, inference `/v1/messages` (step 4), goes to a stub HTTP
-server the test starts on loopback, which answers as the seed documents. The key calls,
-every memory call and quarantine (step 3) go to zerodb-local.
+agent key as `X-API-Key`), same retrying `post()` helper, every call to zerodb-local.
+The one stand-in is behind it: the `claude-haiku` alias is served by the fake provider of
+the test crate (a providers file overrides the alias), which replies `echo: <the prompt>`,
+so the test can see exactly what the agent sent to the model.
 """
 
-import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from conftest import root_key
+from conftest import inference_server, providers_toml, root_key
 
 RAW_CONTENT = (
     "Battery storage costs dropped 40% YoY. "
@@ -25,61 +22,22 @@ RAW_CONTENT = (
     "Solid-state batteries are nearing commercial viability."
 )
 TASK_CONTEXT = "Task: summarize renewable energy storage trends for Q2 2026."
-STUB_SUMMARY = (
-    "Battery storage costs fell 40% year over year. "
-    "Grid-scale installations reached 80 GWh in Q1 2026. "
-    "Solid-state batteries are close to commercial viability."
-)
 
 
-# -- stub for the endpoints not built yet ---------------------------------------------------
-
-
-class _StubHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def _send(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        self.server.requests.append({"path": self.path, "headers": headers, "body": body})
-        if self.path == "/v1/messages":
-            self._send(
-                200,
-                {
-                    "id": "msg_stub_01",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": "claude-haiku-4-5-20251001",
-                    "content": [{"type": "text", "text": STUB_SUMMARY}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": None,
-                    "usage": {"input_tokens": 64, "output_tokens": 40},
-                },
-            )
-        else:
-            self._send(404, {"detail": "Not Found", "error_code": "API_404"})
+# -- the server: zerodb-local with claude-haiku on the fake provider ----------------------
 
 
 @pytest.fixture
-def stub():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
-    httpd.requests = []
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    httpd.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+def seed_server(tmp_path, fake_provider):
+    providers = providers_toml(
+        tmp_path / "providers.toml",
+        fake_provider,
+        'claude-haiku = { provider = "fa", model = "echo-1" }',
+    )
+    s = inference_server(tmp_path / "data", providers)
+    yield s
+    if s.proc.poll() is None:
+        s.stop()
 
 
 # -- the seed's script ----------------------------------------------------------------------
@@ -102,7 +60,7 @@ def post(url: str, headers: dict, payload: dict, max_attempts: int = 5) -> dict:
     raise RuntimeError(f"Max retries exceeded: {url}")
 
 
-def agent_run(BASE: str, STUB: str, ROOT_KEY: str, seen: dict) -> None:
+def agent_run(BASE: str, ROOT_KEY: str, seen: dict) -> None:
     """The seed's script; `seen` records what a user would look at afterwards."""
     ROOT_HEADERS = {"Authorization": f"Bearer {ROOT_KEY}", "Content-Type": "application/json"}
 
@@ -172,7 +130,7 @@ def agent_run(BASE: str, STUB: str, ROOT_KEY: str, seen: dict) -> None:
             },
         )
 
-        # ── Step 4: Call inference (recall from zerodb-local; /v1/messages is the stub)
+        # ── Step 4: Call inference
         print("[4/6] Calling inference...")
         recall = post(
             f"{BASE}/api/v1/public/memory/v2/recall",
@@ -184,7 +142,7 @@ def agent_run(BASE: str, STUB: str, ROOT_KEY: str, seen: dict) -> None:
         seen["context"] = context
 
         infer_resp = post(
-            f"{STUB}/v1/messages",
+            f"{BASE}/v1/messages",
             {
                 "x-api-key": agent_key,
                 "anthropic-version": "2023-06-01",
@@ -260,11 +218,13 @@ def recall_all(base, headers, namespace):
 # -- tests ----------------------------------------------------------------------------------
 
 
-def test_complete_working_example(server, stub):
+def test_complete_working_example(seed_server, fake_provider):
+    server = seed_server
     ROOT_KEY = root_key(server)
     ROOT_HEADERS = {"Authorization": f"Bearer {ROOT_KEY}", "Content-Type": "application/json"}
     seen = {}
-    agent_run(server.base, stub.base, ROOT_KEY, seen)
+    before = fake_provider.requests("echo-1")
+    agent_run(server.base, ROOT_KEY, seen)
 
     # Step 1: a key and its id.
     assert seen["key_resp"]["key"].startswith("sk_")
@@ -295,13 +255,16 @@ def test_complete_working_example(server, stub):
     assert clean in contents
     assert {m["id"] for m in results} == {task["id"], seen["clean_remember"]["id"]}
     assert all(m["namespace"] == seen["session_ns"] for m in results)
-    # ... and that context is what the inference call (the stub) was given.
-    (messages,) = stub.requests
-    assert messages["path"] == "/v1/messages"
-    assert messages["headers"]["x-api-key"] == seen["agent_key"]
-    assert messages["headers"]["anthropic-version"] == "2023-06-01"
-    prompt = messages["body"]["messages"][0]["content"]
-    assert TASK_CONTEXT in prompt and clean in prompt
+    # ... and that context is what the model was given (the fake echoes the prompt), in
+    # one provider call made with the agent's scoped key.
+    summary = seen["summary"]
+    assert summary == "echo: Based on this context, write a 3-sentence summary:\n\n" + seen["context"]
+    assert TASK_CONTEXT in summary and clean in summary
+    assert fake_provider.requests("echo-1") == before + 1
+    usage = httpx.get(f"{server.base}/api/v1/usage", headers=ROOT_HEADERS).json()
+    (record,) = usage["records"]
+    assert record["alias"] == "claude-haiku" and record["status"] == 200
+    assert record["key_id"] == seen["key_resp"]["id"]
     assert seen["promote"]["id"]
 
     # Step 6: the session is deleted, the key revoked.
@@ -326,7 +289,7 @@ def test_complete_working_example(server, stub):
     assert len(project) == 1
     kept = project[0]
     assert kept["id"] == seen["promote"]["id"]
-    assert kept["content"] == STUB_SUMMARY
+    assert kept["content"] == summary
     assert kept["memory_type"] == "semantic"
     assert kept["importance"] == pytest.approx(0.9)
     assert kept["tags"] == ["summary", "verified", "q2-2026"]

@@ -189,3 +189,20 @@ pub async fn embeddings(
         },
     }))
 }
+
+/// The same endpoint where OpenAI's SDK looks for it (`base_url=<server>/v1`).
+#[utoipa::path(post, path = "/v1/embeddings", tag = "inference",
+    request_body = EmbeddingsRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, body = EmbeddingsResponse),
+        (status = 422, description = "Bad input, unknown model or dimensions", body = zerodb_http::error::ValidationErrorBody),
+        zerodb_http::openapi::AuthErrors
+    ))]
+pub async fn embeddings_v1(
+    svc: Extension<MemoryService>,
+    auth: Auth,
+    req: ApiJson<EmbeddingsRequest>,
+) -> ApiResult<Json<EmbeddingsResponse>> {
+    embeddings(svc, auth, req).await
+}

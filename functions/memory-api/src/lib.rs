@@ -66,6 +66,7 @@ pub fn routes() -> Routes {
         .merge(
             Routes::new()
                 .post("/api/v1/embeddings", embeddings::embeddings)
+                .post("/v1/embeddings", embeddings::embeddings_v1)
                 .map_router(|r| {
                     r.route_layer(axum::middleware::from_fn(
                         zerodb_http::vendor::error_objects,
@@ -95,6 +96,7 @@ pub fn routes() -> Routes {
         batch::delete,
         batch::update,
         embeddings::embeddings,
+        embeddings::embeddings_v1,
     ),
     components(schemas(
         wire::RememberRequest,
