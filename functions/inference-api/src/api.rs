@@ -321,10 +321,13 @@ pub async fn models_api(inf: Extension<Arc<Inference>>, auth: Auth) -> axum::Jso
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// Records per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(max_length = 1024)]
     pub cursor: Option<String>,
 }
 
