@@ -142,8 +142,8 @@ impl Gateway {
         let upstream = Format::of(route.provider.kind);
         let model = route.alias.model.as_str();
         let body = request.for_provider(upstream, model)?;
-        let bytes = serde_json::to_vec(&body).expect("a Value serialises");
-        let resp = client.send(&bytes).await?;
+        let bytes = Bytes::from(serde_json::to_vec(&body).expect("a Value serialises"));
+        let resp = client.send(bytes).await?;
         let alias = route.alias.name.clone();
         let outcome = |reply, tokens| Outcome {
             reply,
@@ -228,9 +228,9 @@ impl ClientRequest {
         let bad = |e: serde_json::Error| GatewayError::BadRequest(e.to_string());
         let parsed = match format {
             Format::Anthropic => {
-                Parsed::Anthropic(serde_json::from_value(raw.clone()).map_err(bad)?)
+                Parsed::Anthropic(anthropic::MessagesRequest::deserialize(&raw).map_err(bad)?)
             }
-            Format::Openai => Parsed::Openai(serde_json::from_value(raw.clone()).map_err(bad)?),
+            Format::Openai => Parsed::Openai(openai::ChatRequest::deserialize(&raw).map_err(bad)?),
         };
         Ok(ClientRequest { raw, parsed })
     }

@@ -107,7 +107,7 @@ impl ProviderClient {
     /// POSTs `body` (already in this provider's format) and returns the successful
     /// response with its body unread, retrying 429/5xx and connection failures up to the
     /// provider's `max_retries`.
-    pub async fn send(&self, body: &[u8]) -> Result<reqwest::Response, ProviderError> {
+    pub async fn send(&self, body: bytes::Bytes) -> Result<reqwest::Response, ProviderError> {
         let headers = self.headers.clone().map_err(|hint| ProviderError::NoKey {
             provider: self.provider.name.clone(),
             hint,
@@ -120,7 +120,8 @@ impl ProviderClient {
                 .post(&url)
                 .headers(headers.clone())
                 .timeout(self.provider.timeout)
-                .body(body.to_vec())
+                // A clone of Bytes shares the buffer: retries copy nothing.
+                .body(body.clone())
                 .send()
                 .await;
             let retries_left = attempt < self.provider.max_retries;
@@ -342,7 +343,7 @@ mod tests {
             Some("sk-test".into()),
         )
         .unwrap();
-        let resp = client.send(b"{}").await.unwrap();
+        let resp = client.send(bytes::Bytes::from_static(b"{}")).await.unwrap();
         assert_eq!(resp.text().await.unwrap(), r#"{"ok":true}"#);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         let h = &seen.lock().unwrap()[0];
@@ -363,7 +364,10 @@ mod tests {
             Some("key-1".into()),
         )
         .unwrap();
-        let err = client.send(b"{}").await.unwrap_err();
+        let err = client
+            .send(bytes::Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one try and one retry");
         match &err {
             ProviderError::Status {
@@ -386,7 +390,11 @@ mod tests {
             None,
         )
         .unwrap();
-        match client.send(b"{}").await.unwrap_err() {
+        match client
+            .send(bytes::Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err()
+        {
             ProviderError::Status {
                 status: 429,
                 retry_after: Some(120),
@@ -405,7 +413,10 @@ mod tests {
             None,
         )
         .unwrap();
-        let err = client.send(b"{}").await.unwrap_err();
+        let err = client
+            .send(bytes::Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
         assert!(!err.is_provider_fault());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
 
@@ -419,7 +430,11 @@ mod tests {
             None,
         )
         .unwrap();
-        let err = client.send(b"{}").await.unwrap_err().to_string();
+        let err = client
+            .send(bytes::Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("set the environment variable NIM_KEY"),
             "{err}"
@@ -444,7 +459,10 @@ mod tests {
             None,
         )
         .unwrap();
-        let err = client.send(b"{}").await.unwrap_err();
+        let err = client
+            .send(bytes::Bytes::from_static(b"{}"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ProviderError::Unreachable { .. }), "{err:?}");
         assert!(
             !err.to_string().contains("127.0.0.1"),

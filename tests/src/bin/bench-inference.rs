@@ -159,8 +159,13 @@ async fn main() -> anyhow::Result<()> {
         embedder: Arc::new(zerodb_embed::LexicalEmbedder::new(384)),
         inference: zerodb_local::InferenceConfig {
             providers: Some(providers),
-            // Limited, so every call reads the balance and writes its cost.
-            credits: inference_api::accounting::CreditPolicy::Grant(1_000_000_000_000),
+            // Limited, so every call reads the balance and writes its cost (set
+            // BENCH_UNLIMITED=1 to leave the credit read out).
+            credits: if std::env::var_os("BENCH_UNLIMITED").is_some() {
+                inference_api::accounting::CreditPolicy::Unlimited
+            } else {
+                inference_api::accounting::CreditPolicy::Grant(1_000_000_000_000)
+            },
         },
     })
     .await?;
