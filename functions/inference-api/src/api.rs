@@ -31,6 +31,30 @@ use crate::accounting::{Credits, UsageRecord};
 use crate::error::InferenceError;
 use crate::gateway::{Format, GatewayError, Reply};
 
+/// Errors of a call, besides the auth ones (see the README's Inference section).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CallErrors {
+    /// Invalid request, or unknown model (the message names the aliases).
+    #[response(status = 400)]
+    BadRequest(zerodb_http::ErrorBody),
+    /// Credits spent (INSUFFICIENT_CREDITS).
+    #[response(status = 402)]
+    PaymentRequired(zerodb_http::ErrorBody),
+    /// Body over 6 MB.
+    #[response(status = 413)]
+    TooLarge(zerodb_http::ErrorBody),
+    /// The provider failed (PROVIDER_ERROR, PROVIDER_AUTH_FAILED).
+    #[response(status = 502)]
+    BadGateway(zerodb_http::ErrorBody),
+    /// The provider has no API key configured (PROVIDER_NOT_CONFIGURED).
+    #[response(status = 503)]
+    Unavailable(zerodb_http::ErrorBody),
+    /// The provider did not answer in time (PROVIDER_TIMEOUT).
+    #[response(status = 504)]
+    Timeout(zerodb_http::ErrorBody),
+}
+
 /// The raw body: a JSON object checked by the gateway against the endpoint's format, so
 /// the errors name the format's fields.
 pub struct RawBody(Bytes);
@@ -54,12 +78,7 @@ impl FromRequest<AppState> for RawBody {
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The message, or with `stream` an SSE stream of Anthropic events", body = Object),
-        (status = 400, description = "Invalid request or unknown model (the message names the aliases)", body = zerodb_http::ErrorBody),
-        (status = 402, description = "Credits spent (INSUFFICIENT_CREDITS)", body = zerodb_http::ErrorBody),
-        (status = 413, description = "Body over 6 MB", body = zerodb_http::ErrorBody),
-        (status = 502, description = "The provider failed", body = zerodb_http::ErrorBody),
-        (status = 503, description = "The provider has no API key configured", body = zerodb_http::ErrorBody),
-        (status = 504, description = "The provider did not answer in time", body = zerodb_http::ErrorBody),
+        CallErrors,
         zerodb_http::openapi::AuthErrors
     ))]
 pub async fn messages(
@@ -77,12 +96,7 @@ pub async fn messages(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The completion, or with `stream` an SSE stream of chunks", body = Object),
-        (status = 400, description = "Invalid request or unknown model (the message names the aliases)", body = zerodb_http::ErrorBody),
-        (status = 402, description = "Credits spent (INSUFFICIENT_CREDITS)", body = zerodb_http::ErrorBody),
-        (status = 413, description = "Body over 6 MB", body = zerodb_http::ErrorBody),
-        (status = 502, description = "The provider failed", body = zerodb_http::ErrorBody),
-        (status = 503, description = "The provider has no API key configured", body = zerodb_http::ErrorBody),
-        (status = 504, description = "The provider did not answer in time", body = zerodb_http::ErrorBody),
+        CallErrors,
         zerodb_http::openapi::AuthErrors
     ))]
 pub async fn chat_completions(
@@ -99,12 +113,7 @@ pub async fn chat_completions(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "As `POST /api/v1/chat/completions`", body = Object),
-        (status = 400, description = "Invalid request or unknown model", body = zerodb_http::ErrorBody),
-        (status = 402, description = "Credits spent (INSUFFICIENT_CREDITS)", body = zerodb_http::ErrorBody),
-        (status = 413, description = "Body over 6 MB", body = zerodb_http::ErrorBody),
-        (status = 502, description = "The provider failed", body = zerodb_http::ErrorBody),
-        (status = 503, description = "The provider has no API key configured", body = zerodb_http::ErrorBody),
-        (status = 504, description = "The provider did not answer in time", body = zerodb_http::ErrorBody),
+        CallErrors,
         zerodb_http::openapi::AuthErrors
     ))]
 pub async fn chat_completions_v1(
