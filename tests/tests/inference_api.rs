@@ -518,3 +518,60 @@ async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: B
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.code(), "PERM_001");
 }
+
+/// Storage calls per inference call, as the Lambda makes them (rate counts in the table,
+/// credits limited, usage written inline): each is one DynamoDB request on AWS.
+#[tokio::test]
+async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
+    use tower::ServiceExt;
+    let fake = FakeProvider::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (stores, _guard) = zerodb_tests::support::fresh_stores(Backend::Embedded).await;
+    let account = zerodb_local::create_account(stores.table.clone(), "count")
+        .await
+        .unwrap();
+    let counting = zerodb_tests::support::CountingTable::new(stores.table.clone());
+    let stores = zerodb_domain::store::Stores {
+        table: counting.clone(),
+        ..stores
+    };
+    let state = zerodb_http::AppState::new(
+        stores,
+        Arc::new(zerodb_domain::clock::SystemClock),
+        &zerodb_domain::auth::AuthSettings {
+            jwt_secret: vec![7; 32],
+            rate_limit_per_minute: 100,
+            rate_counting: zerodb_domain::rate::RateCounting::Shared,
+        },
+    );
+    let catalog = inference_api::catalog_from_text(
+        &format!(
+            "[providers.fo]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"UNUSED\"\n[aliases]\no-echo = {{ provider = \"fo\", model = \"echo-1\" }}\n",
+            fake.base_url_openai()
+        ),
+        "test",
+    )
+    .unwrap();
+    let inference = Inference::build(
+        &state,
+        catalog,
+        |_| Some("fake-key".to_owned()),
+        CreditPolicy::Grant(5_000_000),
+        RecordWrites::Inline,
+    )
+    .unwrap();
+    let app = inference_api::router(state, Arc::new(inference));
+    counting.take();
+    let req = http::Request::post("/v1/chat/completions")
+        .header("x-api-key", account.root_key.expose())
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            openai_body("o-echo", "count my calls").to_string(),
+        ))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Key read + rate counter (auth), the balance, the usage record with its cost.
+    assert_eq!(counting.take(), 4);
+}
