@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
+use inference_api::Inference;
 use inference_api::accounting::CreditPolicy;
-use inference_api::{Inference, RecordWrites};
 use serde_json::{Value, json};
 use zerodb_tests::fake_provider::FakeProvider;
 use zerodb_tests::on_both_backends;
@@ -14,7 +14,7 @@ use zerodb_tests::support::{Backend, Reply, TestApp};
 
 /// An app whose gateway has `a-echo` on the fake's Anthropic side and `o-echo` on its
 /// OpenAI side (`pricey`: the same at 1,000,000 credits per million tokens, i.e. one
-/// credit per token), with `credits`, usage written before each response ends.
+/// credit per token), with `credits`.
 async fn app_with(backend: Backend, rate: u32, credits: CreditPolicy) -> (TestApp, FakeProvider) {
     let fake = FakeProvider::start("127.0.0.1:0".parse().unwrap())
         .await
@@ -50,7 +50,6 @@ async fn app_with(backend: Backend, rate: u32, credits: CreditPolicy) -> (TestAp
         catalog,
         |_| Some("fake-key".to_owned()),
         credits,
-        RecordWrites::Inline,
     )
     .unwrap();
     app.services.inference = Arc::new(inference);
@@ -558,7 +557,6 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
         catalog,
         |_| Some("fake-key".to_owned()),
         CreditPolicy::Grant(5_000_000),
-        RecordWrites::Inline,
     )
     .unwrap();
     let app = inference_api::router(state, Arc::new(inference));

@@ -218,8 +218,11 @@ struct Finish {
 }
 
 impl Finish {
-    async fn run(mut self) {
-        let tokens = (&mut self.tokens).await.unwrap_or_default();
+    async fn run(mut self, tokens: Option<Tokens>) {
+        let tokens = match tokens {
+            Some(t) => t,
+            None => (&mut self.tokens).await.unwrap_or_default(),
+        };
         self.record.latency_ms = self.started.elapsed().as_millis() as u64;
         self.inf
             .write_record(self.account, self.record, tokens)
@@ -233,20 +236,39 @@ struct FinishGuard(Option<Finish>);
 impl Drop for FinishGuard {
     fn drop(&mut self) {
         if let Some(f) = self.0.take() {
-            tokio::spawn(f.run());
+            tokio::spawn(f.run(None));
         }
     }
 }
 
+struct Relay {
+    frames: futures::stream::BoxStream<'static, Bytes>,
+    finish: FinishGuard,
+}
+
+/// The frames as they come; the usage record is written just before the last one (the
+/// gateway sends the counts with it), so when a client has seen `message_stop` or
+/// `[DONE]`, `GET /api/v1/usage` already shows the call.
 fn sse_response(frames: futures::stream::BoxStream<'static, Bytes>, finish: Finish) -> Response {
-    let mut guard = FinishGuard(Some(finish));
-    let tail = futures::stream::once(async move {
-        if let Some(f) = guard.0.take() {
-            f.run().await;
+    let relay = Relay {
+        frames,
+        finish: FinishGuard(Some(finish)),
+    };
+    let body = futures::stream::unfold(relay, |mut r| async move {
+        let Some(frame) = r.frames.next().await else {
+            if let Some(f) = r.finish.0.take() {
+                f.run(None).await;
+            }
+            return None;
+        };
+        let last = r.finish.0.as_mut().and_then(|f| f.tokens.try_recv().ok());
+        if let Some(tokens) = last
+            && let Some(f) = r.finish.0.take()
+        {
+            f.run(Some(tokens)).await;
         }
-    })
-    .filter_map(|()| std::future::ready(None::<Bytes>));
-    let body = frames.chain(tail).map(Ok::<_, std::convert::Infallible>);
+        Some((Ok::<_, std::convert::Infallible>(frame), r))
+    });
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
     h.insert(

@@ -59,7 +59,8 @@ pub enum Reply {
     /// The whole response, in the client's format.
     Json(Value),
     /// SSE frames in the client's format, ready to write; the tokens arrive on the
-    /// receiver when the stream ends (or is dropped: then the counts so far).
+    /// receiver as the last frame is yielded (or when the stream is dropped: then the
+    /// counts so far).
     Stream {
         frames: BoxStream<'static, Bytes>,
         tokens: oneshot::Receiver<Tokens>,
@@ -381,6 +382,14 @@ fn stream_reply(
     let frames = futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(frame) = s.pending.pop_front() {
+                // The counts go out with the last frame, not after it, so the caller can
+                // record the call before the client sees the stream end.
+                if s.finished
+                    && s.pending.is_empty()
+                    && let Some(tx) = s.done_tx.take()
+                {
+                    let _ = tx.send(s.tokens);
+                }
                 return Some((frame, s));
             }
             if s.finished {

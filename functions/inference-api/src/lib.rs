@@ -24,30 +24,21 @@ use crate::accounting::{Accounting, CreditPolicy, UsageRecord};
 use crate::gateway::Gateway;
 use crate::provider::{ProviderClient, Providers};
 
-/// How usage records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordWrites {
-    /// Before the response (or the stream) ends: a Lambda may be frozen as soon as it
-    /// has answered, so nothing may be left running after.
-    Inline,
-    /// On a task of their own, so the client never waits for the write (zerodb-local,
-    /// a long-running process).
-    Background,
-}
-
 /// The gateway and the accounting around it.
+///
+/// A call's usage record is written before its response ends (for a stream, before its
+/// last event): a client that reads `GET /api/v1/usage` right after a call sees it, and a
+/// Lambda, which may be frozen as soon as it has answered, has nothing left to run.
 pub struct Inference {
     pub gateway: Gateway,
     pub accounting: Accounting,
-    writes: RecordWrites,
 }
 
 impl Inference {
-    pub fn new(gateway: Gateway, accounting: Accounting, writes: RecordWrites) -> Self {
+    pub fn new(gateway: Gateway, accounting: Accounting) -> Self {
         Inference {
             gateway,
             accounting,
-            writes,
         }
     }
 
@@ -57,15 +48,10 @@ impl Inference {
         catalog: Catalog,
         key_of: impl Fn(&Provider) -> Option<String>,
         credits: CreditPolicy,
-        writes: RecordWrites,
     ) -> anyhow::Result<Self> {
         let providers = providers(&catalog, key_of)?;
         let accounting = Accounting::new(state.stores.table.clone(), state.clock.clone(), credits);
-        Ok(Inference::new(
-            Gateway::new(catalog, providers),
-            accounting,
-            writes,
-        ))
+        Ok(Inference::new(Gateway::new(catalog, providers), accounting))
     }
 
     /// Prices the call and writes its record, deducting the cost. A failed write is
@@ -79,17 +65,8 @@ impl Inference {
             .unwrap_or(0);
         record.input_tokens = tokens.input;
         record.output_tokens = tokens.output;
-        let accounting = self.accounting.clone();
-        let write = async move {
-            if let Err(e) = accounting.record(&account, record, cost).await {
-                tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
-            }
-        };
-        match self.writes {
-            RecordWrites::Inline => write.await,
-            RecordWrites::Background => {
-                tokio::spawn(write);
-            }
+        if let Err(e) = self.accounting.record(&account, record, cost).await {
+            tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
         }
     }
 }
