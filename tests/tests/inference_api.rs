@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use inference_api::Inference;
 use inference_api::accounting::CreditPolicy;
+use inference_api::{Inference, RecordWrites};
 use serde_json::{Value, json};
 use zerodb_tests::fake_provider::FakeProvider;
 use zerodb_tests::on_both_backends;
@@ -50,6 +50,8 @@ async fn app_with(backend: Backend, rate: u32, credits: CreditPolicy) -> (TestAp
         catalog,
         |_| Some("fake-key".to_owned()),
         credits,
+        // zerodb-local's mode: the usage reads below must wait for the writes.
+        RecordWrites::Background,
     )
     .unwrap();
     app.services.inference = Arc::new(inference);
@@ -557,6 +559,8 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
         catalog,
         |_| Some("fake-key".to_owned()),
         CreditPolicy::Grant(5_000_000),
+        // The Lambda's mode, so the count includes the record's write.
+        RecordWrites::Inline,
     )
     .unwrap();
     let app = inference_api::router(state, Arc::new(inference));

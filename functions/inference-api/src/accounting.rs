@@ -8,7 +8,8 @@
 //! cost is known only when it ends, so concurrent calls may together overshoot the last
 //! credits by one call each; the balance then goes negative and further calls are refused.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -101,6 +102,28 @@ pub struct Accounting {
     table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
     policy: CreditPolicy,
+    /// Costs of calls that have answered but whose records are still being written, by
+    /// account: counted as spent by `check`, so a call that follows another sees its cost.
+    pending: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// A cost counted as spent until dropped (after its record is written).
+pub struct Pending {
+    pending: Arc<Mutex<HashMap<String, u64>>>,
+    account: String,
+    micro: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = map.get_mut(&self.account) {
+            *v = v.saturating_sub(self.micro);
+            if *v == 0 {
+                map.remove(&self.account);
+            }
+        }
+    }
 }
 
 fn micro_to_usd(micro: i64) -> f64 {
@@ -113,6 +136,22 @@ impl Accounting {
             table,
             clock,
             policy,
+            pending: Arc::default(),
+        }
+    }
+
+    /// Counts `micro` as spent by `account` until the returned guard is dropped.
+    pub fn reserve(&self, account: &str, micro: u64) -> Pending {
+        *self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(account.to_owned())
+            .or_default() += micro;
+        Pending {
+            pending: self.pending.clone(),
+            account: account.to_owned(),
+            micro,
         }
     }
 
@@ -127,12 +166,20 @@ impl Accounting {
             return Ok(());
         };
         let credits = self.credits(account).await?;
-        match credits.remaining_usd {
-            Some(r) if r <= 0.0 => Err(DomainError::InsufficientCredits(format!(
-                "This account's inference credits are spent ({:.6} of {:.6} used); add credits (`zerodb-local credits add`) before calling again",
-                credits.spent_usd,
-                credits.granted_usd.unwrap_or(0.0)
-            ))),
+        let in_flight = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account)
+            .copied()
+            .unwrap_or(0);
+        let spent = credits.spent_usd + micro_to_usd(in_flight as i64);
+        match credits.granted_usd {
+            Some(granted) if granted - spent <= 0.0 => {
+                Err(DomainError::InsufficientCredits(format!(
+                    "This account's inference credits are spent ({spent:.6} of {granted:.6} used); add credits (`zerodb-local credits add`) before calling again"
+                )))
+            }
             _ => Ok(()),
         }
     }

@@ -246,9 +246,9 @@ struct Relay {
     finish: FinishGuard,
 }
 
-/// The frames as they come; the usage record is written just before the last one (the
-/// gateway sends the counts with it), so when a client has seen `message_stop` or
-/// `[DONE]`, `GET /api/v1/usage` already shows the call.
+/// The frames as they come; the usage record is written (or, in the background, begun)
+/// just before the last one (the gateway sends the counts with it), so when a client has
+/// seen `message_stop` or `[DONE]`, `GET /api/v1/usage` shows the call.
 fn sse_response(frames: futures::stream::BoxStream<'static, Bytes>, finish: Finish) -> Response {
     let relay = Relay {
         frames,
@@ -403,6 +403,8 @@ pub async fn usage(
         .map(Cursor::from_client)
         .transpose()
         .map_err(DomainError::from)?;
+    // Read your own calls: records still being written are waited for.
+    inf.settled().await;
     let (records, next) = inf
         .accounting
         .list(&caller.account_id, limit as usize, cursor)

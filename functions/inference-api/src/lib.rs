@@ -24,21 +24,42 @@ use crate::accounting::{Accounting, CreditPolicy, UsageRecord};
 use crate::gateway::Gateway;
 use crate::provider::{ProviderClient, Providers};
 
+/// When a call's usage record (and its cost) is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordWrites {
+    /// Before the response ends (a stream's: before its last event). For Lambda, which
+    /// may be frozen as soon as it has answered, so nothing may be left running.
+    Inline,
+    /// On a task of its own, so no call waits for a synced write (zerodb-local, a
+    /// long-running process); `GET /api/v1/usage` first waits for the writes in flight,
+    /// so a client still reads its own calls.
+    Background,
+}
+
 /// The gateway and the accounting around it.
-///
-/// A call's usage record is written before its response ends (for a stream, before its
-/// last event): a client that reads `GET /api/v1/usage` right after a call sees it, and a
-/// Lambda, which may be frozen as soon as it has answered, has nothing left to run.
 pub struct Inference {
     pub gateway: Gateway,
     pub accounting: Accounting,
+    writes: RecordWrites,
+    /// Held shared by every background write in flight; taken exclusively to wait for
+    /// them all.
+    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Inference {
-    pub fn new(gateway: Gateway, accounting: Accounting) -> Self {
+    pub fn new(gateway: Gateway, accounting: Accounting, writes: RecordWrites) -> Self {
         Inference {
             gateway,
             accounting,
+            writes,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Returns once every usage record of a call that has answered is written.
+    pub async fn settled(&self) {
+        if self.writes == RecordWrites::Background {
+            drop(self.in_flight.write().await);
         }
     }
 
@@ -48,10 +69,15 @@ impl Inference {
         catalog: Catalog,
         key_of: impl Fn(&Provider) -> Option<String>,
         credits: CreditPolicy,
+        writes: RecordWrites,
     ) -> anyhow::Result<Self> {
         let providers = providers(&catalog, key_of)?;
         let accounting = Accounting::new(state.stores.table.clone(), state.clock.clone(), credits);
-        Ok(Inference::new(Gateway::new(catalog, providers), accounting))
+        Ok(Inference::new(
+            Gateway::new(catalog, providers),
+            accounting,
+            writes,
+        ))
     }
 
     /// Prices the call and writes its record, deducting the cost. A failed write is
@@ -65,8 +91,25 @@ impl Inference {
             .unwrap_or(0);
         record.input_tokens = tokens.input;
         record.output_tokens = tokens.output;
-        if let Err(e) = self.accounting.record(&account, record, cost).await {
-            tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
+        let accounting = self.accounting.clone();
+        let account_for_reserve = account.clone();
+        let write = async move {
+            if let Err(e) = accounting.record(&account, record, cost).await {
+                tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
+            }
+        };
+        match self.writes {
+            RecordWrites::Inline => write.await,
+            RecordWrites::Background => {
+                // Taken before the response goes on, so a later usage read waits for the
+                // write and a later call's credit check counts the cost.
+                let in_flight = self.in_flight.clone().read_owned().await;
+                let reserved = self.accounting.reserve(&account_for_reserve, cost);
+                tokio::spawn(async move {
+                    write.await;
+                    drop((in_flight, reserved));
+                });
+            }
         }
     }
 }

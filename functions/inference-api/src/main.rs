@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use inference_api::Inference;
 use inference_api::accounting::CreditPolicy;
+use inference_api::{Inference, RecordWrites};
 use zerodb_inference::catalog::Provider;
 
 #[tokio::main]
@@ -38,7 +38,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let key_of = |p: &Provider| inference_api::env_key(p).or_else(|| secrets.get(&p.name).cloned());
     let clock = Arc::new(zerodb_domain::clock::SystemClock);
     let state = zerodb_http::AppState::new(stores, clock, &config.auth);
-    let inference = Inference::build(&state, catalog, key_of, credits)?;
+    let inference = Inference::build(&state, catalog, key_of, credits, RecordWrites::Inline)?;
     lambda_http::run_with_streaming_response(inference_api::router(state, Arc::new(inference)))
         .await
 }

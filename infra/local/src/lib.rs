@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use inference_api::Inference;
 use inference_api::accounting::CreditPolicy;
+use inference_api::{Inference, RecordWrites};
 use zerodb_domain::auth::{AuthService, AuthSettings, NewAccount};
 use zerodb_domain::clock::{Clock, SystemClock};
 use zerodb_domain::rate::RateCounting;
@@ -65,7 +65,14 @@ impl Services {
         config: &InferenceConfig,
     ) -> anyhow::Result<Self> {
         let catalog = inference_api::catalog(config.providers.as_deref())?;
-        let inference = Inference::build(state, catalog, inference_api::env_key, config.credits)?;
+        let inference = Inference::build(
+            state,
+            catalog,
+            inference_api::env_key,
+            config.credits,
+            // One long-running process: no call waits for its record's synced write.
+            RecordWrites::Background,
+        )?;
         Ok(Services {
             memory: memory_api::service(state, embedder),
             inference: Arc::new(inference),
