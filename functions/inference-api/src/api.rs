@@ -235,8 +235,9 @@ struct FinishGuard(Option<Finish>);
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            tokio::spawn(f.run(None));
+        // Outside a runtime (a process shutting down) there is nothing left to run it on.
+        if let (Some(f), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(f.run(None));
         }
     }
 }
