@@ -163,28 +163,22 @@ async fn call(
     };
     let outcome = match inf.gateway.call(format, json, id, created).await {
         Ok(o) => o,
-        Err(e) => {
-            let err = InferenceError::Gateway(e);
-            // Calls that reached a provider are recorded; requests refused before
-            // (bad body, unknown model) are not calls.
-            if let InferenceError::Gateway(
-                GatewayError::Provider(_) | GatewayError::BadUpstream { .. },
-            ) = &err
-            {
-                if let Ok(route) = inf.gateway.catalog().resolve(&sent_model) {
-                    record.alias = route.alias.name.clone();
-                    record.provider_model = route.alias.model.clone();
-                }
-                record.error_code = Some(err.code().to_owned());
-                let resp = err.into_response();
-                record.status = resp.status().as_u16();
-                record.latency_ms = started.elapsed().as_millis() as u64;
-                inf.write_record(caller.account_id.clone(), record, Tokens::default())
-                    .await;
-                return Ok(resp);
+        // Calls that reached a provider are recorded; requests refused before (bad body,
+        // unknown model) are not calls.
+        Err(e @ (GatewayError::Provider(_) | GatewayError::BadUpstream { .. })) => {
+            if let Ok(route) = inf.gateway.catalog().resolve(&sent_model) {
+                record.alias = route.alias.name.clone();
+                record.provider_model = route.alias.model.clone();
             }
-            return Err(err);
+            record.error_code = Some(crate::error::code_of(&e).to_owned());
+            let resp = InferenceError::Gateway(e).into_response();
+            record.status = resp.status().as_u16();
+            record.latency_ms = started.elapsed().as_millis() as u64;
+            inf.write_record(caller.account_id, record, Tokens::default())
+                .await;
+            return Ok(resp);
         }
+        Err(e) => return Err(e.into()),
     };
     record.alias = outcome.alias.clone();
     record.provider_model = outcome.provider_model.clone();

@@ -36,14 +36,9 @@ impl From<GatewayError> for InferenceError {
     }
 }
 
-impl InferenceError {
-    /// The error code a usage record keeps.
-    pub fn code(&self) -> &'static str {
-        match self {
-            InferenceError::Api(_) => "API_ERROR",
-            InferenceError::Gateway(e) => gateway_status(e).1,
-        }
-    }
+/// The error code a gateway failure answers with (kept in its usage record).
+pub fn code_of(e: &GatewayError) -> &'static str {
+    gateway_status(e).1
 }
 
 /// Status, error code and the Retry-After to send, per gateway failure.

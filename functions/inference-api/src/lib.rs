@@ -91,23 +91,27 @@ impl Inference {
             .unwrap_or(0);
         record.input_tokens = tokens.input;
         record.output_tokens = tokens.output;
+        // Taken before the response goes on, so a later usage read waits for the write
+        // and a later call's credit check counts the cost.
+        let held = match self.writes {
+            RecordWrites::Inline => None,
+            RecordWrites::Background => Some((
+                self.in_flight.clone().read_owned().await,
+                self.accounting.reserve(&account, cost),
+            )),
+        };
         let accounting = self.accounting.clone();
-        let account_for_reserve = account.clone();
         let write = async move {
             if let Err(e) = accounting.record(&account, record, cost).await {
                 tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
             }
         };
-        match self.writes {
-            RecordWrites::Inline => write.await,
-            RecordWrites::Background => {
-                // Taken before the response goes on, so a later usage read waits for the
-                // write and a later call's credit check counts the cost.
-                let in_flight = self.in_flight.clone().read_owned().await;
-                let reserved = self.accounting.reserve(&account_for_reserve, cost);
+        match held {
+            None => write.await,
+            Some(in_flight_and_reserved) => {
                 tokio::spawn(async move {
                     write.await;
-                    drop((in_flight, reserved));
+                    drop(in_flight_and_reserved);
                 });
             }
         }
