@@ -4,4 +4,24 @@
 
 pub mod conformance;
 pub mod fake_provider;
+pub mod lambda;
 pub mod support;
+
+/// A binary of another package of the workspace (a Lambda function, zerodb-local), from
+/// the target directory this test runs from. Cargo builds other packages' binaries only
+/// when asked, so the test command builds them first (`cargo build --workspace --bins`).
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // <target>/<profile>/deps/<test binary>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test binary lives in <target>/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is not built: run `cargo build --workspace --bins` first (./infra/test.sh does)",
+        bin.display()
+    );
+    bin
+}

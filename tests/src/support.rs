@@ -12,7 +12,13 @@ use serde_json::Value;
 use tower::ServiceExt;
 use zerodb_domain::auth::AuthSettings;
 use zerodb_domain::clock::ManualClock;
+use zerodb_domain::context::{NoSecrets, Parts};
+use zerodb_domain::queues::QueueName;
 use zerodb_domain::store::{Blobs, Queue, Stores, Table};
+use zerodb_domain::{Context, Deployment, Settings};
+use zerodb_inference::accounting::CreditPolicy;
+use zerodb_inference::{Inference, RecordWrites};
+use zerodb_memory::MemoryService;
 use zerodb_store_aws::{AwsBlobs, AwsClients, AwsQueue, AwsTable, provision};
 use zerodb_store_embedded::{EmbeddedStore, OpenOptions, QueueConfig, SyncMode};
 
@@ -136,18 +142,8 @@ pub async fn fresh_stores(backend: Backend) -> (Stores, Guard) {
                 },
             )
             .expect("open store");
-            let stores = Stores {
-                table: store.table(),
-                blobs: store.blobs(),
-                events: store.queue(
-                    "events",
-                    QueueConfig {
-                        max_receives: Some(5),
-                        dead_letter: None,
-                    },
-                ),
-            };
-            (stores, Guard { _dir: Some(dir) })
+            // Every queue as its spec declares it, dead-letter queue included.
+            (store.stores(), Guard { _dir: Some(dir) })
         }
         Backend::Aws => {
             let c = aws_clients().await;
@@ -159,13 +155,15 @@ pub async fn fresh_stores(backend: Backend) -> (Stores, Guard) {
             provision::create_bucket(&c.s3, &bucket)
                 .await
                 .expect("create bucket");
-            let url = provision::create_queue(&c.sqs, &unique_name("ze"), None)
+            let urls = provision::create_queues(&c.sqs, &unique_name("zq"))
                 .await
-                .expect("create queue");
+                .expect("create queues");
             let stores = Stores {
                 table: Arc::new(AwsTable::new(c.dynamodb.clone(), table)),
                 blobs: Arc::new(AwsBlobs::new(c.s3.clone(), bucket)),
-                events: Arc::new(AwsQueue::new(c.sqs.clone(), url)),
+                queues: zerodb_domain::store::Queues::new(|spec| {
+                    Arc::new(AwsQueue::new(c.sqs.clone(), urls[&spec.name].clone()))
+                }),
             };
             (stores, Guard { _dir: None })
         }
@@ -190,17 +188,70 @@ impl Reply {
     }
 }
 
-/// A full app (every router zerodb-local serves) on fresh storage, with a clock the
+/// A full app (every group zerodb-local serves) on fresh storage, with a clock the
 /// test moves and one account whose root key it holds.
 pub struct TestApp {
     pub router: Router,
-    pub state: zerodb_http::AppState,
-    pub services: zerodb_local::Services,
+    pub ctx: Context,
+    /// The memory service the groups use (set with [`TestApp::set_memory`]).
+    pub memory: MemoryService,
+    /// The inference service the groups use (set with [`TestApp::set_inference`]).
+    pub inference: Arc<Inference>,
     pub clock: Arc<ManualClock>,
     pub stores: Stores,
     pub root_key: String,
     pub account_id: String,
     _guard: Guard,
+}
+
+/// The context of a test: Lambda's semantics (no namespace cache, shared rate counts).
+pub fn test_context(stores: Stores, clock: Arc<ManualClock>, per_minute: u32) -> Context {
+    Context::new(Parts {
+        stores,
+        clock,
+        auth: AuthSettings {
+            jwt_secret: b"test-secret-test-secret-test-secret!".to_vec(),
+            rate_limit_per_minute: per_minute,
+            // The table counter, so the shared (Lambda) behaviour runs on both backends.
+            rate_counting: zerodb_domain::rate::RateCounting::Shared,
+        },
+        settings: Settings::default(),
+        deployment: Deployment::Lambda,
+        secrets: Arc::new(NoSecrets),
+    })
+}
+
+/// The memory service tests use: recall's vector write-back runs before it answers, so
+/// tests see it happen and moto (which breaks under concurrent transactions) never races
+/// it.
+pub fn test_memory(ctx: &Context, embedder: Arc<dyn zerodb_embed::Embedder>) -> MemoryService {
+    MemoryService::new(
+        ctx.stores().table.clone(),
+        ctx.events().clone(),
+        embedder,
+        ctx.clock().clone(),
+    )
+    .with_inline_writeback()
+}
+
+/// The inference service tests use by default: the built-in aliases with keys from the
+/// environment, unlimited credits, records written in the background (so usage reads wait
+/// for them, as in zerodb-local).
+pub async fn test_inference(ctx: &Context) -> Arc<Inference> {
+    let catalog = zerodb_inference::Catalog::builtin();
+    let keys =
+        zerodb_inference::keys::provider_keys(&catalog, &Settings::from_env(), &NoSecrets, None)
+            .await;
+    Arc::new(
+        Inference::build(
+            ctx,
+            catalog,
+            |p| keys.get(&p.name).cloned(),
+            CreditPolicy::Unlimited,
+            RecordWrites::Background,
+        )
+        .expect("the built-in catalog needs no file"),
+    )
 }
 
 impl TestApp {
@@ -232,25 +283,20 @@ impl TestApp {
     ) -> Self {
         let (stores, guard) = fresh_stores(backend).await;
         let clock = Arc::new(ManualClock::starting_now());
-        let settings = AuthSettings {
-            jwt_secret: b"test-secret-test-secret-test-secret!".to_vec(),
-            rate_limit_per_minute: per_minute,
-            // The table counter, so the shared (Lambda) behaviour runs on both backends.
-            rate_counting: zerodb_domain::rate::RateCounting::Shared,
-        };
-        let state = zerodb_http::AppState::new(stores.clone(), clock.clone(), &settings);
-        let mut services = zerodb_local::Services::new(&state, embedder);
-        // Recall's vector write-back runs before it answers, so tests see it happen and
-        // moto (which breaks under concurrent transactions) never races it.
-        services.memory = services.memory.with_inline_writeback();
-        let router = zerodb_local::router(state.clone(), services.clone());
+        let ctx = test_context(stores.clone(), clock.clone(), per_minute);
+        let memory = test_memory(&ctx, embedder);
+        ctx.provide(memory.clone());
+        let inference = test_inference(&ctx).await;
+        ctx.provide(inference.clone());
+        let router = zerodb_local::router(&ctx).await.expect("router");
         let account = zerodb_local::create_account(stores.table.clone(), "test")
             .await
             .expect("create account");
         TestApp {
             router,
-            state,
-            services,
+            ctx,
+            memory,
+            inference,
             clock,
             stores,
             root_key: account.root_key.expose().to_owned(),
@@ -259,24 +305,35 @@ impl TestApp {
         }
     }
 
+    /// Serves with this memory service from now on.
+    pub async fn set_memory(&mut self, memory: MemoryService) {
+        self.ctx.provide(memory.clone());
+        self.memory = memory;
+        self.router = zerodb_local::router(&self.ctx).await.expect("router");
+    }
+
+    /// Serves with this inference service from now on.
+    pub async fn set_inference(&mut self, inference: Inference) {
+        let inference = Arc::new(inference);
+        self.ctx.provide(inference.clone());
+        self.inference = inference;
+        self.router = zerodb_local::router(&self.ctx).await.expect("router");
+    }
+
     /// Receives and acknowledges every message on the events queue; returns their bodies.
     pub async fn drain_events(&self) -> Vec<String> {
         let mut out = Vec::new();
         loop {
-            let msgs = self.stores.events.receive(10, 30).await.expect("receive");
+            let events = self.stores.queue(QueueName::Events);
+            let msgs = events.receive(10, 30).await.expect("receive");
             if msgs.is_empty() {
                 return out;
             }
             for m in msgs {
-                self.stores.events.delete(&m.receipt).await.expect("delete");
+                events.delete(&m.receipt).await.expect("delete");
                 out.push(m.body);
             }
         }
-    }
-
-    /// Rebinds the router after a test changed `services`.
-    pub fn rebuild_router(&mut self) {
-        self.router = zerodb_local::router(self.state.clone(), self.services.clone());
     }
 
     /// Another account on the same storage; returns its root key.

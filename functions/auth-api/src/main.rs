@@ -1,21 +1,9 @@
-//! The auth-api Lambda: configuration and clients built once in the init phase.
+//! The auth-api Lambda: keys and tokens, plus health, the OpenAPI document and the JSON
+//! 404 for every route no other function owns.
 
-use std::sync::Arc;
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    zerodb_http::telemetry::init();
-    let config = zerodb_http::config::LambdaConfig::from_env()?;
-    let stores = zerodb_store_aws::connect(
-        &config.resources.table,
-        &config.resources.bucket,
-        &config.resources.events_queue_url,
-    )
-    .await;
-    let state = zerodb_http::AppState::new(
-        stores,
-        Arc::new(zerodb_domain::clock::SystemClock),
-        &config.auth,
-    );
-    lambda_http::run(auth_api::router(state)).await
+fn main() -> Result<(), zerodb_lambda::Error> {
+    zerodb_lambda::run_http(vec![
+        auth_api::group(),
+        auth_api::meta(auth_api::OPENAPI_JSON),
+    ])
 }

@@ -1,35 +1,29 @@
-//! The events worker: an SQS-triggered Lambda that handles write events off the request
-//! path. Today that is embedding new memories in batches (the `auto_embed` path of seed
-//! 002); zerodb-local runs the same handler from its embedded queue.
+//! The events worker: the one consumer of the events queue, dispatching each write event
+//! to every handler that wants it. Today that is embedding new memories in batches (the
+//! `auto_embed` path of seed 002); the hook executor joins this list. It runs as the
+//! SQS-triggered `events-worker` Lambda, and as a task of zerodb-local.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use zerodb_memory::MemoryService;
+use std::sync::Arc;
 
-/// Handles one SQS batch. The batch is embedded in one model call, so on failure every
-/// message is reported failed and retried (then dead-lettered after the queue's limit);
-/// the work is idempotent, so retrying what already succeeded costs only time.
-pub async fn handle(memory: &MemoryService, event: SqsEvent) -> SqsBatchResponse {
-    let bodies: Vec<String> = event
-        .records
-        .iter()
-        .map(|r| r.body.clone().unwrap_or_default())
-        .collect();
-    let mut response = SqsBatchResponse::default();
-    match zerodb_memory::worker::process(memory, &bodies).await {
-        Ok(stored) => tracing::info!(events = bodies.len(), stored, "events handled"),
-        Err(e) => {
-            tracing::error!(error = %e, events = bodies.len(), "handling events failed; the batch will be retried");
-            response.batch_item_failures = event
-                .records
-                .iter()
-                .filter_map(|r| r.message_id.clone())
-                .map(|id| {
-                    let mut f = BatchItemFailure::default();
-                    f.item_identifier = id;
-                    f
-                })
-                .collect();
-        }
-    }
-    response
+use zerodb_domain::Context;
+use zerodb_domain::events::{Dispatcher, EventHandler};
+use zerodb_domain::queues::QueueName;
+use zerodb_domain::work::Worker;
+use zerodb_memory::worker::EmbedNewMemories;
+
+/// The handlers of write events, over the process's services.
+pub async fn handlers(ctx: &Context) -> anyhow::Result<Vec<Arc<dyn EventHandler>>> {
+    Ok(vec![Arc::new(EmbedNewMemories(
+        zerodb_memory::shared(ctx).await?,
+    ))])
+}
+
+/// The worker of the events queue.
+pub fn worker() -> Worker {
+    Worker::new(
+        "events",
+        "events-worker",
+        QueueName::Events,
+        |ctx| async move { Ok(Dispatcher::new(handlers(&ctx).await?)) },
+    )
 }

@@ -8,9 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -21,15 +20,16 @@ use utoipa::{IntoParams, ToSchema};
 use zerodb_domain::auth::Principal;
 use zerodb_domain::scope::{Permission, Service};
 use zerodb_domain::store::Cursor;
-use zerodb_domain::{DomainError, Loc};
+use zerodb_domain::{At, DomainError};
 use zerodb_http::extract::MAX_BODY_BYTES;
-use zerodb_http::{ApiError, ApiQuery, AppState, Auth};
+use zerodb_http::{ApiError, ApiQuery, Auth};
 use zerodb_inference::stream::Tokens;
 
-use crate::Inference;
-use crate::accounting::{Credits, UsageRecord};
+use zerodb_inference::Inference;
+use zerodb_inference::accounting::{self, micro_to_usd};
+use zerodb_inference::gateway::{Format, GatewayError, Reply};
+
 use crate::error::InferenceError;
-use crate::gateway::{Format, GatewayError, Reply};
 
 /// Errors of a call, besides the auth ones (see the README's Inference section).
 #[derive(utoipa::IntoResponses)]
@@ -59,9 +59,9 @@ pub enum CallErrors {
 /// the errors name the format's fields.
 pub struct RawBody(Bytes);
 
-impl FromRequest<AppState> for RawBody {
+impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
@@ -75,14 +75,11 @@ impl FromRequest<AppState> for RawBody {
 /// streams are translated when the provider speaks OpenAI's format.
 #[utoipa::path(post, path = "/v1/messages", tag = "inference",
     request_body(content = Object, description = "An Anthropic Messages API request: model (an alias), max_tokens, messages, [system], [tools], [stream], …"),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The message, or with `stream` an SSE stream of Anthropic events", body = Object),
-        CallErrors,
-        zerodb_http::openapi::AuthErrors
-    ))]
+        CallErrors))]
 pub async fn messages(
-    Extension(inf): Extension<Arc<Inference>>,
+    State(inf): State<Arc<Inference>>,
     Auth(caller): Auth,
     RawBody(body): RawBody,
 ) -> Result<Response, InferenceError> {
@@ -93,14 +90,11 @@ pub async fn messages(
 /// chunks ending with `data: [DONE]`).
 #[utoipa::path(post, path = "/api/v1/chat/completions", tag = "inference",
     request_body(content = Object, description = "An OpenAI Chat Completions request: model (an alias), messages, [tools], [stream], [stream_options], …"),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The completion, or with `stream` an SSE stream of chunks", body = Object),
-        CallErrors,
-        zerodb_http::openapi::AuthErrors
-    ))]
+        CallErrors))]
 pub async fn chat_completions(
-    Extension(inf): Extension<Arc<Inference>>,
+    State(inf): State<Arc<Inference>>,
     Auth(caller): Auth,
     RawBody(body): RawBody,
 ) -> Result<Response, InferenceError> {
@@ -110,14 +104,11 @@ pub async fn chat_completions(
 /// The same endpoint where OpenAI's SDK looks for it (`base_url=<server>/v1`).
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "inference",
     request_body(content = Object, description = "As `POST /api/v1/chat/completions`"),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "As `POST /api/v1/chat/completions`", body = Object),
-        CallErrors,
-        zerodb_http::openapi::AuthErrors
-    ))]
+        CallErrors))]
 pub async fn chat_completions_v1(
-    inf: Extension<Arc<Inference>>,
+    inf: State<Arc<Inference>>,
     auth: Auth,
     body: RawBody,
 ) -> Result<Response, InferenceError> {
@@ -146,7 +137,7 @@ async fn call(
         Format::Openai => (zerodb_domain::ids::prefixed_id("chatcmpl"), "openai"),
     };
     let created = inf.accounting.clock().now().timestamp();
-    let mut record = UsageRecord {
+    let mut record = accounting::UsageRecord {
         id: id.clone(),
         key_id: caller.key_id.clone(),
         endpoint: endpoint.to_owned(),
@@ -155,7 +146,7 @@ async fn call(
         stream,
         input_tokens: 0,
         output_tokens: 0,
-        cost_usd: 0.0,
+        cost_micro: 0,
         latency_ms: 0,
         status: 200,
         error_code: None,
@@ -206,7 +197,7 @@ async fn call(
 struct Finish {
     inf: Arc<Inference>,
     account: String,
-    record: UsageRecord,
+    record: accounting::UsageRecord,
     started: Instant,
     tokens: oneshot::Receiver<Tokens>,
 }
@@ -307,10 +298,9 @@ pub struct ModelList {
 
 /// The aliases this deployment serves (OpenAI's and Anthropic's list formats at once).
 #[utoipa::path(get, path = "/v1/models", tag = "inference",
-    security(("api_key" = []), ("bearer" = [])),
-    responses((status = 200, body = ModelList), zerodb_http::openapi::AuthErrors))]
+    responses((status = 200, body = ModelList)))]
 pub async fn models(
-    Extension(inf): Extension<Arc<Inference>>,
+    State(inf): State<Arc<Inference>>,
     Auth(_caller): Auth,
 ) -> axum::Json<ModelList> {
     // Aliases have no creation date; a fixed one keeps the list stable.
@@ -340,9 +330,8 @@ pub async fn models(
 
 /// As `GET /v1/models`.
 #[utoipa::path(get, path = "/api/v1/models", tag = "inference",
-    security(("api_key" = []), ("bearer" = [])),
-    responses((status = 200, body = ModelList), zerodb_http::openapi::AuthErrors))]
-pub async fn models_api(inf: Extension<Arc<Inference>>, auth: Auth) -> axum::Json<ModelList> {
+    responses((status = 200, body = ModelList)))]
+pub async fn models_api(inf: State<Arc<Inference>>, auth: Auth) -> axum::Json<ModelList> {
     models(inf, auth).await
 }
 
@@ -355,6 +344,79 @@ pub struct UsageQuery {
     /// `next_cursor` of the previous page.
     #[param(max_length = 1024)]
     pub cursor: Option<String>,
+}
+
+/// One call, as recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UsageRecord {
+    pub id: String,
+    /// The key that made the call (a token's minting key).
+    pub key_id: String,
+    /// `anthropic` (`/v1/messages`) or `openai` (chat completions).
+    pub endpoint: String,
+    /// The alias that answered (a fallback's, if the first failed); the model as sent when
+    /// it named no alias.
+    pub alias: String,
+    /// The provider's model id; empty when no provider was called.
+    pub provider_model: String,
+    pub stream: bool,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    /// Milliseconds from the request to the end of the response (the last event of a
+    /// stream).
+    pub latency_ms: u64,
+    /// The HTTP status the client got (a stream's is 200 even if it ended in an error
+    /// event).
+    pub status: u16,
+    /// The error code, when the call failed.
+    pub error_code: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<accounting::UsageRecord> for UsageRecord {
+    fn from(r: accounting::UsageRecord) -> Self {
+        UsageRecord {
+            cost_usd: micro_to_usd(r.cost_micro as i64),
+            id: r.id,
+            key_id: r.key_id,
+            endpoint: r.endpoint,
+            alias: r.alias,
+            provider_model: r.provider_model,
+            stream: r.stream,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            latency_ms: r.latency_ms,
+            status: r.status,
+            error_code: r.error_code,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// An account's credits, as `GET /api/v1/usage` shows them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Credits {
+    /// False when this deployment does not limit credits.
+    pub limited: bool,
+    /// Credits granted in total (US dollars at list prices); null when unlimited.
+    pub granted_usd: Option<f64>,
+    pub spent_usd: f64,
+    /// What is left; null when unlimited. May be slightly negative: a call's cost is known
+    /// only when it ends.
+    pub remaining_usd: Option<f64>,
+}
+
+impl From<accounting::Balance> for Credits {
+    fn from(b: accounting::Balance) -> Self {
+        Credits {
+            limited: b.granted_micro.is_some(),
+            granted_usd: b.granted_micro.map(micro_to_usd),
+            spent_usd: micro_to_usd(b.spent_micro),
+            remaining_usd: b.granted_micro.map(|g| micro_to_usd(g - b.spent_micro)),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -370,14 +432,11 @@ pub struct UsageResponse {
 /// Needs `inference:call` or `inference:read`.
 #[utoipa::path(get, path = "/api/v1/usage", tag = "inference",
     params(UsageQuery),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = UsageResponse),
-        (status = 422, description = "Bad limit or cursor", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
-    ))]
+        (status = 422, description = "Bad limit or cursor", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn usage(
-    Extension(inf): Extension<Arc<Inference>>,
+    State(inf): State<Arc<Inference>>,
     Auth(caller): Auth,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<axum::Json<UsageResponse>, InferenceError> {
@@ -386,11 +445,9 @@ pub async fn usage(
         .or_else(|_| caller.require(Service::Inference, Permission::Call, None))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(DomainError::invalid(
-            vec![Loc::from("query"), Loc::from("limit")],
-            format!("limit must be between 1 and 1000; got {limit}"),
-        )
-        .into());
+        return Err(At::query("limit")
+            .invalid(format!("limit must be between 1 and 1000; got {limit}"))
+            .into());
     }
     let cursor = q
         .cursor
@@ -404,9 +461,9 @@ pub async fn usage(
         .accounting
         .list(&caller.account_id, limit as usize, cursor)
         .await?;
-    let credits = inf.accounting.credits(&caller.account_id).await?;
+    let credits = inf.accounting.balance(&caller.account_id).await?.into();
     Ok(axum::Json(UsageResponse {
-        records,
+        records: records.into_iter().map(UsageRecord::from).collect(),
         next_cursor: next.map(|c| c.as_str().to_owned()),
         credits,
     }))

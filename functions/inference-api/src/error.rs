@@ -9,8 +9,8 @@ use zerodb_domain::DomainError;
 use zerodb_http::ApiError;
 use zerodb_http::error::envelope;
 
-use crate::gateway::GatewayError;
-use crate::provider::ProviderError;
+use zerodb_inference::gateway::GatewayError;
+use zerodb_inference::provider::ProviderError;
 
 #[derive(Debug)]
 pub enum InferenceError {

@@ -2,20 +2,21 @@
 //! upsert, delete and update, up to 500 items each, with a result per item. A record that
 //! names no namespace lives in the project's, `project:<project_id>`.
 
+use axum::Json;
 use axum::extract::Path;
-use axum::{Extension, Json};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json_};
 use utoipa::ToSchema;
 use zerodb_domain::namespace::NamespaceKind;
-use zerodb_domain::{DomainError, Namespace};
+use zerodb_domain::{At, DomainError, Namespace, Problems};
 use zerodb_http::{ApiJson, ApiResult, Auth};
 use zerodb_memory::model::{
-    Content, Importance, MAX_BATCH, MemoryPatch, MemoryType, Tags, check_metadata, field_error,
+    Content, Importance, MAX_BATCH, MemoryPatch, MemoryType, Tags, check_metadata,
 };
 use zerodb_memory::{ItemOutcome, MemoryService};
 
-use crate::wire::{Problems, new_memory};
+use crate::wire::new_memory;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpsertRecord {
@@ -140,24 +141,22 @@ fn summarize(outcomes: Vec<ItemOutcome>) -> BatchResult {
 }
 
 fn project_ns(project_id: &str) -> Result<Namespace, DomainError> {
-    crate::wire::namespace_id_at(["path", "project_id"], project_id)
+    crate::wire::namespace_id_at(At::path("project_id"), project_id)
         .map(|id| Namespace::Scoped(NamespaceKind::Project, id))
 }
 
 fn check_count(field: &str, n: usize, what: &str) -> Result<(), DomainError> {
     if n == 0 {
-        return Err(DomainError::Validation(vec![field_error(
-            &[field],
-            format!("send at least one {what}"),
-        )]));
+        return Err(DomainError::Validation(vec![
+            At::body_path(&[field]).problem(format!("send at least one {what}")),
+        ]));
     }
     if n > MAX_BATCH {
-        return Err(DomainError::Validation(vec![field_error(
-            &[field],
-            format!(
+        return Err(DomainError::Validation(vec![
+            At::body_path(&[field]).problem(format!(
                 "a batch holds at most {MAX_BATCH} {what}s; got {n}: split it into several requests"
-            ),
-        )]));
+            )),
+        ]));
     }
     Ok(())
 }
@@ -180,12 +179,10 @@ fn item<T: serde::de::DeserializeOwned>(v: Json_) -> Result<T, String> {
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/database/memory/batch/upsert", tag = "memory-batch",
     params(("project_id" = String, Path, description = "The project; records without a namespace go to `project:<project_id>`")),
     request_body = UpsertRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = BatchResult),
-        (status = 422, description = "Empty or over 500 records", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Empty or over 500 records", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn upsert(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<UpsertRequest>,
@@ -219,12 +216,10 @@ pub async fn upsert(
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/database/memory/batch/delete", tag = "memory-batch",
     params(("project_id" = String, Path, description = "The project")),
     request_body = DeleteRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = BatchResult),
-        (status = 422, description = "Empty or over 500 ids", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Empty or over 500 ids", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn delete(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<DeleteRequest>,
@@ -238,16 +233,18 @@ fn patch(r: UpdateRecord) -> Result<(String, MemoryPatch), (Option<String>, Stri
     let mut p = Problems::default();
     let content = r
         .content
-        .and_then(|c| p.check(&["content"], Content::new(c)));
+        .and_then(|c| p.check(At::body_path(&["content"]), Content::new(c)));
     let memory_type = r
         .memory_type
-        .and_then(|t| p.check(&["memory_type"], MemoryType::parse(&t)));
+        .and_then(|t| p.check(At::body_path(&["memory_type"]), MemoryType::parse(&t)));
     let importance = r
         .importance
-        .and_then(|i| p.check(&["importance"], Importance::new(i)));
-    let tags = r.tags.and_then(|t| p.check(&["tags"], Tags::new(t)));
+        .and_then(|i| p.check(At::body_path(&["importance"]), Importance::new(i)));
+    let tags = r
+        .tags
+        .and_then(|t| p.check(At::body_path(&["tags"]), Tags::new(t)));
     if let Some(m) = &r.metadata {
-        p.check(&["metadata"], check_metadata(m));
+        p.check(At::body_path(&["metadata"]), check_metadata(m));
     }
     let patch = MemoryPatch {
         content,
@@ -274,12 +271,10 @@ fn patch(r: UpdateRecord) -> Result<(String, MemoryPatch), (Option<String>, Stri
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/database/memory/batch/update", tag = "memory-batch",
     params(("project_id" = String, Path, description = "The project")),
     request_body = UpdateRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = BatchResult),
-        (status = 422, description = "Empty or over 500 updates", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Empty or over 500 updates", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn update(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<UpdateRequest>,

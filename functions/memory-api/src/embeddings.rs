@@ -2,12 +2,13 @@
 //! the vectors a client computes are the ones recall compares against. Served by the
 //! memory function (which already holds the model), in OpenAI's format and error bodies.
 
-use axum::{Extension, Json};
+use axum::Json;
+use axum::extract::State;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zerodb_domain::scope::{Permission, Service};
-use zerodb_domain::{DomainError, Loc};
+use zerodb_domain::{At, DomainError};
 use zerodb_http::{ApiJson, ApiResult, Auth};
 use zerodb_memory::MemoryService;
 
@@ -58,10 +59,6 @@ pub struct EmbeddingsResponse {
     pub usage: EmbeddingsUsage,
 }
 
-fn invalid(field: &str, msg: String) -> DomainError {
-    DomainError::invalid(vec![Loc::from("body"), Loc::from(field)], msg)
-}
-
 fn texts_of(input: serde_json::Value) -> Result<Vec<String>, DomainError> {
     let texts = match input {
         serde_json::Value::String(s) => vec![s],
@@ -69,37 +66,30 @@ fn texts_of(input: serde_json::Value) -> Result<Vec<String>, DomainError> {
             .into_iter()
             .map(|v| match v {
                 serde_json::Value::String(s) => Ok(s),
-                _ => Err(invalid(
-                    "input",
-                    "input must be a string or a list of strings; token ids are not accepted, send the text".into(),
+                _ => Err(At::body("input").invalid("input must be a string or a list of strings; token ids are not accepted, send the text",
                 )),
             })
             .collect::<Result<_, _>>()?,
         _ => {
-            return Err(invalid(
-                "input",
-                "input must be a string or a list of strings".into(),
+            return Err(At::body("input").invalid("input must be a string or a list of strings",
             ));
         }
     };
     if texts.is_empty() || texts.len() > MAX_INPUTS {
-        return Err(invalid(
-            "input",
-            format!("input has {} texts; send 1 to {MAX_INPUTS}", texts.len()),
-        ));
+        return Err(At::body("input").invalid(format!(
+            "input has {} texts; send 1 to {MAX_INPUTS}",
+            texts.len()
+        )));
     }
     if let Some((i, t)) = texts
         .iter()
         .enumerate()
         .find(|(_, t)| t.len() > MAX_INPUT_CHARS && t.chars().count() > MAX_INPUT_CHARS)
     {
-        return Err(invalid(
-            "input",
-            format!(
-                "input[{i}] is {} characters, over {MAX_INPUT_CHARS}; split it",
-                t.chars().count()
-            ),
-        ));
+        return Err(At::body("input").invalid(format!(
+            "input[{i}] is {} characters, over {MAX_INPUT_CHARS}; split it",
+            t.chars().count()
+        )));
     }
     Ok(texts)
 }
@@ -109,14 +99,12 @@ fn texts_of(input: serde_json::Value) -> Result<Vec<String>, DomainError> {
 /// Needs `inference:call`.
 #[utoipa::path(post, path = "/api/v1/embeddings", tag = "inference",
     request_body = EmbeddingsRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = EmbeddingsResponse),
-        (status = 422, description = "Bad input, unknown model or dimensions", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 422, description = "Bad input, unknown model or dimensions", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn embeddings(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiJson(req): ApiJson<EmbeddingsRequest>,
 ) -> ApiResult<Json<EmbeddingsResponse>> {
@@ -124,39 +112,35 @@ pub async fn embeddings(
     let embedder = svc.embedder();
     let model = req.model.strip_prefix("ainative/").unwrap_or(&req.model);
     if model != embedder.name() {
-        return Err(invalid(
-            "model",
-            format!(
+        return Err(At::body("model")
+            .invalid(format!(
                 "unknown embedding model `{}`: this deployment embeds with `{}`",
                 req.model,
                 embedder.name()
-            ),
-        )
-        .into());
+            ))
+            .into());
     }
     if let Some(d) = req.dimensions
         && d as usize != embedder.dims()
     {
-        return Err(invalid(
-            "dimensions",
-            format!(
+        return Err(At::body("dimensions")
+            .invalid(format!(
                 "`{}` gives {} dimensions; omit dimensions or send {}",
                 embedder.name(),
                 embedder.dims(),
                 embedder.dims()
-            ),
-        )
-        .into());
+            ))
+            .into());
     }
     let base64 = match req.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return Err(invalid(
-                "encoding_format",
-                format!("encoding_format must be `float` or `base64`; got {other:?}"),
-            )
-            .into());
+            return Err(At::body("encoding_format")
+                .invalid(format!(
+                    "encoding_format must be `float` or `base64`; got {other:?}"
+                ))
+                .into());
         }
     };
     let texts = texts_of(req.input)?;
@@ -193,14 +177,12 @@ pub async fn embeddings(
 /// The same endpoint where OpenAI's SDK looks for it (`base_url=<server>/v1`).
 #[utoipa::path(post, path = "/v1/embeddings", tag = "inference",
     request_body = EmbeddingsRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = EmbeddingsResponse),
-        (status = 422, description = "Bad input, unknown model or dimensions", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 422, description = "Bad input, unknown model or dimensions", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn embeddings_v1(
-    svc: Extension<MemoryService>,
+    svc: State<MemoryService>,
     auth: Auth,
     req: ApiJson<EmbeddingsRequest>,
 ) -> ApiResult<Json<EmbeddingsResponse>> {

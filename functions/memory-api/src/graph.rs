@@ -2,19 +2,19 @@
 //! in both of the wire forms clients send. The graph is account-wide, so reading it needs
 //! `memory:read` and changing it `memory:write` without a namespace restriction.
 
+use axum::Json;
 use axum::extract::Path;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use serde::Deserialize;
 use zerodb_domain::auth::Principal;
 use zerodb_domain::scope::{Permission, Service};
-use zerodb_domain::{DomainError, FieldError};
+use zerodb_domain::{At, DomainError};
 use zerodb_http::{ApiJson, ApiQuery, ApiResult, Auth};
 use zerodb_memory::graph::{
     DEFAULT_ENTITY_TYPE, MAX_ALIASES, MAX_HOPS, check_confidence, check_name, check_predicate,
     check_properties,
 };
-use zerodb_memory::model::field_error;
 use zerodb_memory::{Entity, MemoryService};
 
 use crate::wire::*;
@@ -58,21 +58,15 @@ async fn list(
         .as_ref()
         .is_some_and(|t| t.chars().count() > 64)
     {
-        return Err(DomainError::Validation(vec![FieldError::at(
-            vec!["query".into(), "type".into()],
-            "type must be at most 64 characters",
-            "value_error",
-        )])
-        .into());
+        return Err(At::query("type")
+            .invalid("type must be at most 64 characters")
+            .into());
     }
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(DomainError::Validation(vec![FieldError::at(
-            vec!["query".into(), "limit".into()],
-            "limit must be between 1 and 1000",
-            "value_error",
-        )])
-        .into());
+        return Err(At::query("limit")
+            .invalid("limit must be between 1 and 1000")
+            .into());
     }
     let entities = svc
         .graph()
@@ -87,12 +81,10 @@ async fn list(
 
 /// Entities of the account's graph (with how many memories name each).
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/entities", tag = "graph", params(EntityParams),
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = Vec<EntityView>),
-        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn entities(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiQuery(p): ApiQuery<EntityParams>,
 ) -> ApiResult<Json<Vec<EntityView>>> {
@@ -101,12 +93,10 @@ pub async fn entities(
 
 /// Entities of the account's graph (the graph client's path).
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/entities", tag = "graph", params(EntityParams),
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = Vec<EntityView>),
-        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn list_entities(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiQuery(p): ApiQuery<EntityParams>,
 ) -> ApiResult<Json<Vec<EntityView>>> {
@@ -115,12 +105,10 @@ pub async fn list_entities(
 
 /// Create an entity, or update the type, aliases and properties of the one with that name.
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/graph/entity", tag = "graph", request_body = EntityRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 201, body = EntityView),
-        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn create_entity(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiJson(req): ApiJson<EntityRequest>,
 ) -> ApiResult<(StatusCode, Json<EntityView>)> {
@@ -132,18 +120,16 @@ pub async fn create_entity(
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| DEFAULT_ENTITY_TYPE.to_owned());
     if etype.chars().count() > 64 {
-        return Err(DomainError::Validation(vec![field_error(
-            &["type"],
-            "type must be at most 64 characters",
-        )])
+        return Err(DomainError::Validation(vec![
+            At::body_path(&["type"]).problem("type must be at most 64 characters"),
+        ])
         .into());
     }
     let aliases = req.aliases.unwrap_or_default();
     if aliases.len() > MAX_ALIASES {
-        return Err(DomainError::Validation(vec![field_error(
-            &["aliases"],
-            format!("at most {MAX_ALIASES} aliases"),
-        )])
+        return Err(DomainError::Validation(vec![
+            At::body_path(&["aliases"]).problem(format!("at most {MAX_ALIASES} aliases")),
+        ])
         .into());
     }
     let aliases = aliases
@@ -226,12 +212,10 @@ async fn add_edge(
 
 /// Create an edge `source -predicate-> target` (entities by name or id, created if missing).
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/graph/edge", tag = "graph", request_body = EdgeRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 201, body = EdgeView),
-        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn create_edge(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiJson(req): ApiJson<EdgeRequest>,
 ) -> ApiResult<(StatusCode, Json<EdgeView>)> {
@@ -250,12 +234,10 @@ pub async fn create_edge(
 /// Relate two entities: `{source_id, target_id, relationship_type}` or
 /// `{subject, predicate, object}`.
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/relate", tag = "graph", request_body = RelateRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 201, body = EdgeView),
-        (status = 422, description = "Neither form complete, or an invalid field", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Neither form complete, or an invalid field", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn relate(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiJson(req): ApiJson<RelateRequest>,
 ) -> ApiResult<(StatusCode, Json<EdgeView>)> {
@@ -291,8 +273,7 @@ pub async fn relate(
             )
             .await
         }
-        _ => Err(DomainError::Validation(vec![field_error(
-            &[],
+        _ => Err(DomainError::Validation(vec![At::body_path(&[]).problem(
             "send either {source_id, target_id, relationship_type} or {subject, predicate, object}",
         )])
         .into()),
@@ -308,12 +289,10 @@ fn not_found(name: &str) -> DomainError {
 /// Entities one edge away from an entity, in either direction.
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/neighbors/{name}", tag = "graph",
     params(("name" = String, Path, description = "Entity name or id")),
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = Vec<EntityView>),
-        (status = 404, description = "No such entity (API_404)", body = zerodb_http::ErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 404, description = "No such entity (API_404)", body = zerodb_http::ErrorBody)))]
 pub async fn neighbors(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<EntityView>>> {
@@ -329,23 +308,21 @@ pub async fn neighbors(
 
 /// Walk the graph from an entity, breadth first, up to `max_hops`.
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/graph/traverse", tag = "graph", request_body = TraverseRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = PathView),
         (status = 404, description = "No such start entity (API_404)", body = zerodb_http::ErrorBody),
-        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors))]
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn traverse(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiJson(req): ApiJson<TraverseRequest>,
 ) -> ApiResult<Json<PathView>> {
     can(&caller, Permission::Read)?;
     let hops = req.max_hops.unwrap_or(2);
     if !(1..=MAX_HOPS as i64).contains(&hops) {
-        return Err(DomainError::Validation(vec![field_error(
-            &["max_hops"],
-            format!("max_hops must be between 1 and {MAX_HOPS}"),
-        )])
+        return Err(DomainError::Validation(vec![
+            At::body_path(&["max_hops"])
+                .problem(format!("max_hops must be between 1 and {MAX_HOPS}")),
+        ])
         .into());
     }
     let predicates = req
@@ -370,10 +347,9 @@ pub async fn traverse(
 
 /// Counts, density and the best-connected entities.
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/stats", tag = "graph",
-    security(("api_key" = []), ("bearer" = [])),
-    responses((status = 200, body = StatsView), zerodb_http::openapi::AuthErrors))]
+    responses((status = 200, body = StatsView)))]
 pub async fn stats(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
 ) -> ApiResult<Json<StatsView>> {
     can(&caller, Permission::Read)?;

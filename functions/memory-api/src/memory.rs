@@ -1,12 +1,13 @@
 //! ZeroMemory v2: remember, recall, forget, session cleanup and entity profiles.
 
+use axum::Json;
 use axum::extract::Path;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
 use zerodb_domain::namespace::{NamespaceId, NamespaceKind};
-use zerodb_domain::{DomainError, FieldError, Namespace};
+use zerodb_domain::{At, DomainError, FieldError, Namespace};
 use zerodb_http::{ApiJson, ApiResult, Auth};
-use zerodb_memory::model::{MAX_RECALL_LIMIT, MemoryType, field_error};
+use zerodb_memory::model::{MAX_RECALL_LIMIT, MemoryType};
 use zerodb_memory::{MemoryService, RecallQuery};
 
 use crate::wire::*;
@@ -17,14 +18,12 @@ use crate::wire::*;
 /// finds the memory by meaning immediately either way.
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/remember", tag = "memory", request_body = RememberRequest,
     params(("X-Project-ID" = Option<String>, Header, description = "The project this write belongs to, recorded on its `zerodb.memory.stored` event")),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 201, body = RememberResponse),
-        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn remember(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     headers: HeaderMap,
     ApiJson(req): ApiJson<RememberRequest>,
@@ -33,14 +32,11 @@ pub async fn remember(
     let project = match headers.get("x-project-id").map(|v| v.to_str()) {
         None => None,
         Some(Ok(p)) if p.trim().is_empty() => None,
-        Some(Ok(p)) => Some(namespace_id_at(["header", "X-Project-ID"], p.trim())?),
+        Some(Ok(p)) => Some(namespace_id_at(At::header("X-Project-ID"), p.trim())?),
         Some(Err(_)) => {
-            return Err(DomainError::Validation(vec![FieldError::at(
-                vec!["header".into(), "X-Project-ID".into()],
-                "X-Project-ID must be visible ASCII",
-                "value_error",
-            )])
-            .into());
+            return Err(At::header("X-Project-ID")
+                .invalid("X-Project-ID must be visible ASCII")
+                .into());
         }
     };
     let (new, defaulted) = new_memory(
@@ -98,30 +94,26 @@ fn recall_query(req: RecallRequest) -> Result<RecallQuery, DomainError> {
     };
     let limit = req.limit.unwrap_or(10);
     if !(1..=MAX_RECALL_LIMIT as i64).contains(&limit) {
-        errors.push(field_error(
-            &["limit"],
-            format!("limit must be between 1 and {MAX_RECALL_LIMIT}"),
-        ));
+        errors.push(
+            At::body_path(&["limit"])
+                .problem(format!("limit must be between 1 and {MAX_RECALL_LIMIT}")),
+        );
     }
     if req.query.chars().count() > 10_000 {
-        errors.push(field_error(
-            &["query"],
-            "query must be at most 10,000 characters",
-        ));
+        errors.push(At::body_path(&["query"]).problem("query must be at most 10,000 characters"));
     }
     let memory_type = match req.memory_type.or(filter.memory_type) {
         Some(t) => MemoryType::parse(&t)
-            .map_err(|m| errors.push(field_error(&["memory_type"], m)))
+            .map_err(|m| errors.push(At::body_path(&["memory_type"]).problem(m)))
             .ok(),
         None => None,
     };
     if let Some(mi) = req.min_importance
         && !(mi.is_finite() && (0.0..=1.0).contains(&mi))
     {
-        errors.push(field_error(
-            &["min_importance"],
-            "min_importance must be between 0 and 1",
-        ));
+        errors.push(
+            At::body_path(&["min_importance"]).problem("min_importance must be between 0 and 1"),
+        );
     }
     if !errors.is_empty() {
         return Err(DomainError::Validation(errors));
@@ -142,14 +134,12 @@ fn recall_query(req: RecallRequest) -> Result<RecallQuery, DomainError> {
 
 /// Recall: the memories of a namespace that best match a query by meaning.
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/recall", tag = "memory", request_body = RecallRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = RecallResponse),
-        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 422, description = "Invalid field", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn recall(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiJson(req): ApiJson<RecallRequest>,
 ) -> ApiResult<Json<RecallResponse>> {
@@ -175,14 +165,12 @@ pub async fn recall(
 /// Forget one memory by id.
 #[utoipa::path(delete, path = "/api/v1/public/memory/v2/forget/{memory_id}", tag = "memory",
     params(("memory_id" = String, Path, description = "The memory's id (`mem_…`)")),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 204, description = "Forgotten"),
-        (status = 404, description = "No such memory in this account (API_404)", body = zerodb_http::ErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 404, description = "No such memory in this account (API_404)", body = zerodb_http::ErrorBody)
     ))]
 pub async fn forget_one(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(memory_id): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -194,14 +182,12 @@ pub async fn forget_one(
 ///
 /// Returns how many memories were deleted; forgetting what is already gone deletes 0.
 #[utoipa::path(post, path = "/api/v1/public/memory/v2/forget", tag = "memory", request_body = ForgetRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = DeletedCount),
-        (status = 422, description = "None or several of memory_id, namespace, filter", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 422, description = "None or several of memory_id, namespace, filter", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn forget(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiJson(req): ApiJson<ForgetRequest>,
 ) -> ApiResult<Json<DeletedCount>> {
@@ -214,10 +200,10 @@ pub async fn forget(
     .filter(|g| **g)
     .count();
     if given != 1 {
-        return Err(DomainError::Validation(vec![field_error(
-            &[],
-            "send exactly one of memory_id, namespace, or filter {namespace, tags}",
-        )])
+        return Err(DomainError::Validation(vec![
+            At::body_path(&[])
+                .problem("send exactly one of memory_id, namespace, or filter {namespace, tags}"),
+        ])
         .into());
     }
     if let Some(id) = req.memory_id {
@@ -239,10 +225,9 @@ pub async fn forget(
         (None, None) => unreachable!("exactly one form was given"),
     };
     let ns_text = ns_text.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-        DomainError::Validation(vec![field_error(
-            &[field, "namespace"],
-            "name the namespace to forget in",
-        )])
+        DomainError::Validation(vec![
+            At::body_path(&[field, "namespace"]).problem("name the namespace to forget in"),
+        ])
     })?;
     let ns = namespace_at(&[field], &ns_text).map_err(|e| DomainError::Validation(vec![e]))?;
     let deleted = svc.forget_where(&caller, &ns, &tags).await?;
@@ -255,18 +240,16 @@ pub async fn forget(
 /// Delete a session: every memory of `session:{session_id}`, however many. Idempotent.
 #[utoipa::path(delete, path = "/api/v1/public/memory/session/{session_id}", tag = "memory",
     params(("session_id" = String, Path, description = "The session id (1–128 of letters, digits, `._@-`)")),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = DeletedCount),
-        (status = 422, description = "Malformed session id", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 422, description = "Malformed session id", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn delete_session(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(session_id): Path<String>,
 ) -> ApiResult<Json<DeletedCount>> {
-    let id = namespace_id_at(["path", "session_id"], &session_id)?;
+    let id = namespace_id_at(At::path("session_id"), &session_id)?;
     let ns = Namespace::Scoped(NamespaceKind::Session, id);
     let deleted = svc.forget_where(&caller, &ns, &[]).await?;
     Ok(Json(DeletedCount {
@@ -278,13 +261,11 @@ pub async fn delete_session(
 /// An entity's profile: its preferences, behaviours and facts, from its memories.
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/profile/{entity_id}", tag = "memory",
     params(("entity_id" = String, Path, description = "The entity the memories name in `entity_id`")),
-    security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, body = ProfileView),
-        zerodb_http::openapi::AuthErrors
+        (status = 200, body = ProfileView)
     ))]
 pub async fn profile(
-    Extension(svc): Extension<MemoryService>,
+    State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(entity_id): Path<String>,
 ) -> ApiResult<Json<ProfileView>> {

@@ -5,28 +5,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use utoipa::ToSchema;
 use zerodb_domain::namespace::NamespaceId;
-use zerodb_domain::{DomainError, FieldError, Loc, Namespace};
+use zerodb_domain::{At, DomainError, FieldError, Namespace, Problems};
 use zerodb_memory::model::{
-    Content, EntityRef, Importance, MemoryType, NewMemory, Tags, check_metadata, field_error,
-    rfc3339_ms,
+    Content, EntityRef, Importance, MemoryType, NewMemory, Tags, check_metadata, rfc3339_ms,
 };
 use zerodb_memory::{Edge, Entity, Memory};
 
-/// Parses the id part of a namespace (`<id>` of `session:<id>`) found at `loc` (e.g.
-/// `["path", "session_id"]`), naming that place in the 422 on failure.
-pub fn namespace_id_at(loc: [&str; 2], text: &str) -> Result<NamespaceId, DomainError> {
-    NamespaceId::parse(text).map_err(|m| {
-        DomainError::Validation(vec![FieldError::at(
-            loc.iter().map(|&l| Loc::from(l)).collect(),
-            m,
-            "value_error",
-        )])
-    })
+/// Parses the id part of a namespace (`<id>` of `session:<id>`) found `at` (e.g.
+/// `At::path("session_id")`), naming that place in the 422 on failure.
+pub fn namespace_id_at(at: At, text: &str) -> Result<NamespaceId, DomainError> {
+    NamespaceId::parse(text).map_err(|m| at.invalid(m))
 }
 
 /// Parses a namespace field, naming it on failure.
 pub fn namespace_at(path: &[&str], text: &str) -> Result<Namespace, FieldError> {
-    Namespace::parse(text.trim()).map_err(|m| field_error(path, m))
+    Namespace::parse(text.trim()).map_err(|m| At::body_path(path).problem(m))
 }
 
 /// `POST /v2/remember`.
@@ -60,50 +53,6 @@ pub struct RememberRequest {
     pub metadata: Option<Map<String, Json>>,
 }
 
-/// Collects every problem of a record before refusing it.
-#[derive(Default)]
-pub struct Problems(Vec<FieldError>);
-
-impl Problems {
-    pub fn check<T>(&mut self, path: &[&str], r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.0.push(field_error(path, m));
-                None
-            }
-        }
-    }
-    pub fn push(&mut self, e: FieldError) {
-        self.0.push(e);
-    }
-    pub fn into_result(self) -> Result<(), DomainError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(DomainError::Validation(self.0))
-        }
-    }
-    /// One line per problem, for per-item batch results.
-    pub fn summary(errors: &[FieldError]) -> String {
-        errors
-            .iter()
-            .map(|e| {
-                let loc: Vec<String> = e
-                    .loc
-                    .iter()
-                    .map(|l| match l {
-                        Loc::Field(f) => f.clone(),
-                        Loc::Index(i) => i.to_string(),
-                    })
-                    .collect();
-                format!("{}: {}", loc.join("."), e.msg)
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
 /// The fields of a new memory, shared by remember and batch upsert. `prefix` is the
 /// location of the record in the body (`[]` or `["records", "3"]`).
 #[allow(clippy::too_many_arguments)]
@@ -124,9 +73,9 @@ pub fn new_memory(
         p
     };
     let mut p = Problems::default();
-    let content = p.check(&at("content"), Content::new(content));
+    let content = p.check(At::body_path(&at("content")), Content::new(content));
     let metadata = metadata.unwrap_or_default();
-    p.check(&at("metadata"), check_metadata(&metadata));
+    p.check(At::body_path(&at("metadata")), check_metadata(&metadata));
     // Some clients keep the namespace inside metadata.
     let meta_ns = metadata
         .get("namespace")
@@ -148,16 +97,21 @@ pub fn new_memory(
         (None, None) => (Some(default_ns), true),
     };
     let memory_type = match memory_type {
-        Some(t) => p.check(&at("memory_type"), MemoryType::parse(&t)),
+        Some(t) => p.check(At::body_path(&at("memory_type")), MemoryType::parse(&t)),
         None => Some(MemoryType::default()),
     };
     let importance = match importance {
-        Some(i) => p.check(&at("importance"), Importance::new(i)),
+        Some(i) => p.check(At::body_path(&at("importance")), Importance::new(i)),
         None => Some(Importance::DEFAULT),
     };
-    let tags = p.check(&at("tags"), Tags::new(tags.unwrap_or_default()));
+    let tags = p.check(
+        At::body_path(&at("tags")),
+        Tags::new(tags.unwrap_or_default()),
+    );
     let entity_id = match entity_id.filter(|e| !e.trim().is_empty()) {
-        Some(e) => p.check(&at("entity_id"), EntityRef::new(&e)).map(Some),
+        Some(e) => p
+            .check(At::body_path(&at("entity_id")), EntityRef::new(&e))
+            .map(Some),
         None => Some(None),
     };
     match (content, namespace, memory_type, importance, tags, entity_id) {
@@ -168,7 +122,7 @@ pub fn new_memory(
             Some(importance),
             Some(tags),
             Some(entity_id),
-        ) if p.0.is_empty() => Ok((
+        ) if p.is_empty() => Ok((
             NewMemory {
                 content,
                 namespace,
@@ -180,7 +134,7 @@ pub fn new_memory(
             },
             defaulted,
         )),
-        _ => Err(p.0),
+        _ => Err(p.into_vec()),
     }
 }
 

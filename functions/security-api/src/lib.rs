@@ -2,36 +2,14 @@
 
 pub mod quarantine;
 
-use utoipa::OpenApi;
-use zerodb_http::{AppState, Routes};
+use zerodb_http::{Group, Routes};
 
-/// This group's routes.
-pub fn routes() -> Routes {
-    Routes::new().post("/api/v1/public/security/quarantine", quarantine::quarantine)
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(quarantine::quarantine),
-    components(schemas(
-        quarantine::QuarantineRequest,
-        quarantine::QuarantineResponse,
-        quarantine::FindingView
-    ))
-)]
-struct SecurityDoc;
-
-/// This group's part of the OpenAPI document.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    SecurityDoc::openapi()
-}
-
-/// What the Lambda function serves (health and unknown routes are auth-api's).
-pub fn lambda_routes() -> Routes {
-    routes()
-}
-
-/// The Lambda function's router.
-pub fn router(state: AppState) -> axum::Router {
-    lambda_routes().into_router(state)
+/// The security group: one authenticated route, no storage but the credential check.
+pub fn group() -> Group {
+    Group::new(
+        "security",
+        "security-api",
+        Routes::authenticated(zerodb_http::routes!(quarantine::quarantine)),
+        |ctx| async move { Ok(ctx) },
+    )
 }

@@ -3,7 +3,7 @@
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use zerodb_domain::{DomainError, FieldError, Loc};
+use zerodb_domain::{At, DomainError};
 use zerodb_http::{ApiJson, ApiResult, Auth};
 use zerodb_quarantine::{ContentType, MAX_CONTENT_CHARS, Report};
 
@@ -86,11 +86,9 @@ impl From<Report> for QuarantineResponse {
 /// Any valid key may call it. The content is neither logged nor stored.
 #[utoipa::path(post, path = "/api/v1/public/security/quarantine", tag = "security",
     request_body = QuarantineRequest,
-    security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, body = QuarantineResponse),
-        (status = 422, description = "Content too long or unknown content type", body = zerodb_http::error::ValidationErrorBody),
-        zerodb_http::openapi::AuthErrors
+        (status = 422, description = "Content too long or unknown content type", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn quarantine(
     Auth(caller): Auth,
@@ -98,11 +96,10 @@ pub async fn quarantine(
 ) -> ApiResult<Json<QuarantineResponse>> {
     let mut problems = Vec::new();
     let content_type = req.content_type.parse::<ContentType>().map_err(|e| {
-        problems.push(FieldError::at(
-            vec![Loc::from("body"), Loc::from("content_type")],
-            format!("{e}; got {:?}", truncate(&req.content_type, 40)),
-            "value_error",
-        ))
+        problems.push(
+            At::body("content_type")
+                .problem(format!("{e}; got {:?}", truncate(&req.content_type, 40))),
+        )
     });
     // Bytes bound characters from above, so most requests skip the count.
     let chars = if req.content.len() > MAX_CONTENT_CHARS {
@@ -111,13 +108,9 @@ pub async fn quarantine(
         0
     };
     if chars > MAX_CONTENT_CHARS {
-        problems.push(FieldError::at(
-            vec![Loc::from("body"), Loc::from("content")],
-            format!(
-                "content is {chars} characters, over the limit of {MAX_CONTENT_CHARS}; split it and quarantine each part"
-            ),
-            "value_error",
-        ));
+        problems.push(At::body("content").problem(format!(
+            "content is {chars} characters, over the limit of {MAX_CONTENT_CHARS}; split it and quarantine each part"
+        )));
     }
     let Ok(content_type) = content_type else {
         return Err(DomainError::Validation(problems).into());

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `accounts create`, `openapi`.
+//! The command line: `serve` (the default), `accounts create`, `credits add`, `openapi`,
+//! `routes`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,8 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-
-use inference_api::accounting::CreditPolicy;
 
 use crate::{LocalConfig, open_stack};
 
@@ -43,7 +42,7 @@ struct ServeArgs {
     )]
     data_dir: PathBuf,
     /// Requests per key per minute; 0 turns the limit off.
-    #[arg(long, env = "ZERODB_RATE_LIMIT_PER_MINUTE", default_value_t = zerodb_http::config::DEFAULT_RATE_LIMIT_PER_MINUTE, global = true)]
+    #[arg(long, env = "ZERODB_RATE_LIMIT_PER_MINUTE", default_value_t = zerodb_domain::auth::DEFAULT_RATE_LIMIT_PER_MINUTE, global = true)]
     rate_limit_per_minute: u32,
     /// The inference providers file (TOML: `[providers.<name>]`, `[aliases]`; see the
     /// README). Without one, the built-in aliases with keys from ANTHROPIC_API_KEY,
@@ -72,6 +71,8 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Print every route and the handler that serves it.
+    Routes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +115,19 @@ pub async fn run() -> anyhow::Result<()> {
             println!("{}", crate::openapi_document().to_pretty_json()?);
             Ok(())
         }
+        Command::Routes => {
+            let routes = crate::route_index();
+            let width = routes
+                .iter()
+                .map(|(_, r)| r.method.len() + 1 + r.path.len())
+                .max()
+                .unwrap_or(0);
+            for (_, r) in routes {
+                let route = format!("{} {}", r.method, r.path);
+                println!("{route:<width$}  ->  {}", r.handler);
+            }
+            Ok(())
+        }
         Command::Credits {
             command:
                 CreditsCommand::Add {
@@ -127,14 +141,14 @@ pub async fn run() -> anyhow::Result<()> {
                 "--usd must be a positive number of US dollars; got {usd}"
             );
             let table = table_of(backend, &cli.serve.data_dir).await?;
-            let accounting = inference_api::accounting::Accounting::new(
+            let accounting = zerodb_inference::accounting::Accounting::new(
                 table,
                 Arc::new(zerodb_domain::clock::SystemClock),
                 // Adding does not depend on the policy.
-                inference_api::accounting::CreditPolicy::Unlimited,
+                zerodb_inference::accounting::CreditPolicy::Unlimited,
             );
             accounting
-                .add_credits(&account, (usd * 1_000_000.0).round() as u64)
+                .add_credits(&account, zerodb_inference::accounting::usd_to_micro(usd))
                 .await?;
             println!("added {usd} credits to account {account}");
             Ok(())
@@ -171,18 +185,18 @@ async fn table_of(
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir);
-    let credits =
-        CreditPolicy::from_credits(args.credits_usd.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+    let mut settings = crate::local_settings();
+    if let Some(p) = &args.providers {
+        settings = settings.with("ZERODB_PROVIDERS", p.display().to_string());
+    }
+    if let Some(c) = &args.credits_usd {
+        settings = settings.with("ZERODB_CREDITS_USD", c.clone());
+    }
     let running = crate::start(LocalConfig {
         addr: args.addr,
         data_dir: data_dir.clone(),
         rate_limit_per_minute: args.rate_limit_per_minute,
-        inference: crate::InferenceConfig {
-            providers: args.providers.clone(),
-            credits,
-        },
-        // Loading MiniLM reads ~90 MB and takes a moment: off the async workers.
-        embedder: tokio::task::spawn_blocking(crate::local_embedder).await??,
+        settings,
     })
     .await?;
     println!(

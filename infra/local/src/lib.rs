@@ -1,5 +1,9 @@
-//! zerodb-local: every endpoint group in one process on embedded storage, plus the
-//! operator commands (`accounts create`) that also serve AWS deployments.
+//! zerodb-local: every endpoint group in one process on embedded storage, its workers as
+//! tasks, plus the operator commands (`accounts create`, `credits add`, `routes`) that
+//! also serve AWS deployments.
+//!
+//! [`groups`] and [`workers`] are the one list of what this deployment serves: the
+//! OpenAPI document, the route index, the contract tests and this server iterate them.
 
 pub mod cli;
 
@@ -8,137 +12,85 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use inference_api::accounting::CreditPolicy;
-use inference_api::{Inference, RecordWrites};
+use anyhow::Context as _;
 use zerodb_domain::auth::{AuthService, AuthSettings, NewAccount};
 use zerodb_domain::clock::{Clock, SystemClock};
+use zerodb_domain::context::{NoSecrets, Parts};
 use zerodb_domain::rate::RateCounting;
 use zerodb_domain::store::{Stores, Table};
-use zerodb_embed::Embedder;
-use zerodb_http::{AppState, Routes};
-use zerodb_memory::MemoryService;
-use zerodb_store_embedded::{EmbeddedStore, QueueConfig};
+use zerodb_domain::work::Worker;
+use zerodb_domain::{Context, Deployment, Settings};
+use zerodb_http::{Group, RouteInfo};
+use zerodb_store_embedded::EmbeddedStore;
 
 /// Name of the file holding the first account's root key.
 pub const ROOT_KEY_FILE: &str = "root-key";
 const JWT_SECRET_FILE: &str = "jwt-secret";
 
-pub mod worker;
-
-/// Every group's routes (later issues add theirs here).
-fn group_routes() -> Routes {
-    auth_api::routes()
-        .merge(memory_api::routes())
-        .merge(security_api::routes())
-        .merge(inference_api::routes())
+/// Every endpoint group. A new group is one line here (plus its crate, its Cargo.toml
+/// entries and its function in template.yaml).
+pub fn groups() -> Vec<Group> {
+    vec![
+        auth_api::group(),
+        memory_api::group(),
+        security_api::group(),
+        inference_api::group(),
+    ]
 }
 
-/// The OpenAPI document of every group.
+/// Every queue consumer, run here as tasks.
+pub fn workers() -> Vec<Worker> {
+    vec![events_worker::worker()]
+}
+
+/// The OpenAPI document of every group, health and the document itself.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    zerodb_http::openapi::document([
-        auth_api::openapi(),
-        memory_api::openapi(),
-        security_api::openapi(),
-        inference_api::openapi(),
-    ])
+    // The meta group's operations do not depend on the document it serves.
+    let mut all = groups();
+    all.push(auth_api::meta(""));
+    zerodb_http::openapi::document(all.iter().map(Group::openapi))
 }
 
-/// The services handlers reach through request extensions.
-#[derive(Clone)]
-pub struct Services {
-    pub memory: MemoryService,
-    pub inference: Arc<Inference>,
+/// Every group zerodb-local serves: the groups, and health with the generated document.
+pub fn served_groups() -> Vec<Group> {
+    let json = openapi_document().to_pretty_json().unwrap_or_default();
+    let mut all = groups();
+    all.push(auth_api::meta(json));
+    all
 }
 
-impl Services {
-    /// Memory on `embedder`; inference on the built-in aliases, keys from the
-    /// environment, credits unlimited.
-    pub fn new(state: &AppState, embedder: Arc<dyn Embedder>) -> Self {
-        Self::with_inference(state, embedder, &InferenceConfig::default())
-            .expect("the built-in catalog needs no file")
+/// Every route with its handler, in path order: the one-hop map from an endpoint to its
+/// code (`zerodb-local routes`).
+pub fn route_index() -> Vec<(&'static str, RouteInfo)> {
+    let mut out: Vec<(&'static str, RouteInfo)> = served_groups()
+        .iter()
+        .flat_map(|g| g.routes().iter().map(move |r| (g.name(), r.clone())))
+        .collect();
+    out.sort_by(|a, b| (&a.1.path, &a.1.method).cmp(&(&b.1.path, &b.1.method)));
+    out
+}
+
+/// One router serving every group over `ctx`.
+pub async fn router(ctx: &Context) -> anyhow::Result<axum::Router> {
+    zerodb_http::serve(&served_groups(), ctx).await
+}
+
+/// The settings of a local process: the environment, with the model
+/// `./infra/fetch-model.sh` caches as the default `ZERODB_MINILM_DIR` when one is there.
+pub fn local_settings() -> Settings {
+    let settings = Settings::from_env();
+    if settings.get("ZERODB_MINILM_DIR").is_some() {
+        return settings;
     }
-
-    pub fn with_inference(
-        state: &AppState,
-        embedder: Arc<dyn Embedder>,
-        config: &InferenceConfig,
-    ) -> anyhow::Result<Self> {
-        let catalog = inference_api::catalog(config.providers.as_deref())?;
-        let inference = Inference::build(
-            state,
-            catalog,
-            inference_api::env_key,
-            config.credits,
-            // One long-running process: no call waits for its record's synced write.
-            RecordWrites::Background,
-        )?;
-        Ok(Services {
-            memory: memory_api::service(state, embedder),
-            inference: Arc::new(inference),
-        })
-    }
-}
-
-/// The inference gateway's settings.
-#[derive(Debug, Clone)]
-pub struct InferenceConfig {
-    /// The providers TOML (`--providers`); the built-in aliases alone without one.
-    pub providers: Option<PathBuf>,
-    pub credits: CreditPolicy,
-}
-
-impl Default for InferenceConfig {
-    fn default() -> Self {
-        InferenceConfig {
-            providers: None,
-            credits: CreditPolicy::Unlimited,
-        }
-    }
-}
-
-/// Every router zerodb-local serves, bound to its state and services.
-pub fn router(state: AppState, services: Services) -> axum::Router {
-    all_routes()
-        .into_router(state)
-        .layer(axum::Extension(services.memory))
-        .layer(axum::Extension(services.inference))
-}
-
-/// The embedder zerodb-local uses: from the `ZERODB_EMBEDDER*` variables; with none set,
-/// MiniLM from `ZERODB_MINILM_DIR` or the cache `./infra/fetch-model.sh` fills; with no
-/// model anywhere, the lexical fallback (and a warning that recall then matches words,
-/// not meaning).
-pub fn local_embedder() -> anyhow::Result<Arc<dyn Embedder>> {
-    let default_dir = std::env::var_os("XDG_CACHE_HOME")
+    let cached = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|c| c.join("zerodb/models/all-MiniLM-L6-v2"))
-        .filter(|d| d.join("model.safetensors").is_file())
-        .map(|d| d.display().to_string());
-    let config = zerodb_embed::EmbedderConfig::from_lookup(|name| {
-        std::env::var(name).ok().or_else(|| {
-            (name == "ZERODB_MINILM_DIR")
-                .then(|| default_dir.clone())
-                .flatten()
-        })
-    })?;
-    if matches!(config, zerodb_embed::EmbedderConfig::Lexical { .. })
-        && std::env::var("ZERODB_EMBEDDER").is_err()
-    {
-        tracing::warn!(
-            "no embedding model found: recall falls back to word matching, not meaning. Run ./infra/fetch-model.sh (or set ZERODB_MINILM_DIR, or ZERODB_EMBEDDER=http)"
-        );
+        .filter(|d| d.join("model.safetensors").is_file());
+    match cached {
+        Some(dir) => settings.with("ZERODB_MINILM_DIR", dir.display().to_string()),
+        None => settings,
     }
-    Ok(config.build()?)
-}
-
-/// Everything zerodb-local serves.
-pub fn all_routes() -> Routes {
-    let json = openapi_document().to_pretty_json().unwrap_or_default();
-    group_routes()
-        .merge(zerodb_http::health::routes())
-        .merge(zerodb_http::openapi::routes(json))
 }
 
 /// Settings of a local server.
@@ -147,8 +99,8 @@ pub struct LocalConfig {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub rate_limit_per_minute: u32,
-    pub embedder: Arc<dyn Embedder>,
-    pub inference: InferenceConfig,
+    /// Everything else the groups read (embedder, providers, credits, ...).
+    pub settings: Settings,
 }
 
 /// Embedded storage opened on a data directory.
@@ -160,18 +112,34 @@ pub struct LocalStack {
 pub fn open_stack(data_dir: &Path) -> anyhow::Result<LocalStack> {
     let store = EmbeddedStore::open(data_dir)
         .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
-    let stores = Stores {
-        table: store.table(),
-        blobs: store.blobs(),
-        events: store.queue(
-            "events",
-            QueueConfig {
-                max_receives: Some(5),
-                dead_letter: Some("events-dlq".into()),
-            },
-        ),
-    };
+    let stores = store.stores();
     Ok(LocalStack { store, stores })
+}
+
+/// The context of a local process on `stores`.
+pub fn local_context(stores: Stores, auth: AuthSettings, settings: Settings) -> Context {
+    Context::new(Parts {
+        stores,
+        clock: Arc::new(SystemClock),
+        auth,
+        settings,
+        deployment: Deployment::Local,
+        secrets: Arc::new(NoSecrets),
+    })
+}
+
+/// Runs every worker as a task on its queue, as SQS drives its Lambda on AWS.
+pub async fn spawn_workers(ctx: &Context) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    for w in workers() {
+        let handler = w.handler(ctx).await?;
+        let queue = ctx.stores().queue(w.queue()).clone();
+        let visibility = w.queue().spec().visibility_timeout_secs;
+        tasks.push(tokio::spawn(zerodb_domain::work::run_local(
+            queue, handler, visibility,
+        )));
+    }
+    Ok(tasks)
 }
 
 /// Writes a secret file readable only by its owner, atomically (temp file + rename), so
@@ -198,9 +166,9 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// start and kept (0600) in the data directory so tokens survive restarts.
 pub fn jwt_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(s) = std::env::var("ZERODB_JWT_SECRET") {
-        let mut problems = Vec::new();
-        zerodb_http::config::check_jwt_secret(s.as_bytes(), &mut problems);
-        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+        if let Some(problem) = zerodb_domain::auth::jwt_secret_problem(s.as_bytes()) {
+            anyhow::bail!(problem);
+        }
         return Ok(s.into_bytes());
     }
     let path = data_dir.join(JWT_SECRET_FILE);
@@ -273,23 +241,16 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         Some(account.root_key.expose().to_owned())
     };
 
-    let state = AppState::new(stack.stores.clone(), Arc::new(SystemClock), &settings);
-    let mut services =
-        Services::with_inference(&state, config.embedder.clone(), &config.inference)?;
-    // This process is the only writer of its data directory, so whole namespaces can be
-    // cached for recall, and events can be sent without making the write wait.
-    services.memory = services
-        .memory
-        .with_namespace_cache()
-        .with_detached_events();
-    let providers = services
-        .inference
+    let ctx = local_context(stack.stores.clone(), settings, config.settings.clone());
+    let app = router(&ctx).await?;
+    let embedder = zerodb_memory::embedder(&ctx).await?.name().to_owned();
+    let inference = zerodb_inference::shared(&ctx).await?;
+    let providers = inference
         .gateway
         .catalog()
         .providers()
-        .map(|p| (p.name.clone(), services.inference.gateway.has_key(&p.name)))
+        .map(|p| (p.name.clone(), inference.gateway.has_key(&p.name)))
         .collect();
-    let app = router(state, services.clone());
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
@@ -316,11 +277,8 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         }
     });
 
-    // The events worker: what an SQS-triggered Lambda does in AWS, as a task here.
-    let events_worker = tokio::spawn(worker::run(
-        stack.stores.events.clone(),
-        services.memory.clone(),
-    ));
+    // The workers: what SQS-triggered Lambdas do on AWS, as tasks here.
+    let workers = spawn_workers(&ctx).await?;
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -330,13 +288,15 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
             })
             .await;
         sweeper.abort();
-        events_worker.abort();
+        for w in workers {
+            w.abort();
+        }
         served.context("serving")
     });
     Ok(Running {
         addr,
         new_root_key,
-        embedder: config.embedder.name().to_owned(),
+        embedder,
         providers,
         shutdown: tx,
         task,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
-use crate::error::{AuthFailure, DomainError, Loc};
+use crate::error::{At, AuthFailure, DomainError, Loc};
 use crate::ids;
 use crate::scope::{Permission, Scope, ScopeSet, Service};
 use crate::store::{Condition, Item, Key, Query, Table, TxOp, Update, Value};
@@ -37,21 +37,6 @@ pub const MAX_TOKEN_TTL_SECS: i64 = 24 * 3600;
 pub const DEFAULT_TOKEN_TTL_SECS: i64 = 900;
 /// Longest credential we will even hash; anything longer is not ours.
 const MAX_CREDENTIAL_LEN: usize = 512;
-
-mod keys {
-    pub fn account(account: &str) -> String {
-        format!("ACCT#{account}")
-    }
-    pub const ACCOUNT_SK: &str = "ACCOUNT";
-    pub fn key_sk(key_id: &str) -> String {
-        format!("KEY#{key_id}")
-    }
-    pub const KEY_SK_PREFIX: &str = "KEY#";
-    pub fn by_hash(hash: &str) -> String {
-        format!("APIKEY#{hash}")
-    }
-    pub const BY_HASH_SK: &str = "APIKEY";
-}
 
 /// What kind of credential a key is; the prefix of its secret says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +331,14 @@ struct Claims {
 
 const ISSUER: &str = "zerodb";
 
+/// Default per-key request budget per minute.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 6000;
+
+/// The problem with a token-signing secret, if it is too short for HS256.
+pub fn jwt_secret_problem(secret: &[u8]) -> Option<String> {
+    (secret.len() < 32).then(|| "ZERODB_JWT_SECRET must be at least 32 bytes".to_owned())
+}
+
 /// Settings of the auth service, read once at start.
 #[derive(Clone)]
 pub struct AuthSettings {
@@ -434,10 +427,10 @@ impl AuthService {
     #[tracing::instrument(skip_all)]
     pub async fn create_account(&self, name: &str) -> Result<NewAccount, DomainError> {
         let name =
-            KeyName::parse(name).map_err(|m| DomainError::invalid(vec![Loc::from("name")], m))?;
+            KeyName::parse(name).map_err(|m| At::segments(vec![Loc::from("name")]).invalid(m))?;
         let account_id = ids::prefixed_id("acct");
         let now = self.now();
-        let mut account = Key::new(keys::account(&account_id), keys::ACCOUNT_SK).item();
+        let mut account = crate::keys::account(&account_id).item();
         account.insert("name".into(), name.as_str().into());
         account.insert("created_at".into(), Value::int(now));
         let (key, secret) = self.build_key(
@@ -493,14 +486,11 @@ impl AuthService {
     fn key_puts(key: &ApiKey) -> Vec<TxOp> {
         vec![
             TxOp::Put {
-                item: key.to_item(Key::new(
-                    keys::account(&key.account_id),
-                    keys::key_sk(&key.id),
-                )),
+                item: key.to_item(crate::keys::account_key(&key.account_id, &key.id)),
                 condition: Some(Condition::NotExists),
             },
             TxOp::Put {
-                item: key.to_item(Key::new(keys::by_hash(&key.hash), keys::BY_HASH_SK)),
+                item: key.to_item(crate::keys::api_key_by_hash(&key.hash)),
                 condition: Some(Condition::NotExists),
             },
         ]
@@ -527,9 +517,7 @@ impl AuthService {
             match new.ttl_seconds {
                 Some(t) if t <= remaining => {}
                 _ => {
-                    return Err(DomainError::invalid(
-                        vec![Loc::from("body"), Loc::from("ttl_seconds")],
-                        format!(
+                    return Err(At::body("ttl_seconds").invalid(format!(
                             "the calling credential expires in {remaining} s, so the new key must too: set ttl_seconds to at most {remaining}"
                         ),
                     ));
@@ -581,7 +569,7 @@ impl AuthService {
     async fn lookup_key(&self, hash: &str) -> Result<Principal, DomainError> {
         let item = self
             .table
-            .get(&Key::new(keys::by_hash(hash), keys::BY_HASH_SK))
+            .get(&crate::keys::api_key_by_hash(hash))
             .await?
             .ok_or(DomainError::Unauthenticated(AuthFailure::Unknown))?;
         let key = ApiKey::from_item(&item)?;
@@ -643,10 +631,9 @@ impl AuthService {
         let now = self.now();
         let ttl = ttl_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECS);
         if !(1..=MAX_TOKEN_TTL_SECS).contains(&ttl) {
-            return Err(DomainError::invalid(
-                vec![Loc::from("body"), Loc::from("ttl_seconds")],
-                format!("ttl_seconds must be between 1 and {MAX_TOKEN_TTL_SECS}"),
-            ));
+            return Err(At::body("ttl_seconds").invalid(format!(
+                "ttl_seconds must be between 1 and {MAX_TOKEN_TTL_SECS}"
+            )));
         }
         let scopes = match scopes {
             Some(requested) => {
@@ -697,8 +684,8 @@ impl AuthService {
             let page = self
                 .table
                 .query(
-                    Query::partition(keys::account(&caller.account_id))
-                        .begins_with(keys::KEY_SK_PREFIX)
+                    Query::partition(crate::keys::account_partition(&caller.account_id))
+                        .begins_with(crate::keys::ACCOUNT_KEY_PREFIX)
                         .limit(limit - found.len())
                         .after(cursor),
                 )
@@ -725,10 +712,7 @@ impl AuthService {
         }
         let item = self
             .table
-            .get(&Key::new(
-                keys::account(&caller.account_id),
-                keys::key_sk(key_id),
-            ))
+            .get(&crate::keys::account_key(&caller.account_id, key_id))
             .await?
             .ok_or_else(not_found)?;
         let key = ApiKey::from_item(&item)?;
@@ -762,11 +746,8 @@ impl AuthService {
         };
         self.table
             .transact(vec![
-                revoke(Key::new(
-                    keys::account(&key.account_id),
-                    keys::key_sk(&key.id),
-                )),
-                revoke(Key::new(keys::by_hash(&key.hash), keys::BY_HASH_SK)),
+                revoke(crate::keys::account_key(&key.account_id, &key.id)),
+                revoke(crate::keys::api_key_by_hash(&key.hash)),
             ])
             .await
             .map_err(|e| match e {
@@ -789,30 +770,25 @@ pub fn to_datetime(secs: i64) -> DateTime<Utc> {
 /// Builds a scope set from request strings, reporting each bad one at its index.
 pub fn parse_requested_scopes(texts: &[String]) -> Result<ScopeSet, DomainError> {
     if texts.is_empty() {
-        return Err(DomainError::invalid(
-            vec![Loc::from("body"), Loc::from("scopes")],
-            "scopes must list at least one scope, e.g. \"memory:read:session/run-42\"",
-        ));
+        return Err(At::body("scopes")
+            .invalid("scopes must list at least one scope, e.g. \"memory:read:session/run-42\""));
     }
     if texts.len() > MAX_SCOPES {
-        return Err(DomainError::invalid(
-            vec![Loc::from("body"), Loc::from("scopes")],
-            format!(
-                "{} scopes given; a key holds at most {MAX_SCOPES}",
-                texts.len()
-            ),
-        ));
+        return Err(At::body("scopes").invalid(format!(
+            "{} scopes given; a key holds at most {MAX_SCOPES}",
+            texts.len()
+        )));
     }
     let mut errors = Vec::new();
     let mut scopes = Vec::new();
     for (i, t) in texts.iter().enumerate() {
         match Scope::parse(t) {
             Ok(s) => scopes.push(s),
-            Err(e) => errors.push(crate::error::FieldError::body(
-                [Loc::from("scopes"), Loc::from(i)],
-                e.to_string(),
-                "value_error.scope",
-            )),
+            Err(e) => errors.push(
+                At::body("scopes")
+                    .index(i)
+                    .problem_of(e.to_string(), "value_error.scope"),
+            ),
         }
     }
     if errors.is_empty() {

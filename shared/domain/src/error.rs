@@ -48,23 +48,126 @@ pub struct FieldError {
     pub kind: String,
 }
 
-impl FieldError {
-    /// A problem with a body field: `loc` is `["body", ...path]`.
-    pub fn body(path: impl IntoIterator<Item = Loc>, msg: impl Into<String>, kind: &str) -> Self {
-        let mut loc = vec![Loc::from("body")];
-        loc.extend(path);
+/// Where in a request a problem is, the one way every group says "422 at loc":
+/// `At::body("name")`, `At::query("limit")`, `At::path("session_id")`,
+/// `At::header("X-Project-ID")`, deeper with `.field("tags")` and `.index(3)`; then
+/// `.invalid(msg)` for the error itself, or `.problem(msg)` to collect several.
+#[derive(Debug, Clone, PartialEq)]
+pub struct At(Vec<Loc>);
+
+impl At {
+    fn under(root: &str, name: &str) -> At {
+        At(vec![Loc::from(root), Loc::from(name)])
+    }
+    /// The body as a whole.
+    pub fn body_root() -> At {
+        At(vec![Loc::from("body")])
+    }
+    pub fn body(field: &str) -> At {
+        At::under("body", field)
+    }
+    pub fn query(name: &str) -> At {
+        At::under("query", name)
+    }
+    pub fn path(name: &str) -> At {
+        At::under("path", name)
+    }
+    pub fn header(name: &str) -> At {
+        At::under("header", name)
+    }
+    /// A body location written as field names (`["records", "3", "content"]`).
+    pub fn body_path(path: &[&str]) -> At {
+        let mut at = At::body_root();
+        at.0.extend(path.iter().map(|p| Loc::from(*p)));
+        at
+    }
+    /// A location given segment by segment (a parser's path into a document).
+    pub fn segments(loc: Vec<Loc>) -> At {
+        At(loc)
+    }
+    pub fn field(mut self, name: &str) -> At {
+        self.0.push(Loc::from(name));
+        self
+    }
+    pub fn index(mut self, i: usize) -> At {
+        self.0.push(Loc::Index(i));
+        self
+    }
+    /// A `value_error` here, to collect with others.
+    pub fn problem(self, msg: impl Into<String>) -> FieldError {
+        self.problem_of(msg, "value_error")
+    }
+    /// A problem of a named kind (`value_error.missing`, `type_error`, ...).
+    pub fn problem_of(self, msg: impl Into<String>, kind: &str) -> FieldError {
         FieldError {
-            loc,
+            loc: self.0,
             msg: msg.into(),
             kind: kind.into(),
         }
     }
-    pub fn at(loc: Vec<Loc>, msg: impl Into<String>, kind: &str) -> Self {
-        FieldError {
-            loc,
-            msg: msg.into(),
-            kind: kind.into(),
+    /// The 422 for one problem here.
+    pub fn invalid(self, msg: impl Into<String>) -> DomainError {
+        DomainError::Validation(vec![self.problem(msg)])
+    }
+}
+
+/// Every problem of a request, collected before refusing it, so a client fixes them in
+/// one round.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<FieldError>);
+
+impl Problems {
+    /// The value, or `None` with its problem noted at `at`.
+    pub fn check<T>(&mut self, at: At, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.0.push(at.problem(m));
+                None
+            }
         }
+    }
+    pub fn push(&mut self, e: FieldError) {
+        self.0.push(e);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Ok when there were none; else the 422 listing them all.
+    pub fn into_result(self) -> Result<(), DomainError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DomainError::Validation(self.0))
+        }
+    }
+    pub fn into_vec(self) -> Vec<FieldError> {
+        self.0
+    }
+    /// One line for a list of problems (`records.3.content: ...; ...`), for per-item
+    /// results of batch operations.
+    pub fn summary(errors: &[FieldError]) -> String {
+        errors
+            .iter()
+            .map(|e| {
+                let loc: Vec<String> = e
+                    .loc
+                    .iter()
+                    .map(|l| match l {
+                        Loc::Field(f) => f.clone(),
+                        Loc::Index(i) => i.to_string(),
+                    })
+                    .collect();
+                format!("{}: {}", loc.join("."), e.msg)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl From<FieldError> for DomainError {
+    fn from(e: FieldError) -> Self {
+        DomainError::Validation(vec![e])
     }
 }
 
@@ -93,25 +196,16 @@ pub enum DomainError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl DomainError {
-    pub fn invalid(loc: Vec<Loc>, msg: impl Into<String>) -> Self {
-        DomainError::Validation(vec![FieldError::at(loc, msg, "value_error")])
-    }
-}
-
 impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Throttled => DomainError::Unavailable {
                 retry_after_secs: 1,
             },
-            StoreError::BadCursor => DomainError::invalid(
-                vec![Loc::from("query"), Loc::from("cursor")],
+            StoreError::BadCursor => At::query("cursor").invalid(
                 "cursor is not one this API issued; pass next_cursor from the previous page unchanged",
             ),
-            StoreError::TooLarge(n) => DomainError::invalid(
-                vec![Loc::from("body")],
-                format!(
+            StoreError::TooLarge(n) => At::body_root().invalid(format!(
                     "record is {n} bytes once stored, over the 400 KB limit; send less content"
                 ),
             ),

@@ -1,5 +1,6 @@
 //! The event envelope of seed 002 (`id`, `event`, `channel`, `data`, `timestamp`), sent
-//! on the Queue after a write commits. A failed send never fails the write.
+//! on the Queue after a write commits (a failed send never fails the write), and the
+//! dispatcher that hands each event to the handlers that want it.
 
 use std::sync::Arc;
 
@@ -64,5 +65,86 @@ impl EventSink {
     /// Events that could not be sent since start.
     pub fn failures(&self) -> u64 {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One consumer of write events: the embedding of new memories today, the hook executor
+/// next. Handlers are idempotent by event: a batch is retried whole for every handler
+/// that failed on it, so one that succeeded may see the same events again.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync {
+    /// Its name, in logs.
+    fn name(&self) -> &'static str;
+    /// Whether it has work for this event.
+    fn wants(&self, event: &Event) -> bool;
+    /// Handles the events it wants from one batch; returns how many units of work it did
+    /// (for the log). An error retries all of them.
+    async fn handle(&self, events: &[&Event]) -> Result<usize, crate::DomainError>;
+    /// See [`crate::work::BatchHandler::busy`].
+    fn busy(&self) -> bool {
+        false
+    }
+}
+
+/// The events queue's one consumer: decodes each message once and hands every handler
+/// the events it wants, so adding a consumer never means a second reader stealing
+/// messages from the same queue.
+pub struct Dispatcher {
+    handlers: Vec<Arc<dyn EventHandler>>,
+}
+
+impl Dispatcher {
+    pub fn new(handlers: Vec<Arc<dyn EventHandler>>) -> Self {
+        Dispatcher { handlers }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::work::BatchHandler for Dispatcher {
+    async fn handle(&self, batch: &[crate::store::Message]) -> Vec<String> {
+        let mut events = Vec::with_capacity(batch.len());
+        for m in batch {
+            match serde_json::from_str::<Event>(&m.body) {
+                Ok(e) => events.push((m.id.as_str(), e)),
+                // Retrying a message that is not an event cannot help.
+                Err(e) => {
+                    tracing::warn!(error = %e, message = %m.id, "skipping a queue message that is not an event")
+                }
+            }
+        }
+        let mut failed: Vec<String> = Vec::new();
+        for handler in &self.handlers {
+            let (ids, wanted): (Vec<&str>, Vec<&Event>) = events
+                .iter()
+                .filter(|(_, e)| handler.wants(e))
+                .map(|(id, e)| (*id, e))
+                .unzip();
+            if wanted.is_empty() {
+                continue;
+            }
+            match handler.handle(&wanted).await {
+                Ok(done) => {
+                    tracing::info!(
+                        handler = handler.name(),
+                        events = wanted.len(),
+                        done,
+                        "events handled"
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(handler = handler.name(), events = wanted.len(), error = %e, "handling events failed; they will be retried");
+                    for id in ids {
+                        if !failed.iter().any(|f| f == id) {
+                            failed.push(id.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        failed
+    }
+
+    fn busy(&self) -> bool {
+        self.handlers.iter().any(|h| h.busy())
     }
 }

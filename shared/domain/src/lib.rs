@@ -3,13 +3,19 @@
 
 pub mod auth;
 pub mod clock;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod item;
+pub mod keys;
 pub mod namespace;
+pub mod queues;
 pub mod rate;
 pub mod scope;
 pub mod store;
+pub mod work;
 
-pub use error::{AuthFailure, DomainError, FieldError, Loc};
+pub use context::{Context, Deployment, Settings};
+pub use error::{At, AuthFailure, DomainError, FieldError, Loc, Problems};
 pub use namespace::Namespace;

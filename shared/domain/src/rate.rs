@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::error::DomainError;
-use crate::store::{Key, StoreError, TTL, Table, Update, Value};
+use crate::store::{StoreError, TTL, Table, Update, Value};
 
 pub const WINDOW_SECS: i64 = 60;
 
@@ -39,7 +39,7 @@ impl RateCounter for TableCounter {
         let item = self
             .0
             .update(
-                &Key::new(format!("RATE#{bucket}"), window_start.to_string()),
+                &crate::keys::rate_counter(bucket, window_start),
                 vec![
                     Update::Add("count".into(), 1),
                     Update::Set(TTL.into(), Value::int(window_start + 2 * WINDOW_SECS)),

@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use crate::queues::{QueueName, QueueSpec};
+
 /// Partition key attribute name.
 pub const PK: &str = "PK";
 /// Sort key attribute name.
@@ -449,7 +451,7 @@ pub struct Message {
     pub receive_count: u32,
 }
 
-/// SQS-shaped queue (one queue; its dead-letter queue is configured with it).
+/// SQS-shaped queue (one queue; its dead-letter policy is its [`QueueSpec`]).
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Sends up to 10 bodies (SQS's batch limit), returning their message ids.
@@ -472,11 +474,42 @@ pub fn is_expired(item: &Item, now: i64) -> bool {
         .is_some_and(|ttl| ttl <= now)
 }
 
+/// The queues of a deployment, one per [`QueueName`]: built from a function of the spec,
+/// so none can be missing.
+#[derive(Clone)]
+pub struct Queues(BTreeMap<QueueName, std::sync::Arc<dyn Queue>>);
+
+impl Queues {
+    pub fn new(mut open: impl FnMut(&'static QueueSpec) -> std::sync::Arc<dyn Queue>) -> Self {
+        Queues(
+            QueueName::ALL
+                .iter()
+                .map(|q| (*q, open(q.spec())))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: QueueName) -> &std::sync::Arc<dyn Queue> {
+        &self.0[&name]
+    }
+
+    /// Replaces one queue (tests: a queue that fails).
+    pub fn set(&mut self, name: QueueName, queue: std::sync::Arc<dyn Queue>) {
+        self.0.insert(name, queue);
+    }
+}
+
 /// The storage a deployment runs on, built once at start and shared by every handler.
 #[derive(Clone)]
 pub struct Stores {
     pub table: std::sync::Arc<dyn Table>,
     pub blobs: std::sync::Arc<dyn Blobs>,
-    /// Where write events go (hook execution and embedding workers consume them).
-    pub events: std::sync::Arc<dyn Queue>,
+    /// Every queue of [`QueueName::ALL`].
+    pub queues: Queues,
+}
+
+impl Stores {
+    pub fn queue(&self, name: QueueName) -> &std::sync::Arc<dyn Queue> {
+        self.queues.get(name)
+    }
 }

@@ -2,15 +2,14 @@
 //! JSON bodies (422 with `{loc, msg, type}`), query strings, and credentials.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 use zerodb_domain::auth::{Credential, Principal};
-use zerodb_domain::{AuthFailure, DomainError, FieldError, Loc};
+use zerodb_domain::{At, AuthFailure, Context, DomainError, Loc};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Largest body any endpoint reads: Lambda's 6 MB payload limit.
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -24,7 +23,7 @@ pub struct ApiJson<T>(pub T);
 #[derive(Debug, Clone)]
 pub struct OptionalJson<T>(pub T);
 
-async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))
@@ -50,8 +49,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DomainError> {
         // serde_json appends " at line L column C"; keep it only for syntax errors.
         let bare = text.split(" at line ").next().unwrap_or(&text).to_owned();
         let e = if inner.is_syntax() || inner.is_eof() {
-            FieldError::at(
-                loc,
+            At::segments(loc).problem_of(
                 format!("body is not valid JSON: {text}"),
                 "value_error.jsondecode",
             )
@@ -60,29 +58,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DomainError> {
             .and_then(|r| r.strip_suffix('`'))
         {
             loc.push(Loc::Field(field.to_owned()));
-            FieldError::at(loc, "field required", "value_error.missing")
+            At::segments(loc).problem_of("field required", "value_error.missing")
         } else if bare.starts_with("invalid type")
             || bare.starts_with("invalid value")
             || bare.starts_with("invalid length")
         {
-            FieldError::at(loc, bare, "type_error")
+            At::segments(loc).problem_of(bare, "type_error")
         } else {
-            FieldError::at(loc, bare, "value_error")
+            At::segments(loc).problem_of(bare, "value_error")
         };
         DomainError::Validation(vec![e])
     })
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(DomainError::Validation(vec![FieldError::at(
-                vec![Loc::from("body")],
+            return Err(DomainError::from(At::body_root().problem_of(
                 "request body is required: send a JSON object",
                 "value_error.missing",
-            )])
+            ))
             .into());
         }
         require_object(&bytes)?;
@@ -95,17 +92,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 fn require_object(bytes: &[u8]) -> Result<(), DomainError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(()),
-        _ => Err(DomainError::Validation(vec![FieldError::at(
-            vec![Loc::from("body")],
-            "request body must be a JSON object, e.g. {\"name\": ...}",
-            "type_error.dict",
-        )])),
+        _ => Err(At::body_root()
+            .problem_of(
+                "request body must be a JSON object, e.g. {\"name\": ...}",
+                "type_error.dict",
+            )
+            .into()),
     }
 }
 
-impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = body_bytes(req, state).await?;
         // No body, or JSON null, means "no options".
         let trimmed = bytes.trim_ascii();
@@ -144,12 +142,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         let q = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded_deserializer(q);
         de.map(ApiQuery).map_err(|msg| {
-            DomainError::Validation(vec![FieldError::at(
-                vec![Loc::from("query")],
-                msg,
-                "value_error",
-            )])
-            .into()
+            DomainError::from(At::segments(vec![Loc::from("query")]).problem(msg)).into()
         })
     }
 }
@@ -195,21 +188,25 @@ pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
     }
 }
 
-impl FromRequestParts<AppState> for Auth {
+/// Any group state that holds the process [`Context`] can authenticate.
+impl<S> FromRequestParts<S> for Auth
+where
+    S: Send + Sync,
+    Context: FromRef<S>,
+{
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let cred =
             credential(&parts.headers).ok_or(DomainError::Unauthenticated(AuthFailure::Missing))?;
-        Ok(Auth(state.auth.authorize_request(cred).await?))
+        let ctx = Context::from_ref(state);
+        Ok(Auth(ctx.auth().authorize_request(cred).await?))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerodb_domain::FieldError;
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]

@@ -5,8 +5,6 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::routes::Routes;
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `healthy` when the process answers.
@@ -29,10 +27,4 @@ pub async fn health() -> Json<Health> {
 #[utoipa::path(get, path = "/api/v1/public/health", tag = "health", responses((status = 200, body = Health)))]
 pub async fn public_health() -> Json<Health> {
     health().await
-}
-
-pub fn routes() -> Routes {
-    Routes::new()
-        .get("/api/v1/health", health)
-        .get("/api/v1/public/health", public_health)
 }

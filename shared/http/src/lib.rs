@@ -1,17 +1,22 @@
-//! What every endpoint group shares: state, the error envelope, extractors, the route
-//! recorder, health, OpenAPI and configuration.
+//! What every endpoint group shares: the group value and the route declaration that
+//! builds it, the error envelope, extractors, health, OpenAPI and telemetry.
 
-pub mod config;
 pub mod error;
 pub mod extract;
+pub mod group;
 pub mod health;
 pub mod openapi;
 pub mod routes;
-pub mod state;
 pub mod telemetry;
 pub mod vendor;
 
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use extract::{ApiJson, ApiQuery, Auth, OptionalJson};
-pub use routes::{RouteInfo, Routes};
-pub use state::AppState;
+pub use group::{Group, serve};
+pub use routes::{RouteInfo, RouteSet, Routes};
+pub use zerodb_domain::Context;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use utoipa_axum;
+}

@@ -1,13 +1,16 @@
 //! The OpenAPI 3.1 document: generated from the handlers' annotations, merged across
 //! endpoint groups, and served at `/openapi.json`.
 
+use axum::extract::State;
 use axum::http::header;
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::error::{ErrorBody, ValidationErrorBody};
+use crate::routes;
 use crate::routes::Routes;
 
 #[derive(OpenApi)]
@@ -17,8 +20,7 @@ use crate::routes::Routes;
         description = "Scoped credentials, agent memory, quarantine, inference and agent state. \
 Errors are `{detail, error_code}`; 422 lists `{loc, msg, type}`; 429 carries `Retry-After`."
     ),
-    paths(crate::health::health, crate::health::public_health, openapi_json),
-    components(schemas(ErrorBody, ValidationErrorBody, crate::health::Health)),
+    components(schemas(ErrorBody, ValidationErrorBody)),
     modifiers(&Security)
 )]
 struct Base;
@@ -44,34 +46,40 @@ impl Modify for Security {
     }
 }
 
+/// The rendered document, served as is.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Bytes);
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-#[allow(dead_code)]
-fn openapi_json() {}
+pub async fn openapi_json(State(OpenApiJson(json)): State<OpenApiJson>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json)
+}
 
-/// The base document (health, meta, shared schemas) merged with each group's.
-pub fn document(
-    groups: impl IntoIterator<Item = utoipa::openapi::OpenApi>,
+/// The base document (info, security schemes, shared schemas) merged with each group's.
+pub fn document<'a>(
+    groups: impl IntoIterator<Item = &'a utoipa::openapi::OpenApi>,
 ) -> utoipa::openapi::OpenApi {
     let mut doc = Base::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     for g in groups {
-        doc.merge(g);
+        doc.merge(g.clone());
     }
     doc
 }
 
-/// Serves a document rendered once at start.
-pub fn routes(json: impl Into<Bytes>) -> Routes {
-    let json: Bytes = json.into();
-    Routes::new().get("/openapi.json", move || {
-        let json = json.clone();
-        async move { ([(header::CONTENT_TYPE, "application/json")], json) }
-    })
+/// Health and the document itself: public routes that touch no storage, served by
+/// whichever function answers for the API as a whole (auth-api on AWS).
+pub fn meta_routes() -> Routes<OpenApiJson> {
+    Routes::public(routes!(
+        crate::health::health,
+        crate::health::public_health,
+        openapi_json
+    ))
 }
 
-/// Responses every authenticated operation may give; list `AuthErrors` in an
-/// operation's `responses(...)`.
+/// Responses every authenticated operation may give; [`Routes::authenticated`] adds them
+/// to each of its operations.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 pub enum AuthErrors {

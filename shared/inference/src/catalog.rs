@@ -6,20 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::config::ProviderKind;
 use crate::config::{ConfigError, PriceEntry, ProvidersFile};
-
-/// The wire format a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// Anthropic's Messages API (`POST {base_url}/v1/messages`).
-    Anthropic,
-    /// OpenAI's Chat Completions API (`POST {base_url}/chat/completions`): OpenAI, NIM,
-    /// Cerebras, vLLM and most hosted models.
-    Openai,
-}
 
 /// Where a provider's API key comes from. The key itself is read once at start-up by the
 /// function that calls the provider, never stored here.

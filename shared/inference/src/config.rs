@@ -21,9 +21,18 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::catalog::ProviderKind;
+/// The wire format a provider speaks (the file's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Anthropic's Messages API (`POST {base_url}/v1/messages`).
+    Anthropic,
+    /// OpenAI's Chat Completions API (`POST {base_url}/chat/completions`): OpenAI, NIM,
+    /// Cerebras, vLLM and most hosted models.
+    Openai,
+}
 
 /// A providers file as written; [`crate::Catalog::with_file`] validates it against the
 /// built-in table.

@@ -20,7 +20,9 @@ use serde_json::{Map, Value as Json};
 use zerodb_domain::DomainError;
 use zerodb_domain::store::{Condition, Item, Key, Query, StoreError, Table, TxOp, Value};
 
-use crate::model::{invalid, normalize_name, rfc3339_ms};
+use zerodb_domain::{At, keys};
+
+use crate::model::{normalize_name, rfc3339_ms};
 
 pub const MAX_NAME_CHARS: usize = 256;
 pub const MAX_PREDICATE_CHARS: usize = 128;
@@ -75,10 +77,8 @@ pub struct GraphStats {
 pub fn check_name(field: &str, s: &str) -> Result<String, DomainError> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > MAX_NAME_CHARS {
-        return Err(invalid(
-            &[field],
-            format!("{field} must be 1-{MAX_NAME_CHARS} characters"),
-        ));
+        return Err(At::body_path(&[field])
+            .invalid(format!("{field} must be 1-{MAX_NAME_CHARS} characters")));
     }
     Ok(t.to_owned())
 }
@@ -86,10 +86,9 @@ pub fn check_name(field: &str, s: &str) -> Result<String, DomainError> {
 pub fn check_predicate(field: &str, s: &str) -> Result<String, DomainError> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > MAX_PREDICATE_CHARS {
-        return Err(invalid(
-            &[field],
-            format!("{field} must be 1-{MAX_PREDICATE_CHARS} characters, e.g. \"works_at\""),
-        ));
+        return Err(At::body_path(&[field]).invalid(format!(
+            "{field} must be 1-{MAX_PREDICATE_CHARS} characters, e.g. \"works_at\""
+        )));
     }
     Ok(t.to_owned())
 }
@@ -98,20 +97,16 @@ pub fn check_confidence(field: &str, c: f64) -> Result<f64, DomainError> {
     if c.is_finite() && (0.0..=1.0).contains(&c) {
         Ok(c)
     } else {
-        Err(invalid(
-            &[field],
-            format!("{field} must be between 0 and 1, got {c}"),
-        ))
+        Err(At::body_path(&[field]).invalid(format!("{field} must be between 0 and 1, got {c}")))
     }
 }
 
 pub fn check_properties(field: &str, p: &Map<String, Json>) -> Result<(), DomainError> {
     let size = serde_json::to_vec(p).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_PROPERTIES_BYTES {
-        return Err(invalid(
-            &[field],
-            format!("{field} is {size} bytes as JSON; the limit is {MAX_PROPERTIES_BYTES}"),
-        ));
+        return Err(At::body_path(&[field]).invalid(format!(
+            "{field} is {size} bytes as JSON; the limit is {MAX_PROPERTIES_BYTES}"
+        )));
     }
     Ok(())
 }
@@ -132,11 +127,8 @@ pub fn name_of_id(id: &str) -> Option<String> {
     (!name.is_empty() && name == normalize_name(&name)).then_some(name)
 }
 
-fn partition(account: &str) -> String {
-    format!("GRAPH#{account}")
-}
 fn entity_key(account: &str, norm: &str) -> Key {
-    Key::new(partition(account), format!("E#{}", enc(norm)))
+    keys::graph_entity(account, &enc(norm))
 }
 
 fn s(item: &Item, name: &str) -> String {
@@ -307,7 +299,7 @@ impl GraphRepo {
         prefix: &str,
         max: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        let q = Query::partition(partition(account))
+        let q = Query::partition(keys::graph_partition(account))
             .begins_with(prefix)
             .limit(1000);
         crate::repo::query_all(self.table.as_ref(), q, max).await
@@ -320,7 +312,9 @@ impl GraphRepo {
         etype: Option<&str>,
         max: usize,
     ) -> Result<Vec<Entity>, StoreError> {
-        let items = self.all_with_prefix(account, "E#", usize::MAX).await?;
+        let items = self
+            .all_with_prefix(account, keys::GRAPH_ENTITY_PREFIX, usize::MAX)
+            .await?;
         let mut out: Vec<Entity> = items
             .iter()
             .filter_map(entity_from)
@@ -370,11 +364,8 @@ impl GraphRepo {
             );
         }
         attrs.insert("at".into(), Value::int(now_ms));
-        let pk = partition(account);
-        let mut out_item =
-            Key::new(&pk, format!("X#{}#{}#{}", enc(&src), enc(&pred), enc(&dst))).item();
-        let mut in_item =
-            Key::new(&pk, format!("R#{}#{}#{}", enc(&dst), enc(&pred), enc(&src))).item();
+        let mut out_item = keys::graph_out(account, &enc(&src), &enc(&pred), &enc(&dst)).item();
+        let mut in_item = keys::graph_in(account, &enc(&dst), &enc(&pred), &enc(&src)).item();
         out_item.extend(attrs.clone());
         in_item.extend(attrs);
         self.table
@@ -395,10 +386,18 @@ impl GraphRepo {
     /// Edges touching an entity: outgoing then incoming.
     pub async fn edges_of(&self, account: &str, norm: &str) -> Result<Vec<Edge>, StoreError> {
         let out = self
-            .all_with_prefix(account, &format!("X#{}#", enc(norm)), 10_000)
+            .all_with_prefix(
+                account,
+                &format!("{}{}#", keys::GRAPH_OUT_PREFIX, enc(norm)),
+                10_000,
+            )
             .await?;
         let inc = self
-            .all_with_prefix(account, &format!("R#{}#", enc(norm)), 10_000)
+            .all_with_prefix(
+                account,
+                &format!("{}{}#", keys::GRAPH_IN_PREFIX, enc(norm)),
+                10_000,
+            )
             .await?;
         Ok(out.iter().chain(inc.iter()).filter_map(edge_from).collect())
     }
@@ -480,13 +479,13 @@ impl GraphRepo {
 
     pub async fn stats(&self, account: &str, top: usize) -> Result<GraphStats, StoreError> {
         let entities: Vec<Entity> = self
-            .all_with_prefix(account, "E#", usize::MAX)
+            .all_with_prefix(account, keys::GRAPH_ENTITY_PREFIX, usize::MAX)
             .await?
             .iter()
             .filter_map(entity_from)
             .collect();
         let edges: Vec<Edge> = self
-            .all_with_prefix(account, "X#", usize::MAX)
+            .all_with_prefix(account, keys::GRAPH_OUT_PREFIX, usize::MAX)
             .await?
             .iter()
             .filter_map(edge_from)

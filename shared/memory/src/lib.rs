@@ -11,9 +11,11 @@ pub mod model;
 pub mod rank;
 pub mod repo;
 pub mod service;
+pub mod setup;
 pub mod vector;
 pub mod worker;
 
 pub use graph::{Edge, Entity, GraphPath, GraphRepo, GraphStats};
 pub use model::{Memory, MemoryPatch, MemoryType, NewMemory};
 pub use service::{ItemOutcome, MemoryService, Profile, RecallQuery, Scored};
+pub use setup::{embedder, shared};

@@ -2,7 +2,7 @@
 //! `Memory` in hand is always storable and every refusal names the field and the fix.
 
 use serde_json::{Map, Value as Json};
-use zerodb_domain::{DomainError, FieldError, Loc, Namespace};
+use zerodb_domain::Namespace;
 
 /// Longest content, in characters. With UTF-8 at up to 4 bytes a character this keeps a
 /// record (content, vector, tags, metadata) under DynamoDB's 400 KB item limit.
@@ -16,15 +16,6 @@ pub const MAX_ENTITY_ID_CHARS: usize = 256;
 pub const MAX_BATCH: usize = 500;
 /// Most results one recall returns.
 pub const MAX_RECALL_LIMIT: usize = 1000;
-
-/// A problem with one body field.
-pub fn field_error(path: &[&str], msg: impl Into<String>) -> FieldError {
-    FieldError::body(path.iter().map(|p| Loc::from(*p)), msg, "value_error")
-}
-
-pub fn invalid(path: &[&str], msg: impl Into<String>) -> DomainError {
-    DomainError::Validation(vec![field_error(path, msg)])
-}
 
 /// The four kinds of memory of the ZeroMemory API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -20,6 +20,8 @@ use zerodb_domain::store::{
     Value,
 };
 
+use zerodb_domain::keys;
+
 use crate::model::{Memory, MemoryType};
 use crate::vector::StoredVector;
 
@@ -27,16 +29,16 @@ use crate::vector::StoredVector;
 pub const DEFAULT_PAGE: usize = 1000;
 
 pub fn partition(account: &str, ns: &Namespace) -> String {
-    format!("MEM#{account}#{ns}")
+    keys::memory_partition(account, &ns.to_string())
 }
 fn memory_key(account: &str, ns: &Namespace, id: &str) -> Key {
-    Key::new(partition(account, ns), format!("M#{id}"))
+    keys::memory(account, &ns.to_string(), id)
 }
 fn pointer_key(account: &str, id: &str) -> Key {
-    Key::new(format!("MEMID#{account}#{id}"), "MEMID")
+    keys::memory_pointer(account, id)
 }
 fn entity_partition(account: &str, entity_norm: &str) -> String {
-    format!("MENT#{account}#{entity_norm}")
+    keys::memory_entity_index(account, entity_norm)
 }
 
 fn s(item: &Item, name: &str) -> Option<String> {
@@ -368,7 +370,7 @@ impl MemoryRepo {
             .table
             .query(
                 Query::partition(partition(account, ns))
-                    .begins_with("M#")
+                    .begins_with(keys::MEMORY_PREFIX)
                     .backward()
                     .limit(self.page)
                     .after(cursor),

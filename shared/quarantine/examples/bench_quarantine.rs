@@ -1,5 +1,5 @@
 //! Throughput of `quarantine` on 500,000-character inputs: plain text (a file, e.g. from
-//! `bench/gen_plain.py`, or generated here) and an HTML page generated here.
+//! `tests/bench/gen_plain.py`, or generated here) and an HTML page generated here.
 //!
 //! `cargo run --profile perf -p zerodb-quarantine --example bench_quarantine -- [--plain FILE] [--repeat N]`
 

@@ -1,4 +1,5 @@
-//! The storage ports over AWS: `Table` on DynamoDB, `Blobs` on S3, `Queue` on SQS.
+//! The storage ports over AWS: `Table` on DynamoDB, `Blobs` on S3, `Queue` on SQS, and
+//! the `Secrets` port on Secrets Manager.
 //!
 //! Clients come from the standard AWS environment (credentials, region and, for local
 //! emulators such as moto, `AWS_ENDPOINT_URL`).
@@ -9,13 +10,20 @@ mod error;
 mod expr;
 pub mod provision;
 mod queue;
+mod secrets;
 mod table;
 
 pub use blobs::AwsBlobs;
 pub use queue::AwsQueue;
+pub use secrets::AwsSecrets;
 pub use table::AwsTable;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, SdkConfig};
+use zerodb_domain::queues::QueueName;
+use zerodb_domain::store::{Queues, Stores};
 
 /// The three SDK clients, built once per process and cloned freely (a clone shares the
 /// connection pool).
@@ -29,8 +37,7 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads the AWS configuration from the environment once and builds every client.
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::from_config(&config)
+        Self::from_config(&sdk_config().await)
     }
 
     pub fn from_config(config: &SdkConfig) -> Self {
@@ -48,17 +55,29 @@ impl AwsClients {
     }
 }
 
-/// The storage a Lambda function runs on: the clients are built once, here, in the init
-/// phase, so no request pays for configuration loading or a TLS handshake setup.
-pub async fn connect(
+/// The AWS configuration from the environment, loaded once per process.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The storage a Lambda function runs on, over clients built once from `sdk` in the init
+/// phase, so no request pays for configuration loading or a TLS handshake setup. Every
+/// queue of `QueueName::ALL` must have its URL in `queue_urls`.
+pub fn stores(
+    sdk: &SdkConfig,
     table: &str,
     bucket: &str,
-    events_queue_url: &str,
-) -> zerodb_domain::store::Stores {
-    let clients = AwsClients::from_env().await;
-    zerodb_domain::store::Stores {
-        table: std::sync::Arc::new(AwsTable::new(clients.dynamodb, table)),
-        blobs: std::sync::Arc::new(AwsBlobs::new(clients.s3, bucket)),
-        events: std::sync::Arc::new(AwsQueue::new(clients.sqs, events_queue_url)),
+    queue_urls: &BTreeMap<QueueName, String>,
+) -> Stores {
+    let clients = AwsClients::from_config(sdk);
+    Stores {
+        table: Arc::new(AwsTable::new(clients.dynamodb, table)),
+        blobs: Arc::new(AwsBlobs::new(clients.s3, bucket)),
+        queues: Queues::new(|spec| {
+            Arc::new(AwsQueue::new(
+                clients.sqs.clone(),
+                queue_urls.get(&spec.name).cloned().unwrap_or_default(),
+            ))
+        }),
     }
 }

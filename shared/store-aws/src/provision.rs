@@ -2,6 +2,7 @@
 //! operators (the SAM template declares the same resources for deployments). Each
 //! function is idempotent: what already exists is left as it is.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -14,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
+use zerodb_domain::queues::QueueName;
 use zerodb_domain::store::{GSI1_NAME, GSI1PK, GSI1SK, PK, SK, TTL};
 
 /// How long `create_table` waits for the table to become ACTIVE.
@@ -199,4 +201,48 @@ async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<St
     out.attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .context("SQS returned no ARN for the dead-letter queue")
+}
+
+/// Creates every queue of `QueueName::ALL` as its spec declares it (visibility timeout,
+/// a dead-letter queue with its retention, the receive limit), named `<prefix>-<id>`;
+/// returns their URLs, as `template.yaml` hands them to the functions.
+pub async fn create_queues(
+    client: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> anyhow::Result<BTreeMap<QueueName, String>> {
+    let mut urls = BTreeMap::new();
+    for q in QueueName::ALL {
+        let spec = q.spec();
+        let dlq_name = format!("{prefix}-{}", spec.dead_letter_id());
+        let dlq = client
+            .create_queue()
+            .queue_name(&dlq_name)
+            .attributes(
+                QueueAttributeName::MessageRetentionPeriod,
+                spec.dead_letter_retention_secs.to_string(),
+            )
+            .send()
+            .await
+            .with_context(|| format!("creating SQS queue {dlq_name}"))?
+            .queue_url
+            .with_context(|| format!("SQS returned no URL for queue {dlq_name}"))?;
+        let url = create_queue(
+            client,
+            &format!("{prefix}-{}", spec.id),
+            Some((&dlq, spec.max_receives)),
+        )
+        .await?;
+        client
+            .set_queue_attributes()
+            .queue_url(&url)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                spec.visibility_timeout_secs.to_string(),
+            )
+            .send()
+            .await
+            .context("setting the queue's visibility timeout")?;
+        urls.insert(q, url);
+    }
+    Ok(urls)
 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use zerodb_domain::store::{Blobs, Queue, StoreError, Table};
+use zerodb_domain::store::{Blobs, Queue, Queues, StoreError, Stores, Table};
 
 pub use blobs::EmbeddedBlobs;
 pub use queue::{EmbeddedQueue, QueueConfig};
@@ -132,6 +132,29 @@ impl EmbeddedStore {
             name: Arc::from(name),
             config,
         })
+    }
+
+    /// Every queue of the deployment, each dead-lettering as its spec says (into
+    /// `<id>-dlq` of this store).
+    pub fn queues(&self) -> Queues {
+        Queues::new(|spec| {
+            self.queue(
+                spec.id,
+                QueueConfig {
+                    max_receives: Some(spec.max_receives),
+                    dead_letter: Some(spec.dead_letter_id()),
+                },
+            )
+        })
+    }
+
+    /// The stores of a deployment on this database.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            table: self.table(),
+            blobs: self.blobs(),
+            queues: self.queues(),
+        }
     }
 
     /// Deletes expired items in bounded batches, as DynamoDB's TTL does in the background;

@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zerodb_domain::auth::AuthSettings;
-use zerodb_domain::clock::SystemClock;
 use zerodb_domain::rate::RateCounting;
 use zerodb_domain::store::Stores;
-use zerodb_http::AppState;
 use zerodb_tests::support::CountingTable;
 
 #[derive(Clone)]
@@ -94,11 +92,8 @@ async fn serve(
         rate_counting,
     };
     let account = zerodb_local::create_account(stores.table.clone(), "bench").await?;
-    let app = zerodb_local::all_routes().into_router(AppState::new(
-        stores,
-        Arc::new(SystemClock),
-        &settings,
-    ));
+    let ctx = zerodb_local::local_context(stores, settings, zerodb_domain::Settings::default());
+    let app = zerodb_http::serve(&[auth_api::group(), auth_api::meta("{}")], &ctx).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });

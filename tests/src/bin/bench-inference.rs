@@ -156,16 +156,17 @@ async fn main() -> anyhow::Result<()> {
         addr: "127.0.0.1:0".parse()?,
         data_dir: data.clone(),
         rate_limit_per_minute: 0,
-        embedder: Arc::new(zerodb_embed::LexicalEmbedder::new(384)),
-        inference: zerodb_local::InferenceConfig {
-            providers: Some(providers),
+        settings: {
+            let s = zerodb_domain::Settings::from_env()
+                .with("ZERODB_EMBEDDER", "lexical")
+                .with("ZERODB_PROVIDERS", providers.display().to_string());
             // Limited, so every call reads the balance and writes its cost (set
             // BENCH_UNLIMITED=1 to leave the credit read out).
-            credits: if std::env::var_os("BENCH_UNLIMITED").is_some() {
-                inference_api::accounting::CreditPolicy::Unlimited
+            if std::env::var_os("BENCH_UNLIMITED").is_some() {
+                s
             } else {
-                inference_api::accounting::CreditPolicy::Grant(1_000_000_000_000)
-            },
+                s.with("ZERODB_CREDITS_USD", "1000000")
+            }
         },
     })
     .await?;

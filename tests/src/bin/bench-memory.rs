@@ -5,15 +5,12 @@
 //!
 //! Run: `ZERODB_MINILM_DIR="$(./infra/fetch-model.sh)" cargo run --profile perf -p zerodb-tests --bin bench-memory`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use zerodb_domain::auth::AuthSettings;
-use zerodb_domain::clock::SystemClock;
 use zerodb_domain::rate::RateCounting;
 use zerodb_domain::store::Stores;
-use zerodb_http::AppState;
 use zerodb_tests::support::CountingTable;
 
 const SUBJECTS: &[&str] = &[
@@ -145,7 +142,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench() -> anyhow::Result<()> {
-    let embedder = tokio::task::spawn_blocking(zerodb_local::local_embedder).await??;
     let dir = tempfile::tempdir()?;
     let stack = zerodb_local::open_stack(dir.path())?;
     let counting = CountingTable::new(stack.stores.table.clone());
@@ -159,19 +155,13 @@ async fn bench() -> anyhow::Result<()> {
         rate_counting: RateCounting::InProcess,
     };
     let account = zerodb_local::create_account(stores.table.clone(), "bench").await?;
-    let state = AppState::new(stores.clone(), Arc::new(SystemClock), &settings);
-    let mut services = zerodb_local::Services::new(&state, embedder.clone());
-    // As zerodb-local configures it (infra/local/src/lib.rs).
-    services.memory = services
-        .memory
-        .with_namespace_cache()
-        .with_detached_events();
-    let app = zerodb_local::router(state, services.clone());
-    // The events worker runs as in zerodb-local, embedding in the background.
-    tokio::spawn(zerodb_local::worker::run(
-        stack.stores.events.clone(),
-        services.memory.clone(),
-    ));
+    // As zerodb-local builds it: its settings (the cached model), its memory service
+    // (namespace cache, detached events), its workers running in the background.
+    let ctx = zerodb_local::local_context(stores.clone(), settings, zerodb_local::local_settings());
+    let memory = zerodb_memory::shared(&ctx).await?;
+    let embedder = memory.embedder().clone();
+    let app = zerodb_local::router(&ctx).await?;
+    zerodb_local::spawn_workers(&ctx).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -269,8 +259,7 @@ async fn bench() -> anyhow::Result<()> {
     // poll), then time recall in the steady state.
     let ns = zerodb_domain::Namespace::parse("project:recall").unwrap();
     loop {
-        let all = services
-            .memory
+        let all = memory
             .repo()
             .scan(&account.account_id, &ns, memories)
             .await?;
@@ -287,8 +276,7 @@ async fn bench() -> anyhow::Result<()> {
     // Where a recall's time goes: reading the namespace, then embedding the query.
     let t = Instant::now();
     for _ in 0..5 {
-        services
-            .memory
+        memory
             .repo()
             .scan(&account.account_id, &ns, memories)
             .await?;

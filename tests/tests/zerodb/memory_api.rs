@@ -347,8 +347,8 @@ async fn session_delete_pages_through_everything(backend: Backend) {
     let mut app = TestApp::new(backend).await;
     // Small pages, so a few hundred memories span several of them (production reads
     // 1,000 per query; the paging logic is the same).
-    app.services.memory = app.services.memory.clone().with_page_size(40);
-    app.rebuild_router();
+    let memory = app.memory.clone().with_page_size(40);
+    app.set_memory(memory).await;
     let k = app.root_key.clone();
     let k = &k;
     let total = 230;
@@ -924,14 +924,18 @@ async fn writes_emit_events_and_the_worker_embeds(backend: Backend) {
     assert_eq!(r.body["detail"][0]["loc"][1], "X-Project-ID");
 
     // The worker's handler embeds the memories the events name.
-    let memory = &app.services.memory;
-    let n = zerodb_memory::worker::process(memory, &bodies)
-        .await
-        .unwrap();
+    let memory = &app.memory;
+    let events: Vec<zerodb_domain::events::Event> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let events: Vec<&zerodb_domain::events::Event> = events.iter().collect();
+    let handler = zerodb_memory::worker::EmbedNewMemories(memory.clone());
+    use zerodb_domain::events::EventHandler;
+    assert!(events.iter().all(|e| handler.wants(e)));
+    let n = handler.handle(&events).await.unwrap();
     assert_eq!(n, 1);
-    let again = zerodb_memory::worker::process(memory, &bodies)
-        .await
-        .unwrap();
+    let again = handler.handle(&events).await.unwrap();
     assert_eq!(again, 0, "already embedded");
     let found = memory
         .repo()
@@ -946,11 +950,19 @@ async fn writes_emit_events_and_the_worker_embeds(backend: Backend) {
     let first = listed.iter().find(|m| m["id"] == id).unwrap();
     assert_eq!(first["embedded"], true);
     // Junk on the queue is skipped, not retried forever.
-    assert_eq!(
-        zerodb_memory::worker::process(memory, &["not json".into()])
-            .await
-            .unwrap(),
-        0
+    use zerodb_domain::work::BatchHandler;
+    let dispatcher = zerodb_domain::events::Dispatcher::new(vec![Arc::new(
+        zerodb_memory::worker::EmbedNewMemories(memory.clone()),
+    )]);
+    let junk = zerodb_domain::store::Message {
+        id: "m-1".into(),
+        receipt: "r-1".into(),
+        body: "not json".into(),
+        receive_count: 1,
+    };
+    assert!(
+        dispatcher.handle(&[junk]).await.is_empty(),
+        "nothing to retry"
     );
 }
 
@@ -1002,17 +1014,29 @@ impl zerodb_domain::store::Queue for BrokenQueue {
 #[tokio::test]
 async fn a_failed_event_send_never_fails_the_write() {
     let (mut stores, _guard) = zerodb_tests::support::fresh_stores(Backend::Embedded).await;
-    stores.events = Arc::new(BrokenQueue);
+    stores.queues.set(
+        zerodb_domain::queues::QueueName::Events,
+        Arc::new(BrokenQueue),
+    );
     let settings = zerodb_domain::auth::AuthSettings {
         jwt_secret: vec![7; 32],
         rate_limit_per_minute: 0,
         rate_counting: zerodb_domain::rate::RateCounting::Shared,
     };
     let clock = Arc::new(zerodb_domain::clock::SystemClock);
-    let state = zerodb_http::AppState::new(stores.clone(), clock, &settings);
-    let services =
-        zerodb_local::Services::new(&state, Arc::new(zerodb_embed::LexicalEmbedder::new(64)));
-    let app = zerodb_local::router(state.clone(), services);
+    let ctx = zerodb_domain::Context::new(zerodb_domain::context::Parts {
+        stores: stores.clone(),
+        clock,
+        auth: settings,
+        settings: Default::default(),
+        deployment: zerodb_domain::Deployment::Lambda,
+        secrets: Arc::new(zerodb_domain::context::NoSecrets),
+    });
+    let memory =
+        zerodb_tests::support::test_memory(&ctx, Arc::new(zerodb_embed::LexicalEmbedder::new(64)));
+    ctx.provide(memory);
+    ctx.provide(zerodb_tests::support::test_inference(&ctx).await);
+    let app = zerodb_local::router(&ctx).await.unwrap();
     let account = zerodb_local::create_account(stores.table.clone(), "t")
         .await
         .unwrap();
@@ -1031,7 +1055,7 @@ async fn a_failed_event_send_never_fails_the_write() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(state.events.failures(), 2, "both events counted as lost");
+    assert_eq!(ctx.events().failures(), 2, "both events counted as lost");
     let r = app
         .oneshot(call(&url("recall"), json!({"query": "stored"})))
         .await

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use inference_api::accounting::CreditPolicy;
-use inference_api::{Inference, RecordWrites};
 use serde_json::{Value, json};
+use zerodb_inference::accounting::CreditPolicy;
+use zerodb_inference::service::catalog_from_text;
+use zerodb_inference::{Inference, RecordWrites};
 use zerodb_tests::fake_provider::FakeProvider;
 use zerodb_tests::on_both_backends;
 use zerodb_tests::support::{Backend, Reply, TestApp};
@@ -44,9 +45,9 @@ async fn app_with(backend: Backend, rate: u32, credits: CreditPolicy) -> (TestAp
         fake.base_url_anthropic(),
         fake.base_url_openai()
     );
-    let catalog = inference_api::catalog_from_text(&toml, "test").unwrap();
+    let catalog = catalog_from_text(&toml, "test").unwrap();
     let inference = Inference::build(
-        &app.state,
+        &app.ctx,
         catalog,
         |_| Some("fake-key".to_owned()),
         credits,
@@ -54,8 +55,7 @@ async fn app_with(backend: Backend, rate: u32, credits: CreditPolicy) -> (TestAp
         RecordWrites::Background,
     )
     .unwrap();
-    app.services.inference = Arc::new(inference);
-    app.rebuild_router();
+    app.set_inference(inference).await;
     (app, fake)
 }
 
@@ -224,8 +224,7 @@ async fn spent_credits_give_402_before_the_provider_is_called(backend: Backend) 
     let u = usage(&app, &app.root_key).await;
     assert_eq!(u["credits"]["remaining_usd"], -8.0, "{u}");
     // A top-up lets calls through again.
-    app.services
-        .inference
+    app.inference
         .accounting
         .add_credits(&app.account_id, 20_000_000)
         .await
@@ -375,6 +374,8 @@ fn credit_grants_parse_or_say_what_to_write() {
 #[tokio::test]
 async fn provider_keys_are_read_from_secrets_manager() {
     let endpoint = zerodb_tests::support::moto_endpoint();
+    // moto's dummy credentials, set once for this process.
+    zerodb_tests::support::aws_clients().await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .load()
@@ -394,7 +395,7 @@ async fn provider_keys_are_read_from_secrets_manager() {
             .await
             .unwrap();
     }
-    let catalog = inference_api::catalog_from_text(
+    let catalog = catalog_from_text(
         &format!(
             r#"
             [providers.mine]
@@ -410,7 +411,13 @@ async fn provider_keys_are_read_from_secrets_manager() {
         "test",
     )
     .unwrap();
-    let keys = inference_api::secrets::provider_keys(&catalog, &client, Some(&bundle)).await;
+    let keys = zerodb_inference::keys::provider_keys(
+        &catalog,
+        &zerodb_domain::Settings::default(),
+        &zerodb_store_aws::AwsSecrets::new(&config),
+        Some(&bundle),
+    )
+    .await;
     assert_eq!(keys.get("mine").map(String::as_str), Some("sk-own"));
     assert_eq!(keys.get("anthropic").map(String::as_str), Some("sk-ant"));
     assert_eq!(keys.get("nim").map(String::as_str), Some("sk-nim"));
@@ -422,7 +429,7 @@ async fn provider_keys_are_read_from_secrets_manager() {
 
 async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: Backend) {
     let (app, _fake) = app(backend).await;
-    let model = app.services.memory.embedder().name().to_owned();
+    let model = app.memory.embedder().name().to_owned();
     let texts = json!(["the deploy window is Tuesday", "dark mode everywhere"]);
     let r = app
         .post(
@@ -444,7 +451,6 @@ async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: B
     assert_eq!(floats.len(), 2);
     // The same vectors memory recall compares against.
     let direct = app
-        .services
         .memory
         .embedder()
         .embed(&["the deploy window is Tuesday".to_owned()])
@@ -537,16 +543,19 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
         table: counting.clone(),
         ..stores
     };
-    let state = zerodb_http::AppState::new(
+    let ctx = zerodb_domain::Context::new(zerodb_domain::context::Parts {
         stores,
-        Arc::new(zerodb_domain::clock::SystemClock),
-        &zerodb_domain::auth::AuthSettings {
+        clock: Arc::new(zerodb_domain::clock::SystemClock),
+        auth: zerodb_domain::auth::AuthSettings {
             jwt_secret: vec![7; 32],
             rate_limit_per_minute: 100,
             rate_counting: zerodb_domain::rate::RateCounting::Shared,
         },
-    );
-    let catalog = inference_api::catalog_from_text(
+        settings: Default::default(),
+        deployment: zerodb_domain::Deployment::Lambda,
+        secrets: Arc::new(zerodb_domain::context::NoSecrets),
+    });
+    let catalog = catalog_from_text(
         &format!(
             "[providers.fo]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"UNUSED\"\n[aliases]\no-echo = {{ provider = \"fo\", model = \"echo-1\" }}\n",
             fake.base_url_openai()
@@ -555,7 +564,7 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
     )
     .unwrap();
     let inference = Inference::build(
-        &state,
+        &ctx,
         catalog,
         |_| Some("fake-key".to_owned()),
         CreditPolicy::Grant(5_000_000),
@@ -563,7 +572,10 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
         RecordWrites::Inline,
     )
     .unwrap();
-    let app = inference_api::router(state, Arc::new(inference));
+    ctx.provide(Arc::new(inference));
+    let app = zerodb_http::serve(&[inference_api::group()], &ctx)
+        .await
+        .unwrap();
     counting.take();
     let req = http::Request::post("/v1/chat/completions")
         .header("x-api-key", account.root_key.expose())

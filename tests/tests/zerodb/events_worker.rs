@@ -1,12 +1,22 @@
-//! The events-worker Lambda's handler on an SQS batch: it embeds the memories the events
-//! name, and reports every message failed when it cannot, so SQS retries them.
+//! The events worker's dispatcher on an SQS batch (through the Lambda harness's SQS
+//! driver): it embeds the memories the events name, and reports every event message
+//! failed when it cannot, so SQS retries them.
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::json;
 use zerodb_tests::on_both_backends;
 use zerodb_tests::support::{Backend, TestApp};
+
+/// The events worker's handler on the app's services, as its Lambda runs it.
+async fn dispatch(app: &TestApp, event: SqsEvent) -> SqsBatchResponse {
+    let handler = events_worker::worker()
+        .handler(&app.ctx)
+        .await
+        .expect("the events worker's handler");
+    zerodb_lambda::sqs_batch(&*handler, event).await
+}
 
 fn sqs_event(bodies: Vec<String>) -> SqsEvent {
     let mut event = SqsEvent::default();
@@ -39,11 +49,10 @@ async fn an_sqs_batch_embeds_its_memories(backend: Backend) {
     let mut bodies = app.drain_events().await;
     assert_eq!(bodies.len(), 6, "two events per remember");
     bodies.push("not an event".into());
-    let resp = events_worker::handle(&app.services.memory, sqs_event(bodies)).await;
+    let resp = dispatch(&app, sqs_event(bodies)).await;
     assert!(resp.batch_item_failures.is_empty(), "nothing to retry");
     for id in &ids {
         let m = app
-            .services
             .memory
             .repo()
             .find(&app.account_id, id)
@@ -86,7 +95,7 @@ async fn a_failed_batch_is_reported_for_retry() {
         .await;
     assert_eq!(r.status, 201, "remember never waits on the model");
     let bodies = app.drain_events().await;
-    let resp = events_worker::handle(&app.services.memory, sqs_event(bodies)).await;
+    let resp = dispatch(&app, sqs_event(bodies)).await;
     let failed: Vec<&str> = resp
         .batch_item_failures
         .iter()

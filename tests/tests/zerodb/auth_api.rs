@@ -589,11 +589,17 @@ async fn table_calls_for_one_request(
         rate_limit_per_minute: 100,
         rate_counting: counting_mode,
     };
-    let app = zerodb_local::all_routes().into_router(zerodb_http::AppState::new(
+    let ctx = zerodb_domain::Context::new(zerodb_domain::context::Parts {
         stores,
-        Arc::new(zerodb_domain::clock::SystemClock),
-        &settings,
-    ));
+        clock: Arc::new(zerodb_domain::clock::SystemClock),
+        auth: settings,
+        settings: Default::default(),
+        deployment: zerodb_domain::Deployment::Lambda,
+        secrets: Arc::new(zerodb_domain::context::NoSecrets),
+    });
+    let app = zerodb_http::serve(&[auth_api::group()], &ctx)
+        .await
+        .unwrap();
     let send = |auth: (&'static str, String)| {
         let app = app.clone();
         async move {

@@ -5,19 +5,19 @@
 //!
 //! Same-format calls forward the client's JSON with only `model` replaced, so fields this
 //! gateway does not model (thinking, cache control, logprobs, …) still reach the provider
-//! and come back; cross-format calls go through `zerodb_inference::translate` and
-//! `zerodb_inference::stream`.
+//! and come back; cross-format calls go through `crate::translate` and
+//! `crate::stream`.
 
 use std::collections::VecDeque;
 
+use crate::stream::{AnthropicToOpenAi, Chunk, Event, OpenAiToAnthropic, Tokens};
+use crate::translate::{self, TranslateError};
+use crate::{Catalog, ProviderKind, Route, UnknownModel, anthropic, openai};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use zerodb_inference::stream::{AnthropicToOpenAi, Chunk, Event, OpenAiToAnthropic, Tokens};
-use zerodb_inference::translate::{self, TranslateError};
-use zerodb_inference::{Catalog, ProviderKind, Route, UnknownModel, anthropic, openai};
 
 use crate::provider::{ProviderError, Providers};
 use crate::sse::SseReader;
@@ -539,7 +539,7 @@ impl StreamState {
         let frame = match &self.mode {
             Mode::AnthropicPass { .. } | Mode::OpenaiToAnthropic(_) => {
                 anthropic_frame(&Event::Error {
-                    error: zerodb_inference::stream::ErrorBody {
+                    error: crate::stream::ErrorBody {
                         kind: "api_error".to_owned(),
                         message: message.to_owned(),
                     },
@@ -558,11 +558,11 @@ impl StreamState {
 mod tests {
     use std::time::Duration;
 
+    use crate::ProvidersFile;
+    use crate::catalog::KeySource;
     use axum::Json;
     use axum::response::IntoResponse;
     use axum::routing::post;
-    use zerodb_inference::ProvidersFile;
-    use zerodb_inference::catalog::KeySource;
 
     use super::*;
     use crate::provider::ProviderClient;

@@ -1,8 +1,8 @@
-//! Credits and usage records, in the table:
+//! Credits and usage records, in the table (keys in `zerodb_domain::keys`):
 //! - `ACCT#<account>` / `CREDITS`: `spent_micro` and `granted_micro` (micro-credits; one
 //!   credit is one US dollar at the catalog's list prices).
-//! - `USAGE#<account>` / `<created ms, 13 digits>#<time-ordered id>`: one record per call, expiring
-//!   after `USAGE_RETENTION_DAYS`.
+//! - `USAGE#<account>` / `<created ms, 13 digits>#<time-ordered id>`: one record per call,
+//!   expiring after `USAGE_RETENTION_DAYS`.
 //!
 //! A call is refused (402) when the balance is spent, before any provider is called. Its
 //! cost is known only when it ends, so concurrent calls may together overshoot the last
@@ -11,21 +11,25 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
 use zerodb_domain::DomainError;
 use zerodb_domain::clock::Clock;
-use zerodb_domain::store::{Cursor, Item, Key, Query, StoreError, TTL, Table, TxOp, Update, Value};
+use zerodb_domain::item::{from_item, to_item};
+use zerodb_domain::keys;
+use zerodb_domain::store::{Cursor, Query, StoreError, Table, TxOp, Update, Value};
 
 pub const USAGE_RETENTION_DAYS: i64 = 90;
-const CREDITS_SK: &str = "CREDITS";
 
-fn credits_key(account: &str) -> Key {
-    Key::new(format!("ACCT#{account}"), CREDITS_SK)
+/// Micro-credits in a credit (one US dollar at list prices).
+pub const MICRO_PER_USD: f64 = 1_000_000.0;
+
+/// Dollars (credits) to micro-credits, rounded; the one conversion every input uses.
+pub fn usd_to_micro(usd: f64) -> u64 {
+    (usd * MICRO_PER_USD).round() as u64
 }
 
-fn usage_pk(account: &str) -> String {
-    format!("USAGE#{account}")
+pub fn micro_to_usd(micro: i64) -> f64 {
+    micro as f64 / MICRO_PER_USD
 }
 
 /// How credits are granted.
@@ -44,9 +48,7 @@ impl CreditPolicy {
             return Ok(CreditPolicy::Unlimited);
         };
         match text.parse::<f64>() {
-            Ok(c) if c.is_finite() && c >= 0.0 => {
-                Ok(CreditPolicy::Grant((c * 1_000_000.0).round() as u64))
-            }
+            Ok(c) if c.is_finite() && c >= 0.0 => Ok(CreditPolicy::Grant(usd_to_micro(c))),
             _ => Err(format!(
                 "ZERODB_CREDITS_USD must be a non-negative number of credits (US dollars), e.g. 5 or 0.25; got {text:?}"
             )),
@@ -54,21 +56,16 @@ impl CreditPolicy {
     }
 }
 
-/// An account's credits, as `GET /api/v1/usage` shows them.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Credits {
-    /// False when this deployment does not limit credits.
-    pub limited: bool,
-    /// Credits granted in total (US dollars at list prices); null when unlimited.
-    pub granted_usd: Option<f64>,
-    pub spent_usd: f64,
-    /// What is left; null when unlimited. May be slightly negative: a call's cost is known
-    /// only when it ends.
-    pub remaining_usd: Option<f64>,
+/// An account's credits, in micro-credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    /// Granted in all; `None` when this deployment does not limit credits.
+    pub granted_micro: Option<i64>,
+    pub spent_micro: i64,
 }
 
-/// One call, as recorded.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// One call, as recorded (and stored: this is the item's shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub id: String,
     /// The key that made the call (a token's minting key).
@@ -83,7 +80,7 @@ pub struct UsageRecord {
     pub stream: bool,
     pub input_tokens: u64,
     pub output_tokens: u64,
-    pub cost_usd: f64,
+    pub cost_micro: u64,
     /// Milliseconds from the request to the end of the response (the last event of a
     /// stream).
     pub latency_ms: u64,
@@ -91,8 +88,9 @@ pub struct UsageRecord {
     /// event).
     pub status: u16,
     /// The error code, when the call failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    /// RFC 3339.
+    /// RFC 3339, milliseconds.
     pub created_at: String,
 }
 
@@ -124,10 +122,6 @@ impl Drop for Pending {
             }
         }
     }
-}
-
-fn micro_to_usd(micro: i64) -> f64 {
-    micro as f64 / 1_000_000.0
 }
 
 impl Accounting {
@@ -165,7 +159,7 @@ impl Accounting {
         let CreditPolicy::Grant(_) = self.policy else {
             return Ok(());
         };
-        let credits = self.credits(account).await?;
+        let balance = self.balance(account).await?;
         let in_flight = self
             .pending
             .lock()
@@ -173,42 +167,33 @@ impl Accounting {
             .get(account)
             .copied()
             .unwrap_or(0);
-        let spent = credits.spent_usd + micro_to_usd(in_flight as i64);
-        match credits.granted_usd {
-            Some(granted) if granted - spent <= 0.0 => {
+        let spent = balance.spent_micro + i64::try_from(in_flight).unwrap_or(i64::MAX);
+        match balance.granted_micro {
+            Some(granted) if granted - spent <= 0 => {
                 Err(DomainError::InsufficientCredits(format!(
-                    "This account's inference credits are spent ({spent:.6} of {granted:.6} used); add credits (`zerodb-local credits add`) before calling again"
+                    "This account's inference credits are spent ({:.6} of {:.6} used); add credits (`zerodb-local credits add`) before calling again",
+                    micro_to_usd(spent),
+                    micro_to_usd(granted)
                 )))
             }
             _ => Ok(()),
         }
     }
 
-    pub async fn credits(&self, account: &str) -> Result<Credits, StoreError> {
-        let item = self.table.get(&credits_key(account)).await?;
+    pub async fn balance(&self, account: &str) -> Result<Balance, StoreError> {
+        let item = self.table.get(&keys::credits(account)).await?;
         let read = |attr: &str| {
             item.as_ref()
                 .and_then(|i| i.get(attr))
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
         };
-        let spent = read("spent_micro");
-        Ok(match self.policy {
-            CreditPolicy::Unlimited => Credits {
-                limited: false,
-                granted_usd: None,
-                spent_usd: micro_to_usd(spent),
-                remaining_usd: None,
+        Ok(Balance {
+            granted_micro: match self.policy {
+                CreditPolicy::Unlimited => None,
+                CreditPolicy::Grant(base) => Some(base as i64 + read("granted_micro")),
             },
-            CreditPolicy::Grant(base) => {
-                let granted = base as i64 + read("granted_micro");
-                Credits {
-                    limited: true,
-                    granted_usd: Some(micro_to_usd(granted)),
-                    spent_usd: micro_to_usd(spent),
-                    remaining_usd: Some(micro_to_usd(granted - spent)),
-                }
-            }
+            spent_micro: read("spent_micro"),
         })
     }
 
@@ -217,7 +202,7 @@ impl Accounting {
         let delta = i64::try_from(micro).map_err(|_| StoreError::TooLarge(0))?;
         self.table
             .update(
-                &credits_key(account),
+                &keys::credits(account),
                 vec![Update::Add("granted_micro".into(), delta)],
                 None,
             )
@@ -226,49 +211,20 @@ impl Accounting {
     }
 
     /// Writes the record and deducts its cost, together (one transaction).
-    pub async fn record(
-        &self,
-        account: &str,
-        mut record: UsageRecord,
-        cost_micro: u64,
-    ) -> Result<(), StoreError> {
+    pub async fn record(&self, account: &str, mut record: UsageRecord) -> Result<(), StoreError> {
         let now = self.clock.now();
-        record.cost_usd = micro_to_usd(cost_micro as i64);
         record.created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         // Time-ordered, and monotonic within a process: calls in the same millisecond
         // still list newest first.
-        let key = Key::new(
-            usage_pk(account),
-            format!(
-                "{:013}#{}",
-                now.timestamp_millis().max(0),
-                zerodb_domain::ids::time_ordered_id()
-            ),
+        let key = keys::usage(
+            account,
+            now.timestamp_millis(),
+            &zerodb_domain::ids::time_ordered_id(),
         );
-        let mut item = key.item();
-        let mut put = |k: &str, v: Value| {
-            item.insert(k.to_owned(), v);
-        };
-        put("id", record.id.as_str().into());
-        put("key_id", record.key_id.as_str().into());
-        put("endpoint", record.endpoint.as_str().into());
-        put("alias", record.alias.as_str().into());
-        put("provider_model", record.provider_model.as_str().into());
-        put("stream", record.stream.into());
-        put("input_tokens", Value::int(record.input_tokens as i64));
-        put("output_tokens", Value::int(record.output_tokens as i64));
-        put("cost_micro", Value::int(cost_micro as i64));
-        put("latency_ms", Value::int(record.latency_ms as i64));
-        put("status", Value::int(i64::from(record.status)));
-        if let Some(code) = &record.error_code {
-            put("error_code", code.as_str().into());
-        }
-        put("created_at", record.created_at.as_str().into());
-        put(
-            TTL,
-            Value::int(now.timestamp() + USAGE_RETENTION_DAYS * 24 * 3600),
-        );
-        if cost_micro == 0 {
+        let expires = now.timestamp() + USAGE_RETENTION_DAYS * 24 * 3600;
+        let item = to_item(&key, &record, Some(expires))?;
+        let cost = record.cost_micro;
+        if cost == 0 {
             return self.table.put(item, None).await;
         }
         self.table
@@ -278,8 +234,8 @@ impl Accounting {
                     condition: None,
                 },
                 TxOp::Update {
-                    key: credits_key(account),
-                    updates: vec![Update::Add("spent_micro".into(), cost_micro as i64)],
+                    key: keys::credits(account),
+                    updates: vec![Update::Add("spent_micro".into(), cost as i64)],
                     condition: None,
                 },
             ])
@@ -296,40 +252,72 @@ impl Accounting {
         let page = self
             .table
             .query(
-                Query::partition(usage_pk(account))
+                Query::partition(keys::usage_partition(account))
                     .backward()
                     .limit(limit)
                     .after(cursor),
             )
             .await?;
-        Ok((page.items.iter().map(from_item).collect(), page.cursor))
+        let records = page
+            .items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        Ok((records, page.cursor))
     }
 }
 
-fn from_item(item: &Item) -> UsageRecord {
-    let s = |k: &str| {
-        item.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let n = |k: &str| item.get(k).and_then(Value::as_i64).unwrap_or(0);
-    UsageRecord {
-        id: s("id"),
-        key_id: s("key_id"),
-        endpoint: s("endpoint"),
-        alias: s("alias"),
-        provider_model: s("provider_model"),
-        stream: item.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        input_tokens: n("input_tokens").max(0) as u64,
-        output_tokens: n("output_tokens").max(0) as u64,
-        cost_usd: micro_to_usd(n("cost_micro")),
-        latency_ms: n("latency_ms").max(0) as u64,
-        status: u16::try_from(n("status")).unwrap_or(0),
-        error_code: item
-            .get("error_code")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        created_at: s("created_at"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerodb_domain::store::{Item, Key};
+
+    /// Records written before the serde bridge (attribute by attribute) still read.
+    #[test]
+    fn a_record_in_the_earlier_hand_written_layout_still_reads() {
+        let mut item: Item = Key::new("USAGE#acct_1", "0001700000000000#01hx").item();
+        for (k, v) in [
+            ("id", Value::S("use_1".into())),
+            ("key_id", Value::S("key_1".into())),
+            ("endpoint", Value::S("anthropic".into())),
+            ("alias", Value::S("claude-haiku".into())),
+            ("provider_model", Value::S("claude-3-5-haiku".into())),
+            ("stream", Value::Bool(true)),
+            ("input_tokens", Value::N("11".into())),
+            ("output_tokens", Value::N("7".into())),
+            ("cost_micro", Value::N("42".into())),
+            ("latency_ms", Value::N("130".into())),
+            ("status", Value::N("200".into())),
+            ("created_at", Value::S("2026-01-01T00:00:00.000Z".into())),
+            ("ttl", Value::N("1800000000".into())),
+        ] {
+            item.insert(k.into(), v);
+        }
+        let r: UsageRecord = from_item(item.clone()).unwrap();
+        assert_eq!(r.cost_micro, 42);
+        assert_eq!(r.error_code, None);
+        assert!(r.stream);
+        // And writing it gives the same attributes back.
+        let again = to_item(
+            &Key::new("USAGE#acct_1", "0001700000000000#01hx"),
+            &r,
+            Some(1_800_000_000),
+        )
+        .unwrap();
+        assert_eq!(again, item);
+    }
+
+    #[test]
+    fn dollars_convert_to_micro_credits_once() {
+        assert_eq!(usd_to_micro(0.25), 250_000);
+        assert_eq!(
+            CreditPolicy::from_credits(Some("5")),
+            Ok(CreditPolicy::Grant(5_000_000))
+        );
+        assert!(CreditPolicy::from_credits(Some("-1")).is_err());
+        assert_eq!(
+            CreditPolicy::from_credits(None),
+            Ok(CreditPolicy::Unlimited)
+        );
     }
 }

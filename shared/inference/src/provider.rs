@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::ProviderKind;
+use crate::catalog::{KeySource, Provider};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
-use zerodb_inference::ProviderKind;
-use zerodb_inference::catalog::{KeySource, Provider};
 
 /// The Anthropic API version sent to Anthropic providers.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";

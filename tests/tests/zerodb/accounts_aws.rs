@@ -7,19 +7,18 @@ use std::sync::Arc;
 use zerodb_domain::auth::{AuthService, AuthSettings, Credential};
 use zerodb_domain::clock::SystemClock;
 use zerodb_domain::scope::{Permission, Service};
-use zerodb_store_aws::{AwsClients, AwsTable, provision};
+use zerodb_store_aws::{AwsTable, provision};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_create_against_dynamodb_prints_a_working_root_key() {
-    std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL is not set: run ./infra/test.sh, which starts moto");
-    let clients = AwsClients::from_env().await;
+    // Also sets moto's dummy credentials for this process, which the child inherits.
+    let clients = zerodb_tests::support::aws_clients().await;
     let table = format!("ops-{}", zerodb_domain::ids::time_ordered_id());
     provision::create_table(&clients.dynamodb, &table)
         .await
         .expect("create table");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_zerodb-local"))
+    let out = Command::new(zerodb_tests::workspace_bin("zerodb-local"))
         .args([
             "accounts",
             "create",

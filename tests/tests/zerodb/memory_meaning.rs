@@ -200,7 +200,12 @@ async fn recall_at_5(embedder: Arc<dyn Embedder>) -> (f64, f64, usize, Vec<Strin
     assert!(data.pairs.len() >= 200, "at least 200 pairs");
     let (stores, _guard) = fresh_stores(Backend::Embedded).await;
     let clock = Arc::new(zerodb_domain::clock::SystemClock);
-    let events = zerodb_domain::events::EventSink::new(stores.events.clone(), clock.clone());
+    let events = zerodb_domain::events::EventSink::new(
+        stores
+            .queue(zerodb_domain::queues::QueueName::Events)
+            .clone(),
+        clock.clone(),
+    );
     let svc = MemoryService::new(stores.table.clone(), events, embedder.clone(), clock);
     let caller = root("acct_eval");
     let ns = Namespace::parse("project:eval").unwrap();

@@ -1,0 +1,192 @@
+//! The inference service: the gateway and the accounting around it, and how a process
+//! builds it from its context (providers file, credits, provider keys from the settings
+//! or the secret store, and when usage records are written).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use zerodb_domain::{Context, Deployment};
+
+use crate::accounting::{Accounting, CreditPolicy, UsageRecord};
+use crate::catalog::Provider;
+use crate::gateway::Gateway;
+use crate::provider::{ProviderClient, Providers};
+use crate::stream::Tokens;
+use crate::{Catalog, ProvidersFile};
+
+/// When a call's usage record (and its cost) is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordWrites {
+    /// Before the response ends (a stream's: before its last event). For Lambda, which
+    /// may be frozen as soon as it has answered, so nothing may be left running.
+    Inline,
+    /// On a task of its own, so no call waits for a synced write (zerodb-local, a
+    /// long-running process); `GET /api/v1/usage` first waits for the writes in flight,
+    /// so a client still reads its own calls.
+    Background,
+}
+
+/// The gateway and the accounting around it.
+pub struct Inference {
+    pub gateway: Gateway,
+    pub accounting: Accounting,
+    writes: RecordWrites,
+    /// Held shared by every background write in flight; taken exclusively to wait for
+    /// them all.
+    in_flight: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl Inference {
+    pub fn new(gateway: Gateway, accounting: Accounting, writes: RecordWrites) -> Self {
+        Inference {
+            gateway,
+            accounting,
+            writes,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Returns once every usage record of a call that has answered is written.
+    pub async fn settled(&self) {
+        if self.writes == RecordWrites::Background {
+            drop(self.in_flight.write().await);
+        }
+    }
+
+    /// The service over `ctx`'s table, with `catalog`'s providers keyed by `key_of`.
+    pub fn build(
+        ctx: &Context,
+        catalog: Catalog,
+        key_of: impl Fn(&Provider) -> Option<String>,
+        credits: CreditPolicy,
+        writes: RecordWrites,
+    ) -> anyhow::Result<Self> {
+        let providers = providers(&catalog, key_of)?;
+        let accounting = Accounting::new(ctx.stores().table.clone(), ctx.clock().clone(), credits);
+        Ok(Inference::new(
+            Gateway::new(catalog, providers),
+            accounting,
+            writes,
+        ))
+    }
+
+    /// Prices the call and writes its record, deducting the cost. A failed write is
+    /// logged, not returned: the client has its answer already.
+    pub async fn write_record(&self, account: String, mut record: UsageRecord, tokens: Tokens) {
+        let cost = self
+            .gateway
+            .catalog()
+            .resolve(&record.alias)
+            .map(|r| r.alias.price.cost_micro(tokens.input, tokens.output))
+            .unwrap_or(0);
+        record.input_tokens = tokens.input;
+        record.output_tokens = tokens.output;
+        record.cost_micro = cost;
+        // Taken before the response goes on, so a later usage read waits for the write
+        // and a later call's credit check counts the cost.
+        let held = match self.writes {
+            RecordWrites::Inline => None,
+            RecordWrites::Background => Some((
+                self.in_flight.clone().read_owned().await,
+                self.accounting.reserve(&account, cost),
+            )),
+        };
+        let accounting = self.accounting.clone();
+        let write = async move {
+            if let Err(e) = accounting.record(&account, record).await {
+                tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
+            }
+        };
+        match held {
+            None => write.await,
+            Some(in_flight_and_reserved) => {
+                tokio::spawn(async move {
+                    write.await;
+                    drop(in_flight_and_reserved);
+                });
+            }
+        }
+    }
+}
+
+/// One client per provider of the catalog, with the key `key_of` finds for it.
+pub fn providers(
+    catalog: &Catalog,
+    key_of: impl Fn(&Provider) -> Option<String>,
+) -> anyhow::Result<Providers> {
+    let clients = catalog
+        .providers()
+        .map(|p| {
+            ProviderClient::new(p.clone(), key_of(p)).map_err(|e| {
+                anyhow::anyhow!("building the HTTP client of provider `{}`: {e}", p.name)
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Providers::new(clients))
+}
+
+/// The catalog: the built-in aliases, plus the providers file when one is named.
+pub fn catalog(providers_file: Option<&Path>) -> anyhow::Result<Catalog> {
+    match providers_file {
+        None => Ok(Catalog::builtin()),
+        Some(path) => {
+            let file = ProvidersFile::read(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Catalog::with_file(file).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+    }
+}
+
+/// The catalog from a providers file's text (the Lambda's `ZERODB_PROVIDERS_TOML`).
+pub fn catalog_from_text(text: &str, origin: &str) -> anyhow::Result<Catalog> {
+    let file = ProvidersFile::parse(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    Catalog::with_file(file).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
+}
+
+/// The inference service of the process, from its settings: `ZERODB_PROVIDERS_TOML` (the
+/// providers file inline) or `ZERODB_PROVIDERS` (its path), `ZERODB_CREDITS_USD`, and
+/// provider keys from their variables or the secret store (`api_key_secret`,
+/// `ZERODB_PROVIDER_KEYS_SECRET`). Records are written in the background locally and
+/// before the response on Lambda.
+pub async fn shared(ctx: &Context) -> anyhow::Result<Arc<Inference>> {
+    ctx.service(|ctx| async move {
+        let settings = ctx.settings();
+        let mut problems = Vec::new();
+        let credits = CreditPolicy::from_credits(settings.get("ZERODB_CREDITS_USD"))
+            .map_err(|e| problems.push(e))
+            .ok();
+        let catalog = match settings
+            .raw("ZERODB_PROVIDERS_TOML")
+            .filter(|t| !t.trim().is_empty())
+        {
+            Some(text) => catalog_from_text(text, "ZERODB_PROVIDERS_TOML"),
+            None => catalog(settings.get("ZERODB_PROVIDERS").map(Path::new)),
+        }
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+        let (Some(credits), Some(catalog)) = (credits, catalog) else {
+            anyhow::bail!("configuration: {}", problems.join("; "));
+        };
+        let keys = crate::keys::provider_keys(
+            &catalog,
+            settings,
+            ctx.secrets().as_ref(),
+            settings.get("ZERODB_PROVIDER_KEYS_SECRET"),
+        )
+        .await;
+        let writes = match ctx.deployment() {
+            // One long-running process: no call waits for its record's synced write.
+            Deployment::Local => RecordWrites::Background,
+            Deployment::Lambda => RecordWrites::Inline,
+        };
+        let inference = Inference::build(
+            &ctx,
+            catalog,
+            |p| keys.get(&p.name).cloned(),
+            credits,
+            writes,
+        )?;
+        Ok(Arc::new(inference))
+    })
+    .await
+}

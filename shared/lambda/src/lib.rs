@@ -1,0 +1,124 @@
+//! The one Lambda harness: every function's `main` is a call to one of these.
+//!
+//! In the init phase, once: configuration from the environment (every problem named at
+//! once), one AWS SDK configuration, the stores on DynamoDB/S3/SQS and the secret store,
+//! the [`Context`]; then the function's groups (or worker) built on it. Then the runtime
+//! loop: [`run_http`] for API Gateway HTTP API events, [`run_streaming`] for a Function
+//! URL in `RESPONSE_STREAM` mode, [`run_sqs`] for an SQS trigger with partial batch
+//! failures. The `_on` forms take a runtime the caller built (the model's, for functions
+//! that embed).
+
+pub mod config;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
+use tokio::runtime::Runtime;
+use zerodb_domain::Context;
+use zerodb_domain::context::{Deployment, Parts, Settings};
+use zerodb_domain::store::Message;
+use zerodb_domain::work::{BatchHandler, Worker};
+use zerodb_http::Group;
+
+pub use lambda_http::Error;
+
+use crate::config::LambdaConfig;
+
+/// The context of a Lambda function, built once in its init phase.
+pub async fn context() -> Result<Context, Error> {
+    let settings = Settings::from_env();
+    let config = LambdaConfig::from_settings(&settings)?;
+    let sdk = zerodb_store_aws::sdk_config().await;
+    let r = &config.resources;
+    Ok(Context::new(Parts {
+        stores: zerodb_store_aws::stores(&sdk, &r.table, &r.bucket, &r.queue_urls),
+        clock: Arc::new(zerodb_domain::clock::SystemClock),
+        auth: config.auth,
+        settings,
+        deployment: Deployment::Lambda,
+        secrets: Arc::new(zerodb_store_aws::AwsSecrets::new(&sdk)),
+    }))
+}
+
+fn runtime() -> Result<Runtime, Error> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn router(groups: &[Group]) -> Result<axum::Router, Error> {
+    zerodb_http::telemetry::init();
+    let ctx = context().await?;
+    Ok(zerodb_http::serve(groups, &ctx).await?)
+}
+
+/// Serves `groups` to API Gateway HTTP API (payload v2) events.
+pub fn run_http(groups: Vec<Group>) -> Result<(), Error> {
+    run_http_on(runtime()?, groups)
+}
+
+pub fn run_http_on(runtime: Runtime, groups: Vec<Group>) -> Result<(), Error> {
+    runtime.block_on(async {
+        let app = router(&groups).await?;
+        lambda_http::run(app).await
+    })
+}
+
+/// Serves `groups` behind a Function URL with `InvokeMode: RESPONSE_STREAM`, so bodies
+/// (SSE events) reach the client as they are written; HTTP API events work too.
+pub fn run_streaming(groups: Vec<Group>) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let app = router(&groups).await?;
+        lambda_http::run_with_streaming_response(app).await
+    })
+}
+
+/// Runs `worker` on its queue's SQS trigger, reporting the messages to retry
+/// (`ReportBatchItemFailures`).
+pub fn run_sqs(worker: Worker) -> Result<(), Error> {
+    run_sqs_on(runtime()?, worker)
+}
+
+pub fn run_sqs_on(runtime: Runtime, worker: Worker) -> Result<(), Error> {
+    runtime.block_on(async {
+        zerodb_http::telemetry::init();
+        let ctx = context().await?;
+        let handler = worker.handler(&ctx).await?;
+        let handler = &*handler;
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+            Ok::<_, Error>(sqs_batch(handler, event.payload).await)
+        }))
+        .await
+    })
+}
+
+/// One SQS batch through a handler: the messages it names go back as batch item
+/// failures, so SQS retries only those.
+pub async fn sqs_batch(handler: &dyn BatchHandler, event: SqsEvent) -> SqsBatchResponse {
+    let messages: Vec<Message> = event
+        .records
+        .into_iter()
+        .map(|r| Message {
+            receive_count: r
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+            id: r.message_id.unwrap_or_default(),
+            receipt: r.receipt_handle.unwrap_or_default(),
+            body: r.body.unwrap_or_default(),
+        })
+        .collect();
+    let failed = handler.handle(&messages).await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}

@@ -1,0 +1,16 @@
+//! Every black-box and adapter test of the workspace, in one test binary: each module
+//! was its own binary once, and each of those linked the whole workspace again.
+
+mod accounts_aws;
+mod auth_api;
+mod conformance_aws;
+mod conformance_embedded;
+mod contract;
+mod crash;
+mod events_worker;
+mod fake_provider;
+mod inference_api;
+mod lambda;
+mod memory_api;
+mod memory_meaning;
+mod security_api;
