@@ -14,4 +14,13 @@ if dir="$(./infra/fetch-model.sh)"; then
 else
   echo "could not fetch the embedding model; recall will match words, not meaning" >&2
 fi
-exec cargo run --quiet --profile "${PROFILE:-dev}" -p zerodb-local -- "$@"
+profile="${PROFILE:-dev}"
+dir="$profile"; [ "$profile" = dev ] && dir=debug
+quiet=--quiet
+if [ ! -x "target/$dir/zerodb-local" ]; then
+  # The first build compiles the AWS SDK, candle and the rest: about 8 minutes on two
+  # cores (debug; the perf profile takes longer). Show cargo's progress for it.
+  echo "first build of zerodb-local ($profile profile): several minutes; later starts take seconds" >&2
+  quiet=
+fi
+exec cargo run $quiet --profile "$profile" -p zerodb-local -- "$@"

