@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Time llm-guard's InvisibleText input scanner on a UTF-8 plain-text file.
 
-    .venv-bench/bin/python bench/llmguard_invisible_text.py <file> [--repeat N] [--keep-logs]
+    .venv-bench/bin/python tests/bench/llmguard_invisible_text.py <file> [--repeat N] [--keep-logs]
 
-Set up the interpreter with infra/bench-venv.sh (llm-guard==0.3.16 --no-deps + structlog).
+Set up the interpreter with tests/bench/venv.sh (llm-guard==0.3.16 --no-deps + structlog).
 Runs one warm-up scan, then N timed scans (default 5) of InvisibleText().scan(prompt), and
 prints ONE line of JSON on stdout:
 
@@ -50,7 +50,7 @@ def _bare_package(name: str, path: list[str]) -> None:
 def load_invisible_text():
     spec = importlib.util.find_spec("llm_guard")
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("llm_guard is not installed in this interpreter; run infra/bench-venv.sh and use "
+        sys.exit("llm_guard is not installed in this interpreter; run tests/bench/venv.sh and use "
                  ".venv-bench/bin/python")
     root = list(spec.submodule_search_locations)
     _bare_package("llm_guard", root)
@@ -64,7 +64,7 @@ def configure_logging(keep_logs: bool) -> None:
     try:
         import structlog
     except ImportError:
-        sys.exit("structlog is not installed in this interpreter; run infra/bench-venv.sh and use "
+        sys.exit("structlog is not installed in this interpreter; run tests/bench/venv.sh and use "
                  ".venv-bench/bin/python")
 
     if keep_logs:

@@ -2,25 +2,25 @@
 # Quarantine throughput on 500,000-character inputs, side by side in one run with
 # llm-guard's InvisibleText scanner on the same plain-text file.
 #
-#   ./bench/quarantine.sh [REPEAT]
+#   ./tests/bench/quarantine.sh [REPEAT]
 #
 # Builds the bench example with the `perf` profile, sets up .venv-bench (llm-guard without
-# its model stack: see infra/bench-venv.sh), generates the input with bench/gen_plain.py.
+# its model stack: see tests/bench/venv.sh), generates the input with tests/bench/gen_plain.py.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 REPEAT="${1:-20}"
 OUT="$ROOT/target/bench-quarantine"
 mkdir -p "$OUT"
 
-"$ROOT/infra/bench-venv.sh"
-python3 bench/gen_plain.py "$OUT/plain500k.txt" --clean-out "$OUT/plain500k.clean.txt" 2>/dev/null
+"$ROOT/tests/bench/venv.sh"
+python3 tests/bench/gen_plain.py "$OUT/plain500k.txt" --clean-out "$OUT/plain500k.clean.txt" 2>/dev/null
 cargo build -q --profile perf -p zerodb-quarantine --example bench_quarantine
 
 echo "== zerodb quarantine (Rust, this machine)"
 target/perf/examples/bench_quarantine --plain "$OUT/plain500k.txt" --expect "$OUT/plain500k.clean.txt" --repeat "$REPEAT" | tee "$OUT/rust.txt"
 echo "== llm-guard InvisibleText on the same plain-text file"
-.venv-bench/bin/python bench/llmguard_invisible_text.py "$OUT/plain500k.txt" --repeat 5 | tee "$OUT/llmguard.json"
+.venv-bench/bin/python tests/bench/llmguard_invisible_text.py "$OUT/plain500k.txt" --repeat 5 | tee "$OUT/llmguard.json"
 
 python3 - "$OUT/rust.txt" "$OUT/llmguard.json" <<'PY'
 import json, sys

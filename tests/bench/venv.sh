@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv-bench in the repo root with the minimum needed to run llm-guard's
-# InvisibleText input scanner (bench/llmguard_invisible_text.py), and nothing else.
+# InvisibleText input scanner (tests/bench/llmguard_invisible_text.py), and nothing else.
 #
-#   infra/bench-venv.sh            # idempotent; silent apart from one line when up to date
-#   PYTHON=python3.11 infra/bench-venv.sh
+#   tests/bench/venv.sh            # idempotent; silent apart from one line when up to date
+#   PYTHON=python3.11 tests/bench/venv.sh
 #
 # Why --no-deps: llm-guard's declared dependencies pull torch, transformers, presidio
 # (spaCy), nltk, tiktoken, ... (several GB). InvisibleText itself only needs the stdlib
@@ -17,11 +17,11 @@
 # interpreter's Unicode database (3.11 -> Unicode 14.0.0, 3.12 -> 15.0.0).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv-bench"
 PYTHON="${PYTHON:-python3.11}"
 
-# Exact pins (also named in the docstring of bench/llmguard_invisible_text.py).
+# Exact pins (also named in the docstring of tests/bench/llmguard_invisible_text.py).
 PINS=(
   "llm-guard==0.3.16"
   "structlog==26.1.0"
