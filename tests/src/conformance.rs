@@ -750,29 +750,37 @@ pub async fn queue_send_receive_delete(q: Arc<dyn Queue>) {
 }
 
 pub async fn queue_visibility_timeout_hides_then_returns(q: Arc<dyn Queue>) {
+    const VISIBILITY: Duration = Duration::from_secs(2);
     q.send_batch(vec!["job".into()]).await.unwrap();
     // Timed from before the call: the timeout starts when the queue hands it out.
     let received_at = Instant::now();
-    let first = q.receive(1, 1).await.unwrap();
+    let first = q.receive(1, VISIBILITY.as_secs() as u32).await.unwrap();
     assert_eq!(first.len(), 1);
-    assert!(
-        q.receive(1, 30).await.unwrap().is_empty(),
-        "hidden during the visibility timeout"
-    );
+    let hidden = q.receive(1, 30).await.unwrap();
+    // Only a look taken inside the timeout says anything (a loaded machine may take
+    // longer than the timeout between the two calls; it takes milliseconds otherwise).
+    if received_at.elapsed() < VISIBILITY {
+        assert!(hidden.is_empty(), "hidden during the visibility timeout");
+    } else {
+        eprintln!("the second receive came after the visibility timeout; not judged");
+    }
     // Poll (bounded) until the timeout lapses and the message is delivered again.
-    let again = loop {
-        let got = q.receive(1, 30).await.unwrap();
-        if let Some(m) = got.into_iter().next() {
-            break m;
-        }
-        assert!(
-            received_at.elapsed() < Duration::from_secs(10),
-            "message never became visible again"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = match hidden.into_iter().next() {
+        Some(m) => m,
+        None => loop {
+            let got = q.receive(1, 30).await.unwrap();
+            if let Some(m) = got.into_iter().next() {
+                break m;
+            }
+            assert!(
+                received_at.elapsed() < Duration::from_secs(15),
+                "message never became visible again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        },
     };
     assert!(
-        received_at.elapsed() >= Duration::from_millis(900),
+        received_at.elapsed() >= VISIBILITY - Duration::from_millis(100),
         "not visible before its timeout: {:?}",
         received_at.elapsed()
     );

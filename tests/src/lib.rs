@@ -10,13 +10,18 @@ pub mod support;
 /// A binary of another package of the workspace (a Lambda function, zerodb-local), from
 /// the target directory this test runs from. Cargo builds other packages' binaries only
 /// when asked, so the test command builds them first (`cargo build --workspace --bins`).
+/// `ZERODB_BIN_DIR` points elsewhere (e.g. `target/perf`, to time optimised binaries).
 pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     // <target>/<profile>/deps/<test binary>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("a test binary lives in <target>/<profile>/deps");
+    let dir = match std::env::var_os("ZERODB_BIN_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("a test binary lives in <target>/<profile>/deps")
+            .to_owned(),
+    };
     let bin = dir.join(name);
     assert!(
         bin.is_file(),

@@ -147,16 +147,12 @@ fn project_ns(project_id: &str) -> Result<Namespace, DomainError> {
 
 fn check_count(field: &str, n: usize, what: &str) -> Result<(), DomainError> {
     if n == 0 {
-        return Err(DomainError::Validation(vec![
-            At::body_path(&[field]).problem(format!("send at least one {what}")),
-        ]));
+        return Err(At::body_path(&[field]).invalid(format!("send at least one {what}")));
     }
     if n > MAX_BATCH {
-        return Err(DomainError::Validation(vec![
-            At::body_path(&[field]).problem(format!(
-                "a batch holds at most {MAX_BATCH} {what}s; got {n}: split it into several requests"
-            )),
-        ]));
+        return Err(At::body_path(&[field]).invalid(format!(
+            "a batch holds at most {MAX_BATCH} {what}s; got {n}: split it into several requests"
+        )));
     }
     Ok(())
 }

@@ -120,17 +120,15 @@ pub async fn create_entity(
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| DEFAULT_ENTITY_TYPE.to_owned());
     if etype.chars().count() > 64 {
-        return Err(DomainError::Validation(vec![
-            At::body_path(&["type"]).problem("type must be at most 64 characters"),
-        ])
-        .into());
+        return Err(At::body_path(&["type"])
+            .invalid("type must be at most 64 characters")
+            .into());
     }
     let aliases = req.aliases.unwrap_or_default();
     if aliases.len() > MAX_ALIASES {
-        return Err(DomainError::Validation(vec![
-            At::body_path(&["aliases"]).problem(format!("at most {MAX_ALIASES} aliases")),
-        ])
-        .into());
+        return Err(At::body_path(&["aliases"])
+            .invalid(format!("at most {MAX_ALIASES} aliases"))
+            .into());
     }
     let aliases = aliases
         .iter()
@@ -273,9 +271,9 @@ pub async fn relate(
             )
             .await
         }
-        _ => Err(DomainError::Validation(vec![At::body_path(&[]).problem(
+        _ => Err(At::body_path(&[]).invalid(
             "send either {source_id, target_id, relationship_type} or {subject, predicate, object}",
-        )])
+        )
         .into()),
     }
 }
@@ -319,11 +317,9 @@ pub async fn traverse(
     can(&caller, Permission::Read)?;
     let hops = req.max_hops.unwrap_or(2);
     if !(1..=MAX_HOPS as i64).contains(&hops) {
-        return Err(DomainError::Validation(vec![
-            At::body_path(&["max_hops"])
-                .problem(format!("max_hops must be between 1 and {MAX_HOPS}")),
-        ])
-        .into());
+        return Err(At::body_path(&["max_hops"])
+            .invalid(format!("max_hops must be between 1 and {MAX_HOPS}"))
+            .into());
     }
     let predicates = req
         .predicate_filter

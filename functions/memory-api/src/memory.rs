@@ -200,11 +200,9 @@ pub async fn forget(
     .filter(|g| **g)
     .count();
     if given != 1 {
-        return Err(DomainError::Validation(vec![
-            At::body_path(&[])
-                .problem("send exactly one of memory_id, namespace, or filter {namespace, tags}"),
-        ])
-        .into());
+        return Err(At::body_path(&[])
+            .invalid("send exactly one of memory_id, namespace, or filter {namespace, tags}")
+            .into());
     }
     if let Some(id) = req.memory_id {
         return match svc.forget_id(&caller, &id).await {
@@ -225,11 +223,9 @@ pub async fn forget(
         (None, None) => unreachable!("exactly one form was given"),
     };
     let ns_text = ns_text.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-        DomainError::Validation(vec![
-            At::body_path(&[field, "namespace"]).problem("name the namespace to forget in"),
-        ])
+        At::body_path(&[field, "namespace"]).invalid("name the namespace to forget in")
     })?;
-    let ns = namespace_at(&[field], &ns_text).map_err(|e| DomainError::Validation(vec![e]))?;
+    let ns = namespace_at(&[field], &ns_text).map_err(|e| DomainError::from(e))?;
     let deleted = svc.forget_where(&caller, &ns, &tags).await?;
     Ok(Json(DeletedCount {
         deleted,

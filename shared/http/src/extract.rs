@@ -67,7 +67,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DomainError> {
         } else {
             At::segments(loc).problem_of(bare, "value_error")
         };
-        DomainError::Validation(vec![e])
+        DomainError::from(e)
     })
 }
 
