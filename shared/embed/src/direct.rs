@@ -11,9 +11,9 @@
 //! f32 pass by a cosine of 0.9993 or better for any text with words (tested in
 //! tests/tests/memory_meaning.rs and shared/embed/tests/minilm.rs).
 
+use crate::bert::{Config as BertConfig, HiddenAct, PositionEmbeddingType};
 use candle_core::DType;
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{Config as BertConfig, HiddenAct, PositionEmbeddingType};
 
 /// Texts of up to this many word pieces take the direct path when embedded alone. The
 /// limit keeps the int8 path to query-sized texts; around it the two paths cost about the

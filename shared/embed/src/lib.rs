@@ -7,6 +7,7 @@
 //! query inline, so single short texts are kept fast (see `src/bin/bench-embed.rs`).
 //! No provider panics on any text: empty, huge, emoji or control characters.
 
+mod bert;
 mod config;
 mod direct;
 mod error;
