@@ -204,21 +204,35 @@ pub struct TestApp {
     _guard: Guard,
 }
 
-/// The context of a test: Lambda's semantics (no namespace cache, shared rate counts).
-pub fn test_context(stores: Stores, clock: Arc<ManualClock>, per_minute: u32) -> Context {
+/// A context with Lambda's semantics (no namespace cache, nothing after a response), no
+/// settings and no secret store, over `stores`.
+pub fn context_of(
+    stores: Stores,
+    clock: Arc<dyn zerodb_domain::clock::Clock>,
+    auth: AuthSettings,
+) -> Context {
     Context::new(Parts {
         stores,
         clock,
-        auth: AuthSettings {
-            jwt_secret: b"test-secret-test-secret-test-secret!".to_vec(),
-            rate_limit_per_minute: per_minute,
-            // The table counter, so the shared (Lambda) behaviour runs on both backends.
-            rate_counting: zerodb_domain::rate::RateCounting::Shared,
-        },
+        auth,
         settings: Settings::default(),
         deployment: Deployment::Lambda,
         secrets: Arc::new(NoSecrets),
     })
+}
+
+/// The context of a test app: rate counts in the table, so the shared (Lambda)
+/// behaviour runs on both backends.
+pub fn test_context(stores: Stores, clock: Arc<ManualClock>, per_minute: u32) -> Context {
+    context_of(
+        stores,
+        clock,
+        AuthSettings {
+            jwt_secret: b"test-secret-test-secret-test-secret!".to_vec(),
+            rate_limit_per_minute: per_minute,
+            rate_counting: zerodb_domain::rate::RateCounting::Shared,
+        },
+    )
 }
 
 /// The memory service tests use: recall's vector write-back runs before it answers, so

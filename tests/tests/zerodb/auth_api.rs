@@ -589,14 +589,11 @@ async fn table_calls_for_one_request(
         rate_limit_per_minute: 100,
         rate_counting: counting_mode,
     };
-    let ctx = zerodb_domain::Context::new(zerodb_domain::context::Parts {
+    let ctx = zerodb_tests::support::context_of(
         stores,
-        clock: Arc::new(zerodb_domain::clock::SystemClock),
-        auth: settings,
-        settings: Default::default(),
-        deployment: zerodb_domain::Deployment::Lambda,
-        secrets: Arc::new(zerodb_domain::context::NoSecrets),
-    });
+        Arc::new(zerodb_domain::clock::SystemClock),
+        settings,
+    );
     let app = zerodb_http::serve(&[auth_api::group()], &ctx)
         .await
         .unwrap();

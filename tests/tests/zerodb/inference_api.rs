@@ -543,18 +543,15 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
         table: counting.clone(),
         ..stores
     };
-    let ctx = zerodb_domain::Context::new(zerodb_domain::context::Parts {
+    let ctx = zerodb_tests::support::context_of(
         stores,
-        clock: Arc::new(zerodb_domain::clock::SystemClock),
-        auth: zerodb_domain::auth::AuthSettings {
+        Arc::new(zerodb_domain::clock::SystemClock),
+        zerodb_domain::auth::AuthSettings {
             jwt_secret: vec![7; 32],
             rate_limit_per_minute: 100,
             rate_counting: zerodb_domain::rate::RateCounting::Shared,
         },
-        settings: Default::default(),
-        deployment: zerodb_domain::Deployment::Lambda,
-        secrets: Arc::new(zerodb_domain::context::NoSecrets),
-    });
+    );
     let catalog = catalog_from_text(
         &format!(
             "[providers.fo]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"UNUSED\"\n[aliases]\no-echo = {{ provider = \"fo\", model = \"echo-1\" }}\n",

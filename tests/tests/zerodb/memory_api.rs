@@ -1024,14 +1024,7 @@ async fn a_failed_event_send_never_fails_the_write() {
         rate_counting: zerodb_domain::rate::RateCounting::Shared,
     };
     let clock = Arc::new(zerodb_domain::clock::SystemClock);
-    let ctx = zerodb_domain::Context::new(zerodb_domain::context::Parts {
-        stores: stores.clone(),
-        clock,
-        auth: settings,
-        settings: Default::default(),
-        deployment: zerodb_domain::Deployment::Lambda,
-        secrets: Arc::new(zerodb_domain::context::NoSecrets),
-    });
+    let ctx = zerodb_tests::support::context_of(stores.clone(), clock, settings);
     let memory =
         zerodb_tests::support::test_memory(&ctx, Arc::new(zerodb_embed::LexicalEmbedder::new(64)));
     ctx.provide(memory);
