@@ -100,27 +100,40 @@ pub struct Accounting {
     table: Arc<dyn Table>,
     clock: Arc<dyn Clock>,
     policy: CreditPolicy,
-    /// Costs of calls that have answered but whose records are still being written, by
-    /// account: counted as spent by `check`, so a call that follows another sees its cost.
-    pending: Arc<Mutex<HashMap<String, u64>>>,
+    /// Per account, held shared by each of its background record writes in flight;
+    /// `check` takes it exclusively, so a call that follows another waits for the
+    /// earlier cost to be in the table before it reads the balance.
+    writing: Writing,
 }
 
-/// A cost counted as spent until dropped (after its record is written).
-pub struct Pending {
-    pending: Arc<Mutex<HashMap<String, u64>>>,
+type Writing = Arc<Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>>;
+
+/// An account's record write in flight: `check` for that account waits until it drops.
+pub struct Writes {
+    writing: Writing,
     account: String,
-    micro: u64,
+    guard: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
-impl Drop for Pending {
+impl Drop for Writes {
     fn drop(&mut self) {
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(v) = map.get_mut(&self.account) {
-            *v = v.saturating_sub(self.micro);
-            if *v == 0 {
-                map.remove(&self.account);
-            }
+        if let Some(guard) = self.guard.take() {
+            let lock = tokio::sync::OwnedRwLockReadGuard::rwlock(&guard).clone();
+            drop(guard);
+            forget_if_idle(&self.writing, &self.account, &lock);
         }
+    }
+}
+
+/// Drops the account's lock from the map when `lock` (one clone, the caller's) and the
+/// map's own are the only ones left, so the map holds only accounts with writes in flight.
+fn forget_if_idle(writing: &Writing, account: &str, lock: &Arc<tokio::sync::RwLock<()>>) {
+    let mut map = writing.lock().unwrap_or_else(|p| p.into_inner());
+    if map
+        .get(account)
+        .is_some_and(|l| Arc::ptr_eq(l, lock) && Arc::strong_count(lock) == 2)
+    {
+        map.remove(account);
     }
 }
 
@@ -130,22 +143,38 @@ impl Accounting {
             table,
             clock,
             policy,
-            pending: Arc::default(),
+            writing: Arc::default(),
         }
     }
 
-    /// Counts `micro` as spent by `account` until the returned guard is dropped.
-    pub fn reserve(&self, account: &str, micro: u64) -> Pending {
-        *self
-            .pending
+    /// Marks a record write of `account` in flight until the returned guard drops
+    /// (after the write). Taken before the call answers, so any later call sees it.
+    pub async fn writing(&self, account: &str) -> Writes {
+        let lock = self
+            .writing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(account.to_owned())
-            .or_default() += micro;
-        Pending {
-            pending: self.pending.clone(),
+            .or_default()
+            .clone();
+        Writes {
+            writing: self.writing.clone(),
             account: account.to_owned(),
-            micro,
+            guard: Some(lock.read_owned().await),
+        }
+    }
+
+    /// Returns once every record write of `account` in flight when called has landed.
+    async fn written(&self, account: &str) {
+        let lock = self
+            .writing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account)
+            .cloned();
+        if let Some(lock) = lock {
+            drop(lock.write().await);
+            forget_if_idle(&self.writing, account, &lock);
         }
     }
 
@@ -159,15 +188,11 @@ impl Accounting {
         let CreditPolicy::Grant(_) = self.policy else {
             return Ok(());
         };
+        // Waiting here, not adding the costs in flight to a balance read beside them: the
+        // read cannot tell whether a write that lands during it is counted already.
+        self.written(account).await;
         let balance = self.balance(account).await?;
-        let in_flight = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(account)
-            .copied()
-            .unwrap_or(0);
-        let spent = balance.spent_micro + i64::try_from(in_flight).unwrap_or(i64::MAX);
+        let spent = balance.spent_micro;
         match balance.granted_micro {
             Some(granted) if granted - spent <= 0 => {
                 Err(DomainError::InsufficientCredits(format!(

@@ -82,13 +82,13 @@ impl Inference {
         record.input_tokens = tokens.input;
         record.output_tokens = tokens.output;
         record.cost_micro = cost;
-        // Taken before the response goes on, so a later usage read waits for the write
-        // and a later call's credit check counts the cost.
+        // Taken before the response goes on, so a later usage read and a later call's
+        // credit check of this account wait for the write.
         let held = match self.writes {
             RecordWrites::Inline => None,
             RecordWrites::Background => Some((
                 self.in_flight.clone().read_owned().await,
-                self.accounting.reserve(&account, cost),
+                self.accounting.writing(&account).await,
             )),
         };
         let accounting = self.accounting.clone();
@@ -99,10 +99,10 @@ impl Inference {
         };
         match held {
             None => write.await,
-            Some(in_flight_and_reserved) => {
+            Some(in_flight) => {
                 tokio::spawn(async move {
                     write.await;
-                    drop(in_flight_and_reserved);
+                    drop(in_flight);
                 });
             }
         }
