@@ -50,8 +50,9 @@ PIP=$!
 MODEL=$!
 # One build of everything: the test binaries, and the binaries other packages' tests run
 # (the Lambda functions, zerodb-local, the fake provider). The test run and the Python
-# tests below reuse it; nothing is compiled twice.
-cargo build --workspace --all-targets
+# tests below reuse it; nothing is compiled twice. Not `--all-targets`: its `--benches`
+# compiles every library and binary once more as a benchmark harness, which no test runs.
+cargo build --workspace --lib --bins --tests --examples
 wait "$PIP" || { cat target/pip.log; echo "installing the Python tools failed" >&2; exit 1; }
 wait "$MODEL" || { cat target/fetch-model.log; echo "fetching the embedding model failed" >&2; exit 1; }
 ZERODB_MINILM_DIR="$(cat target/model-dir)"
