@@ -81,7 +81,8 @@ free_port() {
 }
 
 PORT=$(free_port)
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
+# moto with its DynamoDB requests made atomic, as DynamoDB makes them (see the script).
+"$VENV/bin/python" tests/moto_server.py -H 127.0.0.1 -p "$PORT" > target/moto.log 2>&1 &
 PIDS+=($!)
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1

@@ -41,7 +41,7 @@ cargo build --quiet --profile perf -p auth-api -p memory-api -p security-api -p 
 VENV_TEST=.venv
 [ -x "$VENV_TEST/bin/moto_server" ] || { python3 -m venv "$VENV_TEST"; "$VENV_TEST/bin/pip" install --quiet -r infra/requirements-test.txt; }
 PORT=$("$VENV_TEST/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$VENV_TEST/bin/moto_server" -H 127.0.0.1 -p "$PORT" >target/moto-bench.log 2>&1 &
+"$VENV_TEST/bin/python" tests/moto_server.py -H 127.0.0.1 -p "$PORT" >target/moto-bench.log 2>&1 &
 MOTO=$!
 trap 'kill $MOTO 2>/dev/null || true' EXIT
 sleep 2
