@@ -18,7 +18,7 @@ profile="${PROFILE:-dev}"
 dir="$profile"; [ "$profile" = dev ] && dir=debug
 quiet=--quiet
 if [ ! -x "target/$dir/zerodb-local" ]; then
-  # The first build compiles the AWS SDK, candle and the rest: about 8 minutes on two
+  # The first build compiles the AWS SDK, candle and the rest: about 10 minutes on two
   # cores (debug; the perf profile takes longer). Show cargo's progress for it.
   echo "first build of zerodb-local ($profile profile): several minutes; later starts take seconds" >&2
   quiet=
