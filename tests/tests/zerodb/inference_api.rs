@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use zerodb_inference::accounting::CreditPolicy;
+use zerodb_domain::DomainError;
+use zerodb_inference::accounting::{CreditPolicy, UsageRecord};
 use zerodb_inference::service::catalog_from_text;
 use zerodb_inference::{Inference, RecordWrites};
 use zerodb_tests::fake_provider::FakeProvider;
@@ -233,6 +234,50 @@ async fn spent_credits_give_402_before_the_provider_is_called(backend: Backend) 
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
+async fn a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses(backend: Backend) {
+    // zerodb-local writes a call's record after answering; the next call's check must
+    // still count it. Hold a write in flight, start the check, land the write (all 10
+    // credits), release it: the check must see the balance spent.
+    let (app, _fake) = app_with(backend, 0, CreditPolicy::Grant(10_000_000)).await;
+    let accounting = app.inference.accounting.clone();
+    let in_flight = accounting.writing(&app.account_id).await;
+    // Another account's check is not held up by this one's write.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        accounting.check("acct_someone_else"),
+    )
+    .await
+    .expect("another account's check waited on this account's write")
+    .expect("another account has credits");
+    let check = tokio::spawn({
+        let accounting = accounting.clone();
+        let account = app.account_id.clone();
+        async move { accounting.check(&account).await }
+    });
+    let record = UsageRecord {
+        id: "use_inflight".into(),
+        key_id: "key_1".into(),
+        endpoint: "openai".into(),
+        alias: "pricey".into(),
+        provider_model: "echo-1".into(),
+        stream: false,
+        input_tokens: 4,
+        output_tokens: 6,
+        cost_micro: 10_000_000,
+        latency_ms: 1,
+        status: 200,
+        error_code: None,
+        created_at: String::new(),
+    };
+    accounting.record(&app.account_id, record).await.unwrap();
+    drop(in_flight);
+    let checked = check.await.unwrap();
+    assert!(
+        matches!(checked, Err(DomainError::InsufficientCredits(_))),
+        "the check read the balance before the write in flight landed: {checked:?}"
+    );
+}
+
 async fn the_per_key_rate_limit_applies_with_retry_after(backend: Backend) {
     let (app, _fake) = app_with(backend, 2, CreditPolicy::Unlimited).await;
     for _ in 0..2 {
@@ -347,6 +392,7 @@ on_both_backends!(
     a_key_without_inference_call_is_refused_before_any_provider_call,
     another_tenant_cannot_read_usage_or_spend_credits,
     spent_credits_give_402_before_the_provider_is_called,
+    a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses,
     the_per_key_rate_limit_applies_with_retry_after,
     provider_errors_map_to_statuses_and_are_recorded,
     streams_are_sse_in_the_clients_format_and_recorded_when_they_end,
