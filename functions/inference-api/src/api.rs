@@ -455,8 +455,8 @@ pub async fn usage(
         .map(Cursor::from_client)
         .transpose()
         .map_err(DomainError::from)?;
-    // Read your own calls: records still being written are waited for.
-    inf.settled().await;
+    // Read your own calls: this account's records still being written are waited for.
+    inf.accounting.written(&caller.account_id).await;
     let (records, next) = inf
         .accounting
         .list(&caller.account_id, limit as usize, cursor)

@@ -225,7 +225,7 @@ pub async fn forget(
     let ns_text = ns_text.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
         At::body_path(&[field, "namespace"]).invalid("name the namespace to forget in")
     })?;
-    let ns = namespace_at(&[field], &ns_text).map_err(|e| DomainError::from(e))?;
+    let ns = namespace_at(&[field], &ns_text).map_err(DomainError::from)?;
     let deleted = svc.forget_where(&caller, &ns, &tags).await?;
     Ok(Json(DeletedCount {
         deleted,

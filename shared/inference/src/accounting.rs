@@ -101,8 +101,9 @@ pub struct Accounting {
     clock: Arc<dyn Clock>,
     policy: CreditPolicy,
     /// Per account, held shared by each of its background record writes in flight;
-    /// `check` takes it exclusively, so a call that follows another waits for the
-    /// earlier cost to be in the table before it reads the balance.
+    /// `written` takes it exclusively, so a usage read or credit check that follows a
+    /// call waits for that call's record (and cost) to be in the table. Per account, so
+    /// no tenant waits on another's writes.
     writing: Writing,
 }
 
@@ -165,7 +166,7 @@ impl Accounting {
     }
 
     /// Returns once every record write of `account` in flight when called has landed.
-    async fn written(&self, account: &str) {
+    pub async fn written(&self, account: &str) {
         let lock = self
             .writing
             .lock()

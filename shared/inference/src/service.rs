@@ -21,8 +21,9 @@ pub enum RecordWrites {
     /// may be frozen as soon as it has answered, so nothing may be left running.
     Inline,
     /// On a task of its own, so no call waits for a synced write (zerodb-local, a
-    /// long-running process); `GET /api/v1/usage` first waits for the writes in flight,
-    /// so a client still reads its own calls.
+    /// long-running process); `GET /api/v1/usage` and the credit check first wait for the
+    /// account's writes in flight (`Accounting::written`), so a client still reads its own
+    /// calls.
     Background,
 }
 
@@ -31,9 +32,6 @@ pub struct Inference {
     pub gateway: Gateway,
     pub accounting: Accounting,
     writes: RecordWrites,
-    /// Held shared by every background write in flight; taken exclusively to wait for
-    /// them all.
-    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Inference {
@@ -42,14 +40,6 @@ impl Inference {
             gateway,
             accounting,
             writes,
-            in_flight: Arc::default(),
-        }
-    }
-
-    /// Returns once every usage record of a call that has answered is written.
-    pub async fn settled(&self) {
-        if self.writes == RecordWrites::Background {
-            drop(self.in_flight.write().await);
         }
     }
 
@@ -86,10 +76,7 @@ impl Inference {
         // credit check of this account wait for the write.
         let held = match self.writes {
             RecordWrites::Inline => None,
-            RecordWrites::Background => Some((
-                self.in_flight.clone().read_owned().await,
-                self.accounting.writing(&account).await,
-            )),
+            RecordWrites::Background => Some(self.accounting.writing(&account).await),
         };
         let accounting = self.accounting.clone();
         let write = async move {
