@@ -28,7 +28,7 @@ impl NamespaceKind {
     }
 }
 
-/// A validated namespace: `global`, `default`, or `<kind>:<id>`.
+/// A validated namespace: `global`, `default`, `<kind>:<id>`, or a bare name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Namespace {
     /// Shared by all of an account's keys; writing needs an explicit scope.
@@ -36,6 +36,10 @@ pub enum Namespace {
     /// The account's private namespace for writes that name none.
     Default,
     Scoped(NamespaceKind, NamespaceId),
+    /// A bare name (`opencode`): a namespace of its own, as clients that keep their
+    /// memories under one word expect. It holds no `:` or `/`, so it never collides with a
+    /// `<kind>:<id>` namespace, and the kind words themselves are not names.
+    Named(NamespaceId),
 }
 
 /// The id part of a namespace: 1–128 characters of `[A-Za-z0-9._@-]`.
@@ -61,7 +65,8 @@ impl NamespaceId {
 }
 
 impl Namespace {
-    /// Parses the memory form `session:<id>`, `project:<id>`, `user:<id>`, `global`, `default`.
+    /// Parses the memory form `session:<id>`, `project:<id>`, `user:<id>`, `global`,
+    /// `default`, or a bare name.
     pub fn parse(s: &str) -> Result<Self, String> {
         Self::parse_with(s, ':')
     }
@@ -77,11 +82,19 @@ impl Namespace {
             "default" => return Ok(Namespace::Default),
             _ => {}
         }
-        let (kind, id) = s.split_once(sep).ok_or_else(|| {
-            format!(
-                "'{s}' is not a namespace: use global, default, or session{sep}<id>, project{sep}<id>, user{sep}<id>"
-            )
-        })?;
+        let Some((kind, id)) = s.split_once(sep) else {
+            if NamespaceKind::parse(s).is_some() {
+                return Err(format!(
+                    "'{s}' needs an id: use {s}{sep}<id>, e.g. {s}{sep}run-42"
+                ));
+            }
+            return NamespaceId::parse(s).map(Namespace::Named).map_err(|m| {
+                format!(
+                    "'{s}' is not a namespace ({}): use global, default, a bare name such as opencode, or session{sep}<id>, project{sep}<id>, user{sep}<id>",
+                    m.replacen("namespace id", "a bare name", 1)
+                )
+            });
+        };
         let kind = NamespaceKind::parse(kind).ok_or_else(|| {
             format!("unknown namespace kind '{kind}': use session, project or user")
         })?;
@@ -101,6 +114,7 @@ impl Namespace {
             Namespace::Global => "global".into(),
             Namespace::Default => "default".into(),
             Namespace::Scoped(k, id) => format!("{}/{}", k.as_str(), id.as_str()),
+            Namespace::Named(name) => name.as_str().to_owned(),
         }
     }
 }
@@ -111,6 +125,7 @@ impl fmt::Display for Namespace {
             Namespace::Global => f.write_str("global"),
             Namespace::Default => f.write_str("default"),
             Namespace::Scoped(k, id) => write!(f, "{}:{}", k.as_str(), id.as_str()),
+            Namespace::Named(name) => f.write_str(name.as_str()),
         }
     }
 }
@@ -137,6 +152,27 @@ mod tests {
         );
         assert!(Namespace::parse("session:").is_err());
         assert!(Namespace::parse("session:a b").is_err());
-        assert!(Namespace::parse("opencode").is_err());
+        assert!(
+            Namespace::parse("session")
+                .unwrap_err()
+                .contains("needs an id")
+        );
+        assert!(
+            Namespace::parse("open code")
+                .unwrap_err()
+                .contains("bare name")
+        );
+    }
+
+    #[test]
+    fn a_bare_name_is_a_namespace_of_its_own() {
+        let oc = Namespace::parse("opencode").unwrap();
+        assert_eq!(oc, Namespace::parse_scope_form("opencode").unwrap());
+        assert_eq!(oc.to_string(), "opencode");
+        assert_eq!(oc.scope_form(), "opencode");
+        assert_eq!(oc.kind(), None);
+        assert_ne!(oc, Namespace::Default);
+        assert_eq!(Namespace::parse("global").unwrap(), Namespace::Global);
+        assert_eq!(Namespace::parse("default").unwrap(), Namespace::Default);
     }
 }

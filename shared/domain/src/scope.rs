@@ -7,8 +7,9 @@
 //! scope      = service ":" permission [ ":" namespace ]
 //! service    = "zerodb" | "inference" | "memory" | "file" | "agent" | "mcp" | "*"
 //! permission = "read" | "write" | "call" | "admin" | "*"
-//! namespace  = "*" | "global" | "default" | kind "/" ( id | "*" )
+//! namespace  = "*" | "global" | "default" | kind "/" ( id | "*" ) | name
 //! kind       = "session" | "project" | "user"
+//! name       = id                ; a bare-name namespace (`opencode`), not a kind word
 //! ```
 //! A scope without a namespace (or with `*`) covers every namespace except writes to
 //! `global`, which need an explicit `:global` scope, because `global` is shared by every
@@ -401,6 +402,31 @@ mod tests {
             assert_eq!(e.scope, text);
             assert!(e.to_string().contains(needle), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_bare_name_scope_grants_that_namespace_only() {
+        let s = Scope::parse("memory:write:opencode").unwrap();
+        assert_eq!(s.to_string(), "memory:write:opencode");
+        assert!(s.grants(Service::Memory, Permission::Write, Some(&ns("opencode"))));
+        assert!(!s.grants(Service::Memory, Permission::Write, Some(&ns("other"))));
+        assert!(!s.grants(
+            Service::Memory,
+            Permission::Write,
+            Some(&Namespace::Default)
+        ));
+        assert!(!s.grants(Service::Memory, Permission::Write, None));
+        assert!(Scope::parse("memory:write").unwrap().grants(
+            Service::Memory,
+            Permission::Write,
+            Some(&ns("opencode"))
+        ));
+        assert!(
+            Scope::parse("memory:read:session")
+                .unwrap_err()
+                .to_string()
+                .contains("needs an id")
+        );
     }
 
     #[test]

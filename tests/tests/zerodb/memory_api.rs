@@ -119,7 +119,7 @@ async fn bad_input_is_a_422_naming_the_field(backend: Backend) {
             "unknown namespace kind",
         ),
         (
-            json!({"content": "x", "namespace": "opencode"}),
+            json!({"content": "x", "namespace": "open code"}),
             "namespace",
             "not a namespace",
         ),
