@@ -224,6 +224,16 @@ pub fn context_of(
 /// The context of a test app: rate counts in the table, so the shared (Lambda)
 /// behaviour runs on both backends.
 pub fn test_context(stores: Stores, clock: Arc<ManualClock>, per_minute: u32) -> Context {
+    test_context_with(stores, clock, per_minute, Default::default())
+}
+
+/// [`test_context`] with these account limits (budget, key cap).
+pub fn test_context_with(
+    stores: Stores,
+    clock: Arc<ManualClock>,
+    per_minute: u32,
+    limits: zerodb_domain::auth::AuthLimits,
+) -> Context {
     context_of(
         stores,
         clock,
@@ -231,6 +241,7 @@ pub fn test_context(stores: Stores, clock: Arc<ManualClock>, per_minute: u32) ->
             jwt_secret: b"test-secret-test-secret-test-secret!".to_vec(),
             rate_limit_per_minute: per_minute,
             rate_counting: zerodb_domain::rate::RateCounting::Shared,
+            limits,
         },
     )
 }
@@ -274,9 +285,19 @@ impl TestApp {
     }
 
     pub async fn with_rate_limit(backend: Backend, per_minute: u32) -> Self {
+        Self::with_limits(backend, per_minute, Default::default()).await
+    }
+
+    /// An app with this per-key budget and these account limits.
+    pub async fn with_limits(
+        backend: Backend,
+        per_minute: u32,
+        limits: zerodb_domain::auth::AuthLimits,
+    ) -> Self {
         Self::build(
             backend,
             per_minute,
+            limits,
             Arc::new(zerodb_embed::LexicalEmbedder::new(384)),
         )
         .await
@@ -287,17 +308,18 @@ impl TestApp {
         backend: Backend,
         embedder: Arc<dyn zerodb_embed::Embedder>,
     ) -> Self {
-        Self::build(backend, 0, embedder).await
+        Self::build(backend, 0, Default::default(), embedder).await
     }
 
     async fn build(
         backend: Backend,
         per_minute: u32,
+        limits: zerodb_domain::auth::AuthLimits,
         embedder: Arc<dyn zerodb_embed::Embedder>,
     ) -> Self {
         let (stores, guard) = fresh_stores(backend).await;
         let clock = Arc::new(ManualClock::starting_now());
-        let ctx = test_context(stores.clone(), clock.clone(), per_minute);
+        let ctx = test_context_with(stores.clone(), clock.clone(), per_minute, limits);
         let memory = test_memory(&ctx, embedder);
         ctx.provide(memory.clone());
         let inference = test_inference(&ctx).await;

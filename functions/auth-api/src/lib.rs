@@ -58,6 +58,9 @@ pub struct KeyView {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The id of the key that minted this one; absent for a root key. Revoking a key
+    /// revokes every key below it.
+    pub created_by: Option<String>,
 }
 
 /// A new key: `key` is shown this once.
@@ -131,6 +134,7 @@ fn view(key: &ApiKey, now: i64) -> KeyView {
         created_at: rfc3339_secs(key.created_at),
         expires_at: key.expires_at.map(rfc3339_secs),
         revoked_at: key.revoked_at.map(rfc3339_secs),
+        created_by: key.created_by.clone(),
     }
 }
 
@@ -141,10 +145,12 @@ fn scope_texts(scopes: Vec<ScopeText>) -> Vec<String> {
 /// Create a scoped API key.
 ///
 /// The caller can only grant scopes it holds, and a key that expires can only create keys
-/// that expire no later.
+/// that expire no later. An account holds at most `ZERODB_MAX_KEYS_PER_ACCOUNT` unrevoked
+/// keys (default 1000).
 #[utoipa::path(post, path = "/api/v1/auth/keys", tag = "auth", request_body = CreateKeyRequest,
     responses(
         (status = 201, description = "Key created; `key` is shown once", body = CreatedKey),
+        (status = 409, description = "The account holds as many keys as it may (CONFLICT): revoke some", body = zerodb_http::ErrorBody),
         (status = 422, description = "Invalid name, ttl_seconds or scope", body = zerodb_http::error::ValidationErrorBody)
     ))]
 pub async fn create_key(
@@ -193,7 +199,9 @@ pub async fn create_key(
     ))
 }
 
-/// List API keys: all of the account's with `zerodb:admin`, otherwise those the caller created.
+/// List API keys: all of the account's with `zerodb:admin`; with `zerodb:read`, those the
+/// calling credential's key minted. Judged on the credential's own scopes (a token's, not
+/// its key's).
 #[utoipa::path(get, path = "/api/v1/auth/keys", tag = "auth", params(ListParams),
     responses(
         (status = 200, body = KeyList),
@@ -228,7 +236,8 @@ pub async fn list_keys(
     }))
 }
 
-/// Get one API key (never its secret).
+/// Get one API key (never its secret): `zerodb:admin`, or `zerodb:read` for a key the
+/// calling credential's key minted.
 #[utoipa::path(get, path = "/api/v1/auth/keys/{key_id}", tag = "auth", params(("key_id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, body = KeyView),
@@ -243,7 +252,9 @@ pub async fn get_key(
     Ok(Json(view(&key, ctx.auth().now())))
 }
 
-/// Revoke an API key. Its next request gets 401 AUTH_003.
+/// Revoke an API key and every key it minted, transitively: `zerodb:admin`, or
+/// `zerodb:write` for a key the calling credential's key minted. Their next requests get
+/// 401 AUTH_003.
 #[utoipa::path(delete, path = "/api/v1/auth/keys/{key_id}", tag = "auth", params(("key_id" = String, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked (revoking again is a no-op)"),

@@ -1,15 +1,23 @@
-//! Accounts, API keys, access tokens and per-key rate limits, over the `Table` port.
+//! Accounts, API keys, access tokens and request budgets, over the `Table` port.
 //!
 //! Key design (one table):
-//! - `ACCT#<account>` / `ACCOUNT`: the account.
+//! - `ACCT#<account>` / `ACCOUNT`: the account, with `key_count`, its unrevoked keys
+//!   (what the per-account key cap is checked against).
 //! - `ACCT#<account>` / `KEY#<key id>`: a key as its account lists it.
 //! - `APIKEY#<sha256 of key>` / `APIKEY`: the same key, found by its hash, so
 //!   authenticating a request is one strongly consistent `GetItem` (a secondary index
 //!   would be eventually consistent, letting a just-revoked key through).
-//! - `RATE#<bucket>` / `<window start>`: request counters, expiring with `ttl` (see `rate`).
+//! - `RATE#<bucket>` / `<window start>`: request counters, expiring with `ttl` (see `rate`):
+//!   one per key (half its hash) and one per account (its id).
 //!
 //! A key's secret exists only in the response that creates it; we keep its SHA-256 and a
 //! short display prefix.
+//!
+//! Keys form a tree: each minted key records `created_by`, the key that minted it.
+//! Revoking a key revokes its whole subtree with it (see [`AuthService::revoke_key`]), so
+//! authenticating stays one `GetItem` of the key itself, with no walk up its ancestors;
+//! and minting checks, in the same transaction, that the minting key is not revoked, so
+//! a revoked key's tokens cannot add keys to a tree being revoked.
 
 use std::sync::Arc;
 
@@ -333,6 +341,17 @@ const ISSUER: &str = "zerodb";
 
 /// Default per-key request budget per minute.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 6000;
+/// Default per-account request budget per minute, shared by all the account's keys.
+pub const DEFAULT_ACCOUNT_RATE_LIMIT_PER_MINUTE: u32 = 30_000;
+/// Default cap on an account's unrevoked keys (its root key included).
+pub const DEFAULT_MAX_KEYS_PER_ACCOUNT: u32 = 1000;
+/// Keys revoked per transaction: two writes each, under DynamoDB's 100, with room for
+/// the account's count.
+const REVOKE_BATCH: usize = 25;
+/// Times a revocation re-reads the account's keys for children minted while it ran.
+const REVOKE_ROUNDS: usize = 8;
+/// Times minting retries when the account's key count moved under it.
+const MINT_ATTEMPTS: usize = 5;
 
 /// The problem with a token-signing secret, if it is too short for HS256.
 pub fn jwt_secret_problem(secret: &[u8]) -> Option<String> {
@@ -348,6 +367,68 @@ pub struct AuthSettings {
     pub rate_limit_per_minute: u32,
     /// Where request counts live.
     pub rate_counting: crate::rate::RateCounting,
+    /// The account budget and the key cap.
+    pub limits: AuthLimits,
+}
+
+/// Per-account limits, read once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthLimits {
+    /// Requests per account per minute, all its keys and tokens together; 0 turns the
+    /// limit off (`ZERODB_ACCOUNT_RATE_LIMIT_PER_MINUTE`).
+    pub account_rate_limit_per_minute: u32,
+    /// Most unrevoked keys an account may hold, its root key included
+    /// (`ZERODB_MAX_KEYS_PER_ACCOUNT`).
+    pub max_keys_per_account: u32,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            account_rate_limit_per_minute: DEFAULT_ACCOUNT_RATE_LIMIT_PER_MINUTE,
+            max_keys_per_account: DEFAULT_MAX_KEYS_PER_ACCOUNT,
+        }
+    }
+}
+
+impl AuthLimits {
+    /// An account budget that is counted but never spent, and no practical key cap
+    /// (benchmarks: counting is part of every request's cost).
+    pub fn unlimited() -> Self {
+        AuthLimits {
+            account_rate_limit_per_minute: u32::MAX,
+            max_keys_per_account: u32::MAX,
+        }
+    }
+
+    /// `ZERODB_ACCOUNT_RATE_LIMIT_PER_MINUTE` and `ZERODB_MAX_KEYS_PER_ACCOUNT`, each
+    /// defaulted when unset; a bad value is named in `problems`.
+    pub fn from_settings(settings: &crate::context::Settings, problems: &mut Vec<String>) -> Self {
+        let mut read = |name: &str, default: u32, min: u32| match settings.get(name) {
+            None => default,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n >= min => n,
+                _ => {
+                    problems.push(format!(
+                        "{name} must be a whole number of at least {min}, not '{v}'"
+                    ));
+                    default
+                }
+            },
+        };
+        AuthLimits {
+            account_rate_limit_per_minute: read(
+                "ZERODB_ACCOUNT_RATE_LIMIT_PER_MINUTE",
+                DEFAULT_ACCOUNT_RATE_LIMIT_PER_MINUTE,
+                0,
+            ),
+            max_keys_per_account: read(
+                "ZERODB_MAX_KEYS_PER_ACCOUNT",
+                DEFAULT_MAX_KEYS_PER_ACCOUNT,
+                1,
+            ),
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -355,6 +436,7 @@ impl std::fmt::Debug for AuthSettings {
         f.debug_struct("AuthSettings")
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_counting", &self.rate_counting)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -392,6 +474,7 @@ pub struct AuthService {
     encoding: EncodingKey,
     decoding: DecodingKey,
     limiter: crate::rate::RateLimiter,
+    max_keys: u32,
 }
 
 impl AuthService {
@@ -410,7 +493,9 @@ impl AuthService {
                     }
                 },
                 settings.rate_limit_per_minute,
+                settings.limits.account_rate_limit_per_minute,
             ),
+            max_keys: settings.limits.max_keys_per_account,
             table,
         }
     }
@@ -433,6 +518,7 @@ impl AuthService {
         let mut account = crate::keys::account(&account_id).item();
         account.insert("name".into(), name.as_str().into());
         account.insert("created_at".into(), Value::int(now));
+        account.insert(KEY_COUNT.into(), Value::int(1));
         let (key, secret) = self.build_key(
             &account_id,
             None,
@@ -525,9 +611,108 @@ impl AuthService {
             }
         }
         let (key, secret) = self.build_key(&caller.account_id, Some(&caller.key_id), new, now);
-        self.table.transact(Self::key_puts(&key)).await?;
-        tracing::info!(key_id = %key.id, "key created");
-        Ok((key, secret))
+        let account = crate::keys::account(&caller.account_id);
+        for _ in 0..MINT_ATTEMPTS {
+            let (count, unchanged) = self.key_count(&caller.account_id, now).await?;
+            if count >= i64::from(self.max_keys) {
+                return Err(DomainError::Conflict(format!(
+                    "this account already holds {count} unrevoked keys, its limit \
+                     (ZERODB_MAX_KEYS_PER_ACCOUNT = {}); revoke keys it no longer uses \
+                     (DELETE /api/v1/auth/keys/{{key_id}}) and try again",
+                    self.max_keys
+                )));
+            }
+            let mut ops = Self::key_puts(&key);
+            // The count moves only if nobody minted or revoked since we read it.
+            ops.push(TxOp::Update {
+                key: account.clone(),
+                updates: vec![Update::Set(KEY_COUNT.into(), Value::int(count + 1))],
+                condition: Some(unchanged),
+            });
+            // The minting key must still stand. A token is verified without reading its
+            // key, so this is what stops a revoked key's tokens from minting, and what
+            // keeps a revocation's sweep of a tree from racing new children under it.
+            ops.push(TxOp::Check {
+                key: crate::keys::account_key(&caller.account_id, &caller.key_id),
+                condition: unrevoked(),
+            });
+            match self.table.transact(ops).await {
+                Ok(()) => {
+                    tracing::info!(key_id = %key.id, "key created");
+                    return Ok((key, secret));
+                }
+                Err(crate::store::StoreError::Conflict) => {
+                    let parent = self
+                        .table
+                        .get(&crate::keys::account_key(
+                            &caller.account_id,
+                            &caller.key_id,
+                        ))
+                        .await?;
+                    if parent.is_none_or(|p| p.contains_key("revoked_at")) {
+                        return Err(DomainError::Unauthenticated(AuthFailure::Revoked));
+                    }
+                    // Otherwise the count moved under us: read it again.
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(DomainError::Unavailable {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// The account's key count as stored, and the condition that it is still that.
+    /// Recounted from the keys themselves when absent (an account from before the
+    /// count) or at the cap, where keys that expired since they were counted free
+    /// their places.
+    async fn key_count(&self, account: &str, now: i64) -> Result<(i64, Condition), DomainError> {
+        let stored = self
+            .table
+            .get(&crate::keys::account(account))
+            .await?
+            .and_then(|item| item.get(KEY_COUNT).and_then(Value::as_i64));
+        let unchanged = match stored {
+            Some(n) => Condition::Equals(KEY_COUNT.into(), Value::int(n)),
+            None => Condition::AttributeNotExists(KEY_COUNT.into()),
+        };
+        match stored {
+            Some(n) if (0..i64::from(self.max_keys)).contains(&n) => Ok((n, unchanged)),
+            _ => {
+                let live = self
+                    .all_keys(account)
+                    .await?
+                    .iter()
+                    .filter(|k| k.status(now) == KeyStatus::Active)
+                    .count();
+                Ok((live as i64, unchanged))
+            }
+        }
+    }
+
+    /// Every key record of the account, read in pages. Bounded by the key cap plus the
+    /// revoked and expired records kept for a month.
+    async fn all_keys(&self, account: &str) -> Result<Vec<ApiKey>, DomainError> {
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .table
+                .query(
+                    Query::partition(crate::keys::account_partition(account))
+                        .begins_with(crate::keys::ACCOUNT_KEY_PREFIX)
+                        .limit(100)
+                        .after(cursor),
+                )
+                .await?;
+            for item in &page.items {
+                keys.push(ApiKey::from_item(item)?);
+            }
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(keys),
+            }
+        }
     }
 
     /// Checks a credential: AUTH_001 unknown, AUTH_002 expired, AUTH_003 revoked or a
@@ -539,31 +724,20 @@ impl AuthService {
         }
     }
 
-    /// Authenticates a request and counts it against its key's rate limit. For an API
-    /// key the bucket comes from the key's hash, so the key lookup and the counter update
-    /// run concurrently: one storage round trip of latency, not two.
+    /// Authenticates a request, then counts it against its key's and its account's
+    /// budgets. Counting only after the credential checks out costs a key request a
+    /// second round trip, and is what keeps a request with an unknown or malformed key
+    /// from writing anything: it is refused after one read (or none, if it is not even
+    /// shaped like a key).
     pub async fn authorize_request(
         &self,
         credential: Credential<'_>,
     ) -> Result<Principal, DomainError> {
-        let now = self.now();
-        match credential {
-            Credential::ApiKey(secret) => {
-                let hash = key_hash(secret)?;
-                let (principal, counted) = tokio::join!(
-                    self.lookup_key(&hash),
-                    self.limiter.check(rate_bucket(&hash), now)
-                );
-                let principal = principal?;
-                counted?;
-                Ok(principal)
-            }
-            Credential::Token(token) => {
-                let principal = self.verify_token(token)?;
-                self.limiter.check(&principal.rate_bucket, now).await?;
-                Ok(principal)
-            }
-        }
+        let principal = self.authenticate(credential).await?;
+        self.limiter
+            .check(&principal.rate_bucket, &principal.account_id, self.now())
+            .await?;
+        Ok(principal)
     }
 
     async fn lookup_key(&self, hash: &str) -> Result<Principal, DomainError> {
@@ -666,17 +840,46 @@ impl AuthService {
         })
     }
 
-    /// Keys the caller may see: every key of the account with `zerodb:admin`, otherwise
-    /// the keys it minted itself.
+    /// Whether the caller may manage (`Read`: list and read, `Write`: revoke) keys:
+    /// `Some(true)` every key of the account (`zerodb:admin`), `Some(false)` only the
+    /// keys its own key minted (`zerodb:read` / `zerodb:write`), `None` no key at all.
+    /// Judged on the presented credential's own scopes: a narrowed token has only what
+    /// it names, never its key's.
+    fn management(caller: &Principal, permission: Permission) -> Option<bool> {
+        if caller
+            .scopes
+            .grants(Service::Zerodb, Permission::Admin, None)
+        {
+            Some(true)
+        } else if caller.scopes.grants(Service::Zerodb, permission, None) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn management_forbidden(permission: Permission) -> DomainError {
+        let what = match permission {
+            Permission::Write => "revoking keys",
+            _ => "listing or reading keys",
+        };
+        DomainError::Forbidden(format!(
+            "this credential lacks the scope to manage keys: {what} needs 'zerodb:{}' \
+             (the keys this credential's key minted) or 'zerodb:admin' (every key of the account)",
+            permission.as_str()
+        ))
+    }
+
+    /// Keys the caller may see: every key of the account with `zerodb:admin`, with
+    /// `zerodb:read` the keys its own key minted.
     pub async fn list_keys(
         &self,
         caller: &Principal,
         cursor: Option<crate::store::Cursor>,
         limit: usize,
     ) -> Result<(Vec<ApiKey>, Option<crate::store::Cursor>), DomainError> {
-        let admin = caller
-            .scopes
-            .grants(Service::Zerodb, Permission::Admin, None);
+        let admin = Self::management(caller, Permission::Read)
+            .ok_or_else(|| Self::management_forbidden(Permission::Read))?;
         let mut found = Vec::new();
         let mut cursor = cursor;
         // Non-admins see a filtered list, so read on until the page is full.
@@ -703,9 +906,20 @@ impl AuthService {
         }
     }
 
-    /// A key of the caller's account that the caller may manage; 404 otherwise, so other
+    /// A key of the caller's account that the caller may read; 404 otherwise, so other
     /// accounts' key ids are indistinguishable from unknown ones.
     pub async fn get_key(&self, caller: &Principal, key_id: &str) -> Result<ApiKey, DomainError> {
+        self.managed_key(caller, key_id, Permission::Read).await
+    }
+
+    async fn managed_key(
+        &self,
+        caller: &Principal,
+        key_id: &str,
+        permission: Permission,
+    ) -> Result<ApiKey, DomainError> {
+        let admin = Self::management(caller, permission)
+            .ok_or_else(|| Self::management_forbidden(permission))?;
         let not_found = || DomainError::NotFound(format!("API key '{key_id}' not found"));
         if key_id.len() > 64 {
             return Err(not_found());
@@ -716,50 +930,150 @@ impl AuthService {
             .await?
             .ok_or_else(not_found)?;
         let key = ApiKey::from_item(&item)?;
-        let admin = caller
-            .scopes
-            .grants(Service::Zerodb, Permission::Admin, None);
         if admin || key.created_by.as_deref() == Some(caller.key_id.as_str()) {
             Ok(key)
         } else {
             Err(DomainError::Forbidden(format!(
-                "this credential may only manage keys it created; managing '{key_id}' needs the scope 'zerodb:admin'"
+                "this credential may only manage keys its key minted; managing '{key_id}' needs the scope 'zerodb:admin'"
             )))
         }
     }
 
-    /// Revokes a key; revoking a revoked key is a no-op. Takes effect on the next request.
+    /// Revokes a key and, with it, every key it minted, transitively; revoking a revoked
+    /// key is a no-op for the key and finishes the revocation of its subtree (so a
+    /// revocation cut short is completed by repeating it). Takes effect on the next
+    /// request of each key.
+    ///
+    /// The subtree is found from the account's key records (read in pages of 100; at
+    /// most the key cap of them are unrevoked) and revoked 25 keys per transaction.
+    /// Minting checks that the minting key is unrevoked in the same transaction, so once
+    /// a round has revoked every key it found, any child it missed was minted before its
+    /// parent's revocation and the next round's read finds it; rounds repeat until one
+    /// finds nothing left.
     #[tracing::instrument(skip_all, fields(account_id = %caller.account_id, key_id = %key_id))]
     pub async fn revoke_key(&self, caller: &Principal, key_id: &str) -> Result<(), DomainError> {
-        let key = self.get_key(caller, key_id).await?;
-        if key.revoked_at.is_some() {
-            return Ok(());
-        }
+        let key = self.managed_key(caller, key_id, Permission::Write).await?;
         let now = self.now();
+        if key.revoked_at.is_none() {
+            self.revoke_all(&key.account_id, std::slice::from_ref(&key), now)
+                .await?;
+        }
+        for _ in 0..REVOKE_ROUNDS {
+            let all = self.all_keys(&key.account_id).await?;
+            let live = descendants(&all, &key.id)
+                .into_iter()
+                .filter(|k| k.status(now) == KeyStatus::Active)
+                .cloned()
+                .collect::<Vec<_>>();
+            if live.is_empty() {
+                tracing::info!("key revoked");
+                return Ok(());
+            }
+            tracing::info!(descendants = live.len(), "revoking the keys it minted");
+            self.revoke_all(&key.account_id, &live, now).await?;
+        }
+        // Children kept appearing: some are revoked, and repeating the DELETE goes on.
+        Err(DomainError::Unavailable {
+            retry_after_secs: 1,
+        })
+    }
+
+    /// Revokes `keys` in transactions of [`REVOKE_BATCH`], lowering the account's key
+    /// count by those that were live.
+    async fn revoke_all(
+        &self,
+        account: &str,
+        keys: &[ApiKey],
+        now: i64,
+    ) -> Result<(), DomainError> {
+        for chunk in keys.chunks(REVOKE_BATCH) {
+            match self
+                .table
+                .transact(Self::revocation(account, chunk, now))
+                .await
+            {
+                Ok(()) => {}
+                // One of them was revoked concurrently, or expired out of storage: the
+                // rest one by one, each already-gone key skipped.
+                Err(crate::store::StoreError::Conflict) => {
+                    for k in chunk {
+                        match self
+                            .table
+                            .transact(Self::revocation(account, std::slice::from_ref(k), now))
+                            .await
+                        {
+                            Ok(()) | Err(crate::store::StoreError::Conflict) => {}
+                            Err(other) => return Err(other.into()),
+                        }
+                    }
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn revocation(account: &str, keys: &[ApiKey], now: i64) -> Vec<TxOp> {
         let revoke = |k: Key| TxOp::Update {
             key: k,
             updates: vec![
                 Update::Set("revoked_at".into(), Value::int(now)),
                 Update::Set(crate::store::TTL.into(), Value::int(now + TOMBSTONE_SECS)),
             ],
-            condition: Some(Condition::Exists),
+            condition: Some(unrevoked()),
         };
-        self.table
-            .transact(vec![
-                revoke(crate::keys::account_key(&key.account_id, &key.id)),
-                revoke(crate::keys::api_key_by_hash(&key.hash)),
-            ])
-            .await
-            .map_err(|e| match e {
-                // Revoked concurrently, or just expired out of storage: the key is gone either way.
-                crate::store::StoreError::Conflict => {
-                    DomainError::NotFound(format!("API key '{key_id}' not found"))
-                }
-                other => other.into(),
-            })?;
-        tracing::info!("key revoked");
-        Ok(())
+        let mut ops = Vec::with_capacity(2 * keys.len() + 1);
+        for k in keys {
+            ops.push(revoke(crate::keys::account_key(account, &k.id)));
+            ops.push(revoke(crate::keys::api_key_by_hash(&k.hash)));
+        }
+        // An expired key was already left out of the count when it was last recounted.
+        let live = keys
+            .iter()
+            .filter(|k| k.status(now) == KeyStatus::Active)
+            .count() as i64;
+        if live > 0 {
+            ops.push(TxOp::Update {
+                key: crate::keys::account(account),
+                updates: vec![Update::Add(KEY_COUNT.into(), -live)],
+                condition: Some(Condition::Exists),
+            });
+        }
+        ops
     }
+}
+
+/// The account record's count of unrevoked keys.
+const KEY_COUNT: &str = "key_count";
+
+/// A key record that exists and is not revoked.
+fn unrevoked() -> Condition {
+    Condition::All(vec![
+        Condition::Exists,
+        Condition::AttributeNotExists("revoked_at".into()),
+    ])
+}
+
+/// The keys `root` minted, and the keys they minted, and so on.
+fn descendants<'a>(all: &'a [ApiKey], root: &str) -> Vec<&'a ApiKey> {
+    let mut children: std::collections::HashMap<&str, Vec<&ApiKey>> = Default::default();
+    for k in all {
+        if let Some(parent) = k.created_by.as_deref() {
+            children.entry(parent).or_default().push(k);
+        }
+    }
+    let mut seen = std::collections::HashSet::from([root]);
+    let mut stack = vec![root];
+    let mut found = Vec::new();
+    while let Some(id) = stack.pop() {
+        for &c in children.get(id).into_iter().flatten() {
+            if seen.insert(c.id.as_str()) {
+                stack.push(c.id.as_str());
+                found.push(c);
+            }
+        }
+    }
+    found
 }
 
 /// Epoch seconds to a timestamp.

@@ -90,6 +90,7 @@ async fn serve(
         jwt_secret: zerodb_domain::ids::random_base62(64).into_bytes(),
         rate_limit_per_minute: u32::MAX,
         rate_counting,
+        limits: zerodb_domain::auth::AuthLimits::unlimited(),
     };
     let account = zerodb_local::create_account(stores.table.clone(), "bench").await?;
     let ctx = zerodb_local::local_context(stores, settings, zerodb_domain::Settings::default());

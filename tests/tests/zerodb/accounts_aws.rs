@@ -53,6 +53,7 @@ async fn accounts_create_against_dynamodb_prints_a_working_root_key() {
             jwt_secret: vec![1; 32],
             rate_limit_per_minute: 0,
             rate_counting: Default::default(),
+            limits: Default::default(),
         },
     );
     let principal = auth

@@ -356,11 +356,18 @@ async fn a_key_can_only_mint_scopes_it_holds_and_not_outlive_itself(b: Backend) 
         )
         .await;
     assert_eq!(longer.status, StatusCode::UNPROCESSABLE_ENTITY);
-    // Without zerodb:admin a key sees only the keys it minted.
+    // Minting needs no management scope, but listing does: this key holds none.
     let mine = app.get("/api/v1/auth/keys", &agent).await;
-    assert_eq!(mine.status, StatusCode::OK);
-    assert_eq!(mine.body["keys"].as_array().unwrap().len(), 1);
-    assert_eq!(mine.body["keys"][0]["name"], "child");
+    assert_eq!(
+        (mine.status, mine.code()),
+        (StatusCode::FORBIDDEN, "PERM_001")
+    );
+    assert!(
+        mine.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("zerodb:read")
+    );
 }
 
 async fn listing_pages_and_never_shows_secrets(b: Backend) {
@@ -481,8 +488,8 @@ async fn another_account_cannot_list_read_or_revoke_keys(b: Backend) {
 async fn rate_limit_answers_429_with_retry_after_then_recovers(b: Backend) {
     let app = TestApp::with_rate_limit(b, 5).await;
     // Another key has its own budget; creating it and minting a token spend two of the
-    // root key's five.
-    let (_, other) = app.create_key(&["memory:read"], None).await;
+    // root key's five. It may list the keys it minted (none), which is what it calls.
+    let (_, other) = app.create_key(&["zerodb:read"], None).await;
     let token = app
         .post("/api/v1/auth/token", &app.root_key, json!({}))
         .await
@@ -550,7 +557,367 @@ async fn unknown_routes_and_methods_answer_json(b: Backend) {
     let _: Value = doc.body;
 }
 
+fn token_of(r: &zerodb_tests::support::Reply) -> String {
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    r.body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The case: the root key mints a child, then exchanges itself for a token
+/// narrowed to `memory:read:session/x`. That token must not list, read or revoke the
+/// child: key management is judged on the token's own scopes, never its key's.
+async fn a_narrowed_token_has_only_its_own_management_rights(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (child_id, child) = app.create_key(&["memory:read"], None).await;
+    let narrow = token_of(
+        &app.post(
+            "/api/v1/auth/token",
+            &app.root_key,
+            json!({"scopes": ["memory:read:session/x"]}),
+        )
+        .await,
+    );
+    let t = bearer(&narrow);
+    let one = format!("/api/v1/auth/keys/{child_id}");
+    for r in [
+        app.get("/api/v1/auth/keys", &t).await,
+        app.get(&one, &t).await,
+        app.delete(&one, &t).await,
+    ] {
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "PERM_001"),
+            "{:?}",
+            r.body
+        );
+        assert!(r.body["detail"].as_str().unwrap().contains("zerodb:admin"));
+    }
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&child), None)
+            .await
+            .status,
+        StatusCode::OK,
+        "the child was not revoked"
+    );
+
+    // `zerodb:read` lists and reads the keys the credential's key minted, but does not
+    // revoke them; `zerodb:write` does.
+    let reader = bearer(&token_of(
+        &app.post(
+            "/api/v1/auth/token",
+            &app.root_key,
+            json!({"scopes": ["zerodb:read"]}),
+        )
+        .await,
+    ));
+    let listed = app.get("/api/v1/auth/keys", &reader).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let ids: Vec<&str> = listed.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [child_id.as_str()],
+        "its own key was not minted by itself"
+    );
+    assert_eq!(app.get(&one, &reader).await.status, StatusCode::OK);
+    let r = app.delete(&one, &reader).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "PERM_001"));
+    assert!(r.body["detail"].as_str().unwrap().contains("zerodb:write"));
+    let writer = bearer(&token_of(
+        &app.post(
+            "/api/v1/auth/token",
+            &app.root_key,
+            json!({"scopes": ["zerodb:write"]}),
+        )
+        .await,
+    ));
+    assert_eq!(
+        app.delete(&one, &writer).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&child), None)
+            .await
+            .code(),
+        "AUTH_003"
+    );
+}
+
+/// Revoking a key revokes what it minted, and what those minted (through keys and
+/// tokens alike); its siblings stay; every view names its minter.
+async fn revoking_a_key_revokes_every_key_below_it(b: Backend) {
+    let app = TestApp::new(b).await;
+    let mint = |auth: String, name: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    "/api/v1/auth/keys",
+                    &auth,
+                    // A token's keys expire no later than it does (15 minutes).
+                    json!({"name": name, "ttl_seconds": 600, "scopes": ["memory:read", "zerodb:read"]}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{name}: {:?}", r.body);
+            (
+                r.body["id"].as_str().unwrap().to_owned(),
+                r.body["key"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (a_id, a) = mint(bearer(&app.root_key), "a").await;
+    let (sibling_id, sibling) = mint(bearer(&app.root_key), "sibling").await;
+    let (b_id, b_key) = mint(a.clone(), "b").await;
+    let a_token = token_of(&app.post("/api/v1/auth/token", &a, json!({})).await);
+    let (bt_id, bt) = mint(bearer(&a_token), "b via a's token").await;
+    let (c_id, c) = mint(b_key.clone(), "c").await;
+
+    let shown = app
+        .get(&format!("/api/v1/auth/keys/{c_id}"), &app.root_key)
+        .await;
+    assert_eq!(shown.body["created_by"], json!(b_id));
+    let listed = app.get("/api/v1/auth/keys", &app.root_key).await;
+    let by: std::collections::BTreeMap<String, Value> = listed.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().to_owned(),
+                k["created_by"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(by[&a_id], by[&sibling_id], "both minted by the root key");
+    assert!(by[&a_id].is_string());
+    assert_eq!(by[&b_id], json!(a_id));
+    assert_eq!(by[&bt_id], json!(a_id), "a token mints as its key");
+
+    let del = app
+        .delete(&format!("/api/v1/auth/keys/{a_id}"), &app.root_key)
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT, "{:?}", del.body);
+    for (name, key) in [("a", &a), ("b", &b_key), ("b via token", &bt), ("c", &c)] {
+        let r = app
+            .call(Method::POST, "/api/v1/auth/token", Some(key), None)
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNAUTHORIZED, "AUTH_003"),
+            "{name} must be revoked with its ancestor"
+        );
+    }
+    for id in [&b_id, &bt_id, &c_id] {
+        let v = app
+            .get(&format!("/api/v1/auth/keys/{id}"), &app.root_key)
+            .await;
+        assert_eq!(v.body["status"], "revoked", "{id}");
+    }
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&sibling), None)
+            .await
+            .status,
+        StatusCode::OK,
+        "a sibling is not below the revoked key"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/auth/keys/{sibling_id}"), &app.root_key)
+            .await
+            .body["status"],
+        "active"
+    );
+}
+
+/// A token outlives its key's revocation (it is verified without a read), but it can no
+/// longer mint keys.
+async fn a_token_whose_key_was_revoked_cannot_mint_keys(b: Backend) {
+    let app = TestApp::new(b).await;
+    let (id, key) = app.create_key(&["memory:read"], None).await;
+    let token = token_of(&app.post("/api/v1/auth/token", &key, json!({})).await);
+    let del = app
+        .delete(&format!("/api/v1/auth/keys/{id}"), &app.root_key)
+        .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT);
+    let r = app
+        .post(
+            "/api/v1/auth/keys",
+            &bearer(&token),
+            json!({"name": "late", "ttl_seconds": 60, "scopes": ["memory:read"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "AUTH_003"),
+        "{:?}",
+        r.body
+    );
+    let listed = app.get("/api/v1/auth/keys", &app.root_key).await;
+    assert_eq!(
+        listed.body["keys"].as_array().unwrap().len(),
+        2,
+        "the root key and the revoked one, nothing minted after: {:?}",
+        listed.body
+    );
+}
+
+/// An account holds at most the configured number of unrevoked keys; revoking one, or
+/// one expiring, makes room again.
+async fn keys_per_account_are_capped(b: Backend) {
+    let limits = zerodb_domain::auth::AuthLimits {
+        max_keys_per_account: 3,
+        ..Default::default()
+    };
+    let app = TestApp::with_limits(b, 0, limits).await;
+    let (first, _) = app.create_key(&["memory:read"], None).await;
+    app.create_key(&["memory:read"], Some(60)).await;
+    let body = json!({"name": "one too many", "scopes": ["memory:read"]});
+    let refused = app
+        .post("/api/v1/auth/keys", &app.root_key, body.clone())
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::CONFLICT, "CONFLICT"),
+        "{:?}",
+        refused.body
+    );
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("ZERODB_MAX_KEYS_PER_ACCOUNT = 3") && detail.contains("revoke"),
+        "{detail}"
+    );
+    // Another account has its own cap.
+    let other = app.new_account("other").await;
+    let r = app.post("/api/v1/auth/keys", &other, body.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    assert_eq!(
+        app.delete(&format!("/api/v1/auth/keys/{first}"), &app.root_key)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let r = app
+        .post("/api/v1/auth/keys", &app.root_key, body.clone())
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "a revoked key frees its place"
+    );
+    assert_eq!(
+        app.post("/api/v1/auth/keys", &app.root_key, body.clone())
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    app.clock.advance_secs(61);
+    let r = app.post("/api/v1/auth/keys", &app.root_key, body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "an expired key frees its place: {:?}",
+        r.body
+    );
+}
+
+/// Minting keys does not multiply the budget: the account's is shared by all its keys
+/// and their tokens.
+async fn an_account_budget_bounds_all_its_keys(b: Backend) {
+    let limits = zerodb_domain::auth::AuthLimits {
+        account_rate_limit_per_minute: 6,
+        ..Default::default()
+    };
+    let app = TestApp::with_limits(b, 100, limits).await;
+    let mut keys = vec![app.root_key.clone()];
+    for _ in 0..3 {
+        keys.push(app.create_key(&["memory:read"], None).await.1);
+    }
+    // Three spent minting; three more across fresh keys, each far under its own budget.
+    for k in &keys[1..] {
+        let r = app
+            .call(Method::POST, "/api/v1/auth/token", Some(k), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    for k in &keys {
+        let r = app
+            .call(Method::POST, "/api/v1/auth/token", Some(k), None)
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED"),
+            "the account's budget is spent, whichever key asks"
+        );
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    let other = app.new_account("other").await;
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&other), None)
+            .await
+            .status,
+        StatusCode::OK,
+        "another account has its own budget"
+    );
+    app.clock.advance_secs(60);
+    assert_eq!(
+        app.call(Method::POST, "/api/v1/auth/token", Some(&keys[3]), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+/// A request with a well-formed but unknown key is refused after one read and writes no
+/// rate counter (on AWS every such request used to write one).
+async fn an_unknown_key_writes_no_rate_counter(b: Backend) {
+    use zerodb_domain::clock::Clock;
+    let app = TestApp::with_rate_limit(b, 100).await;
+    let unknown = format!("sk_{}", zerodb_domain::ids::random_base62(43));
+    let r = app.get("/api/v1/auth/keys", &unknown).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "AUTH_001"));
+    let hash = hex::encode(sha2::Sha256::digest(unknown.as_bytes()));
+    let now = app.clock.epoch_secs();
+    for window in [now - now.rem_euclid(60), now - now.rem_euclid(60) - 60] {
+        let counter = app
+            .stores
+            .table
+            .get(&Key::new(
+                format!("RATE#{}", &hash[..32]),
+                window.to_string(),
+            ))
+            .await
+            .unwrap();
+        assert!(
+            counter.is_none(),
+            "an unknown key left a counter: {counter:?}"
+        );
+    }
+    // A known key is counted, so the probe above looks where counters are.
+    let ok = app.get("/api/v1/auth/keys", &app.root_key).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let root_hash = hex::encode(sha2::Sha256::digest(app.root_key.as_bytes()));
+    let counted = app
+        .stores
+        .table
+        .get(&Key::new(
+            format!("RATE#{}", &root_hash[..32]),
+            (now - now.rem_euclid(60)).to_string(),
+        ))
+        .await
+        .unwrap();
+    assert!(counted.is_some());
+}
+
 zerodb_tests::on_both_backends!(
+    a_narrowed_token_has_only_its_own_management_rights,
+    revoking_a_key_revokes_every_key_below_it,
+    a_token_whose_key_was_revoked_cannot_mint_keys,
+    keys_per_account_are_capped,
+    an_account_budget_bounds_all_its_keys,
+    an_unknown_key_writes_no_rate_counter,
     seed_steps_1_and_6_create_use_and_revoke_a_scoped_key,
     expired_key_is_rejected_with_auth_002,
     unknown_missing_and_forged_credentials_are_rejected,
@@ -565,8 +932,9 @@ zerodb_tests::on_both_backends!(
 );
 
 /// Storage calls per authenticated request, measured through a counting table: with
-/// shared counting (Lambda) one strongly consistent read of the key and one counter
-/// update, issued concurrently; with in-process counting (zerodb-local) the read alone.
+/// shared counting (Lambda) one strongly consistent read of the key, then the key's and
+/// the account's counter updates, concurrently; with in-process counting (zerodb-local)
+/// the read alone.
 async fn table_calls_for_one_request(
     counting_mode: zerodb_domain::rate::RateCounting,
     bearer_token: bool,
@@ -588,6 +956,7 @@ async fn table_calls_for_one_request(
         jwt_secret: vec![7; 32],
         rate_limit_per_minute: 100,
         rate_counting: counting_mode,
+        limits: Default::default(),
     };
     let ctx = zerodb_tests::support::context_of(
         stores,
@@ -629,18 +998,18 @@ async fn table_calls_for_one_request(
 }
 
 #[tokio::test]
-async fn an_api_key_request_costs_one_read_and_one_counter_update_when_counts_are_shared() {
+async fn an_api_key_request_costs_one_read_and_two_counter_updates_when_counts_are_shared() {
     assert_eq!(
         table_calls_for_one_request(zerodb_domain::rate::RateCounting::Shared, false).await,
-        2
+        3
     );
 }
 
 #[tokio::test]
-async fn a_token_request_costs_one_counter_update_and_no_key_read() {
+async fn a_token_request_costs_two_counter_updates_and_no_key_read() {
     assert_eq!(
         table_calls_for_one_request(zerodb_domain::rate::RateCounting::Shared, true).await,
-        1
+        2
     );
 }
 
