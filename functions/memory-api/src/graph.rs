@@ -1,27 +1,35 @@
 //! The knowledge graph: entities, edges, neighbours, traversal, statistics, and `relate`
 //! in both of the wire forms clients send. The graph is account-wide, so reading it needs
-//! `memory:read` and changing it `memory:write` without a namespace restriction.
+//! `memory:read` and changing it `memory:write` without a namespace restriction. Every read
+//! is bounded: entity lists are pages (the next page's cursor in `X-Next-Cursor`), a
+//! traversal stops at its caps and says so, statistics read kept counts.
 
 use axum::Json;
 use axum::extract::Path;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use zerodb_domain::auth::Principal;
-use zerodb_domain::scope::{Permission, Service};
+use zerodb_domain::scope::Permission;
+use zerodb_domain::store::Cursor;
 use zerodb_domain::{At, DomainError};
 use zerodb_http::{ApiJson, ApiQuery, ApiResult, Auth};
 use zerodb_memory::graph::{
     DEFAULT_ENTITY_TYPE, MAX_ALIASES, MAX_HOPS, check_confidence, check_name, check_predicate,
-    check_properties,
+    check_properties, require_graph,
 };
 use zerodb_memory::{Entity, MemoryService};
 
 use crate::wire::*;
 
 fn can(caller: &Principal, p: Permission) -> Result<(), DomainError> {
-    caller.require(Service::Memory, p, None)
+    require_graph(caller, p)
 }
+
+/// The response header carrying the next page's cursor; absent on the last page.
+pub const NEXT_CURSOR: &str = "x-next-cursor";
+/// Set (`true`) on a neighbour list that a bound cut short.
+pub const TRUNCATED: &str = "x-truncated";
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -30,29 +38,30 @@ pub struct EntityParams {
     #[serde(rename = "type")]
     #[param(rename = "type", max_length = 64)]
     pub entity_type: Option<String>,
-    /// At most this many, 1–1000 (default 100).
+    /// Page size, 1–1000 (default 100). A page filtered by `type` may hold fewer, even
+    /// none, while more follow: read on until `X-Next-Cursor` is absent.
     #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<i64>,
+    /// `X-Next-Cursor` of the previous page, unchanged.
+    #[param(pattern = r"^[A-Za-z0-9_-]*$", max_length = 2048)]
+    pub cursor: Option<String>,
 }
 
-async fn entity_views(
-    svc: &MemoryService,
-    caller: &Principal,
-    entities: Vec<Entity>,
-) -> Result<Vec<EntityView>, DomainError> {
-    let counts = svc.memory_counts(&caller.account_id, &entities).await?;
-    Ok(entities
+fn entity_views(entities: Vec<Entity>) -> Vec<EntityView> {
+    entities
         .into_iter()
-        .zip(counts)
-        .map(|(e, c)| EntityView::new(e, c))
-        .collect())
+        .map(|e| {
+            let n = e.memory_count;
+            EntityView::new(e, n)
+        })
+        .collect()
 }
 
 async fn list(
     svc: MemoryService,
     caller: Principal,
     p: EntityParams,
-) -> ApiResult<Json<Vec<EntityView>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<EntityView>>)> {
     can(&caller, Permission::Read)?;
     if p.entity_type
         .as_ref()
@@ -68,38 +77,55 @@ async fn list(
             .invalid("limit must be between 1 and 1000")
             .into());
     }
-    let entities = svc
+    // An empty cursor (`?cursor=`) means the first page.
+    let cursor = p
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(Cursor::from_client)
+        .transpose()
+        .map_err(DomainError::from)?;
+    let (entities, next) = svc
         .graph()
         .list_entities(
             &caller.account_id,
             p.entity_type.as_deref().filter(|t| !t.is_empty()),
             limit as usize,
+            cursor,
         )
         .await?;
-    Ok(Json(entity_views(&svc, &caller, entities).await?))
+    let mut headers = HeaderMap::new();
+    if let Some(c) = next
+        && let Ok(v) = HeaderValue::from_str(c.as_str())
+    {
+        headers.insert(NEXT_CURSOR, v);
+    }
+    Ok((headers, Json(entity_views(entities))))
 }
 
-/// Entities of the account's graph (with how many memories name each).
+/// Entities of the account's graph (with how many memories name each), a page at a time.
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/entities", tag = "graph", params(EntityParams),
-    responses((status = 200, body = Vec<EntityView>),
-        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody)))]
+    responses((status = 200, body = Vec<EntityView>,
+            headers(("X-Next-Cursor" = String, description = "Pass as `cursor` for the next page; absent on the last page"))),
+        (status = 422, description = "Bad limit or cursor", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn entities(
     State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiQuery(p): ApiQuery<EntityParams>,
-) -> ApiResult<Json<Vec<EntityView>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<EntityView>>)> {
     list(svc, caller, p).await
 }
 
-/// Entities of the account's graph (the graph client's path).
+/// Entities of the account's graph (the graph client's path), a page at a time.
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/entities", tag = "graph", params(EntityParams),
-    responses((status = 200, body = Vec<EntityView>),
-        (status = 422, description = "Bad limit", body = zerodb_http::error::ValidationErrorBody)))]
+    responses((status = 200, body = Vec<EntityView>,
+            headers(("X-Next-Cursor" = String, description = "Pass as `cursor` for the next page; absent on the last page"))),
+        (status = 422, description = "Bad limit or cursor", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn list_entities(
     State(svc): State<MemoryService>,
     Auth(caller): Auth,
     ApiQuery(p): ApiQuery<EntityParams>,
-) -> ApiResult<Json<Vec<EntityView>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<EntityView>>)> {
     list(svc, caller, p).await
 }
 
@@ -147,8 +173,8 @@ pub async fn create_entity(
             svc.now_millis(),
         )
         .await?;
-    let mut views = entity_views(&svc, &caller, vec![e]).await?;
-    Ok((StatusCode::CREATED, Json(views.remove(0))))
+    let n = e.memory_count;
+    Ok((StatusCode::CREATED, Json(EntityView::new(e, n))))
 }
 
 async fn add_edge(
@@ -284,24 +310,30 @@ fn not_found(name: &str) -> DomainError {
     ))
 }
 
-/// Entities one edge away from an entity, in either direction.
+/// Entities one edge away from an entity, in either direction: at most 500, read from
+/// at most 1,001 edges each way (`X-Truncated: true` when either bound left some out).
 #[utoipa::path(get, path = "/api/v1/public/memory/v2/graph/neighbors/{name}", tag = "graph",
     params(("name" = String, Path, description = "Entity name or id")),
-    responses((status = 200, body = Vec<EntityView>),
+    responses((status = 200, body = Vec<EntityView>,
+            headers(("X-Truncated" = String, description = "`true` when a bound cut the list short; absent otherwise"))),
         (status = 404, description = "No such entity (API_404)", body = zerodb_http::ErrorBody)))]
 pub async fn neighbors(
     State(svc): State<MemoryService>,
     Auth(caller): Auth,
     Path(name): Path<String>,
-) -> ApiResult<Json<Vec<EntityView>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<EntityView>>)> {
     can(&caller, Permission::Read)?;
     let g = svc.graph();
     let e = g
         .resolve(&caller.account_id, &name)
         .await?
         .ok_or_else(|| not_found(&name))?;
-    let found = g.neighbors(&caller.account_id, &e.canonical_name).await?;
-    Ok(Json(entity_views(&svc, &caller, found).await?))
+    let (found, cut) = g.neighbors(&caller.account_id, &e.canonical_name).await?;
+    let mut headers = HeaderMap::new();
+    if cut {
+        headers.insert(TRUNCATED, HeaderValue::from_static("true"));
+    }
+    Ok((headers, Json(entity_views(found))))
 }
 
 /// Walk the graph from an entity, breadth first, up to `max_hops`.
@@ -335,9 +367,11 @@ pub async fn traverse(
         .traverse(&caller.account_id, &e, hops as usize, &predicates)
         .await?;
     Ok(Json(PathView {
-        nodes: entity_views(&svc, &caller, path.nodes).await?,
+        nodes: entity_views(path.nodes),
         edges: path.edges.into_iter().map(EdgeView::from).collect(),
         hops: path.hops,
+        truncated: path.truncated.is_some(),
+        truncated_reason: path.truncated,
     }))
 }
 
@@ -351,15 +385,15 @@ pub async fn stats(
     can(&caller, Permission::Read)?;
     let s = svc.graph().stats(&caller.account_id, 10).await?;
     let (entities, degrees): (Vec<Entity>, Vec<usize>) = s.top_entities.into_iter().unzip();
-    let views = entity_views(&svc, &caller, entities).await?;
     Ok(Json(StatsView {
         entity_count: s.entity_count,
         edge_count: s.edge_count,
         density: s.density,
-        top_entities: views
+        top_entities: entity_views(entities)
             .into_iter()
             .zip(degrees)
             .map(|(entity, degree)| RankedEntity { entity, degree })
             .collect(),
+        top_entities_partial: s.top_entities_partial,
     }))
 }

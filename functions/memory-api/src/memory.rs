@@ -146,6 +146,7 @@ pub async fn recall(
     let q = recall_query(req)?;
     let found = svc.recall(&caller, &q).await?;
     let results: Vec<RecalledMemory> = found
+        .results
         .into_iter()
         .map(|s| RecalledMemory {
             memory: s.memory.into(),
@@ -159,6 +160,7 @@ pub async fn recall(
         results,
         memories,
         namespace: q.namespace.to_string(),
+        not_embedded: found.not_embedded,
     }))
 }
 

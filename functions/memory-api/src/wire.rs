@@ -270,7 +270,8 @@ pub struct RecalledMemory {
     pub memory: MemoryView,
     /// The ranking score, 0–1 (formula in the README).
     pub score: f64,
-    /// Cosine similarity of query and memory, clamped to 0–1.
+    /// Cosine similarity of query and memory, clamped to 0–1; for a memory not embedded
+    /// yet (`embedded: false`), the share of the query's terms it contains instead.
     pub similarity: f64,
 }
 
@@ -281,6 +282,9 @@ pub struct RecallResponse {
     pub memories: Vec<RecalledMemory>,
     pub total: usize,
     pub namespace: String,
+    /// Memories in scope not embedded yet (older than the newest few a recall embeds
+    /// itself): ranked by their words until the events worker embeds them.
+    pub not_embedded: usize,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -478,9 +482,16 @@ impl OneOrMany {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PathView {
+    /// At most 500 entities.
     pub nodes: Vec<EntityView>,
+    /// At most 1,000 edges, each between two of `nodes`.
     pub edges: Vec<EdgeView>,
     pub hops: usize,
+    /// True when a cap stopped the walk before `max_hops`: the path is partial.
+    pub truncated: bool,
+    /// Which cap, and how to narrow the walk; absent when not truncated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -496,4 +507,7 @@ pub struct StatsView {
     pub edge_count: usize,
     pub density: f64,
     pub top_entities: Vec<RankedEntity>,
+    /// True when the graph has more than 1,000 entities: `top_entities` then ranks the
+    /// first 1,000 (in key order) only. The counts are always exact.
+    pub top_entities_partial: bool,
 }

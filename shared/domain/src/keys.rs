@@ -22,6 +22,8 @@ pub const MEMORY_PREFIX: &str = "M#";
 pub const GRAPH_ENTITY_PREFIX: &str = "E#";
 pub const GRAPH_OUT_PREFIX: &str = "X#";
 pub const GRAPH_IN_PREFIX: &str = "R#";
+/// Sort key of an account's graph totals (entity and edge counts).
+const GRAPH_META_SK: &str = "META";
 
 /// `ACCT#<account>`: the account, its API keys and its credits.
 pub fn account_partition(account: &str) -> String {
@@ -103,6 +105,11 @@ pub fn graph_entity(account: &str, name: &str) -> Key {
         graph_partition(account),
         format!("{GRAPH_ENTITY_PREFIX}{name}"),
     )
+}
+
+/// The totals of an account's graph, kept so statistics need not read the graph.
+pub fn graph_meta(account: &str) -> Key {
+    Key::new(graph_partition(account), GRAPH_META_SK)
 }
 
 /// An edge as its source sees it (encoded names).
@@ -234,6 +241,12 @@ pub const FAMILIES: &[Family] = &[
         space: KeySpace::Primary,
         pk: &[Lit("GRAPH#"), Var(Id)],
         sk: &[Lit(GRAPH_ENTITY_PREFIX), Var(Id)],
+    },
+    Family {
+        name: "graph totals",
+        space: KeySpace::Primary,
+        pk: &[Lit("GRAPH#"), Var(Id)],
+        sk: &[Lit(GRAPH_META_SK)],
     },
     Family {
         name: "graph edge out",
@@ -453,6 +466,12 @@ mod tests {
                 KeySpace::Primary,
                 graph_entity(acct, enc).pk,
                 graph_entity(acct, enc).sk,
+            ),
+            (
+                "graph totals",
+                KeySpace::Primary,
+                graph_meta(acct).pk,
+                graph_meta(acct).sk,
             ),
             (
                 "graph edge out",

@@ -2,75 +2,212 @@
 //! its storage (zerodb-local). Recall reads a namespace whole; with the cache it reads
 //! decoded memories from RAM instead of re-reading and re-decoding them per query.
 //!
+//! Bounded by bytes, least recently recalled namespace out first. Sizes are counted from
+//! each memory's own strings, metadata and vector (a memory may be 50 bytes or 230 KB), and
+//! an empty namespace is never cached: recalling millions of distinct empty namespaces
+//! leaves the cache empty.
+//!
 //! Exactness: every write of the repository updates the cached snapshot in place (insert,
 //! replace, delete, vector), and a snapshot filled from storage is only kept if no write
-//! touched its namespace while it was being read (a generation number per namespace).
-//! Lambdas do not use it: several instances write the same table.
+//! touched its namespace while it was being read (a generation number per namespace being
+//! filled, held only while a read is in flight). Lambdas do not use it: several instances
+//! write the same table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+
+use serde_json::Value as Json;
 
 use crate::model::Memory;
 
-/// Cached memories across all namespaces before the cache starts over, about 1 KB each.
-const MAX_CACHED: usize = 500_000;
+/// Bytes of memories cached across all namespaces unless configured
+/// (`ZERODB_MEMORY_CACHE_BYTES`).
+pub const DEFAULT_BUDGET_BYTES: usize = 256 * 1024 * 1024;
 
 type Snapshot = Arc<Vec<Arc<Memory>>>;
 
-#[derive(Default)]
-struct Entry {
-    generation: u64,
+struct Cached {
     /// Newest first (descending id), as a namespace query returns them.
-    snapshot: Option<Snapshot>,
+    snapshot: Snapshot,
+    bytes: usize,
+    /// Its position in `State::lru`.
+    tick: u64,
+}
+
+/// Reads from storage in flight for a namespace that is not cached.
+struct Filling {
+    generation: u64,
+    readers: usize,
 }
 
 #[derive(Default)]
+struct State {
+    cached: HashMap<String, Cached>,
+    /// Cached keys by last use, oldest first.
+    lru: BTreeMap<u64, String>,
+    filling: HashMap<String, Filling>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl State {
+    fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    fn evict_to(&mut self, budget: usize) {
+        while self.bytes > budget {
+            let Some((_, key)) = self.lru.pop_first() else {
+                return;
+            };
+            if let Some(c) = self.cached.remove(&key) {
+                self.bytes -= c.bytes;
+            }
+        }
+    }
+
+    fn drop_entry(&mut self, key: &str) {
+        if let Some(c) = self.cached.remove(key) {
+            self.bytes -= c.bytes;
+            self.lru.remove(&c.tick);
+        }
+    }
+}
+
+/// What the cache holds right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub namespaces: usize,
+    pub bytes: usize,
+    pub budget_bytes: usize,
+}
+
 pub struct NamespaceCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    budget: usize,
+    state: Mutex<State>,
+}
+
+impl Default for NamespaceCache {
+    fn default() -> Self {
+        NamespaceCache::new(DEFAULT_BUDGET_BYTES)
+    }
+}
+
+/// A read of an uncached namespace in flight: pass it to [`NamespaceCache::fill`] with
+/// what storage returned. Dropping it (a cancelled read) forgets the read.
+pub struct FillTicket {
+    cache: Arc<NamespaceCache>,
+    key: String,
+    generation: u64,
+}
+
+impl Drop for FillTicket {
+    fn drop(&mut self) {
+        let mut s = self.cache.lock();
+        if let Some(f) = s.filling.get_mut(&self.key) {
+            f.readers -= 1;
+            if f.readers == 0 {
+                s.filling.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl NamespaceCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    pub fn new(budget_bytes: usize) -> Self {
+        NamespaceCache {
+            budget: budget_bytes,
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied change (each change
-        // swaps in a whole new snapshot), so a poisoned lock is safe to keep using.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        // swaps in a whole new snapshot and its size together), so a poisoned lock is safe
+        // to keep using.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached snapshot, or the generation to pass to `fill` after reading storage.
-    pub fn get(&self, key: &str) -> Result<Snapshot, u64> {
-        let mut map = self.lock();
-        let e = map.entry(key.to_owned()).or_default();
-        e.snapshot.clone().ok_or(e.generation)
-    }
-
-    /// Keeps a snapshot read from storage, unless a write happened since `generation`.
-    pub fn fill(&self, key: &str, generation: u64, memories: Vec<Arc<Memory>>) {
-        let mut map = self.lock();
-        let cached: usize = map
-            .values()
-            .filter_map(|e| e.snapshot.as_ref().map(|s| s.len()))
-            .sum();
-        if cached + memories.len() > MAX_CACHED {
-            for e in map.values_mut() {
-                e.snapshot = None;
-            }
+    /// The cached snapshot (now the most recently used), or a ticket to `fill` after
+    /// reading storage.
+    pub fn get(self: &Arc<Self>, key: &str) -> Result<Snapshot, FillTicket> {
+        let mut s = self.lock();
+        let tick = s.next_tick();
+        if let Some(c) = s.cached.get_mut(key) {
+            let old = std::mem::replace(&mut c.tick, tick);
+            let snapshot = c.snapshot.clone();
+            s.lru.remove(&old);
+            s.lru.insert(tick, key.to_owned());
+            return Ok(snapshot);
         }
-        let e = map.entry(key.to_owned()).or_default();
-        if e.generation == generation {
-            e.snapshot = Some(Arc::new(memories));
-        }
+        let f = s.filling.entry(key.to_owned()).or_insert(Filling {
+            generation: 0,
+            readers: 0,
+        });
+        f.readers += 1;
+        let generation = f.generation;
+        Err(FillTicket {
+            cache: self.clone(),
+            key: key.to_owned(),
+            generation,
+        })
     }
 
-    /// Applies a committed write to the namespace's snapshot, if one is cached.
+    /// Keeps a snapshot read from storage, unless a write happened since the ticket was
+    /// taken, it is empty, or it alone exceeds the budget; evicts the least recently used
+    /// namespaces to make room.
+    pub fn fill(&self, ticket: FillTicket, memories: Vec<Arc<Memory>>) {
+        if memories.is_empty() {
+            return;
+        }
+        let bytes: usize = memories.iter().map(|m| memory_bytes(m)).sum();
+        if bytes > self.budget {
+            return;
+        }
+        let mut s = self.lock();
+        let unchanged = s
+            .filling
+            .get(&ticket.key)
+            .is_some_and(|f| f.generation == ticket.generation);
+        if !unchanged || s.cached.contains_key(&ticket.key) {
+            return;
+        }
+        let tick = s.next_tick();
+        s.lru.insert(tick, ticket.key.clone());
+        s.cached.insert(
+            ticket.key.clone(),
+            Cached {
+                snapshot: Arc::new(memories),
+                bytes,
+                tick,
+            },
+        );
+        s.bytes += bytes;
+        s.evict_to(self.budget);
+    }
+
+    /// Applies a committed write to the namespace's snapshot, if one is cached, and makes
+    /// reads of it in flight discard what they read.
     fn apply(&self, key: &str, change: impl FnOnce(&mut Vec<Arc<Memory>>)) {
-        let mut map = self.lock();
-        let e = map.entry(key.to_owned()).or_default();
-        e.generation += 1;
-        if let Some(s) = &e.snapshot {
-            let mut next = Vec::clone(s);
-            change(&mut next);
-            e.snapshot = Some(Arc::new(next));
+        let mut s = self.lock();
+        if let Some(f) = s.filling.get_mut(key) {
+            f.generation += 1;
         }
+        let Some(c) = s.cached.get_mut(key) else {
+            return;
+        };
+        let mut next = Vec::clone(&c.snapshot);
+        change(&mut next);
+        let bytes: usize = next.iter().map(|m| memory_bytes(m)).sum();
+        let old = std::mem::replace(&mut c.bytes, bytes);
+        let empty = next.is_empty();
+        c.snapshot = Arc::new(next);
+        s.bytes = s.bytes - old + bytes;
+        if empty {
+            s.drop_entry(key);
+        }
+        s.evict_to(self.budget);
     }
 
     /// A new or replaced memory, kept in newest-first order.
@@ -96,5 +233,127 @@ impl NamespaceCache {
                 Arc::make_mut(x).vector = Some(vector.clone());
             }
         });
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let s = self.lock();
+        CacheStats {
+            namespaces: s.cached.len(),
+            bytes: s.bytes,
+            budget_bytes: self.budget,
+        }
+    }
+}
+
+/// What one cached memory costs in RAM, roughly but from its real sizes: the record, its
+/// strings, tags, metadata and vector, and the pointer to it.
+pub fn memory_bytes(m: &Memory) -> usize {
+    const STRING: usize = std::mem::size_of::<String>();
+    std::mem::size_of::<Memory>()
+        + 2 * std::mem::size_of::<usize>() // the Arc's counts
+        + std::mem::size_of::<Arc<Memory>>()
+        + m.id.len()
+        + m.content.len()
+        + m.content_hash.len()
+        + m.tags.iter().map(|t| STRING + t.len()).sum::<usize>()
+        + m.entity_id.as_ref().map_or(0, String::len)
+        + m.metadata
+            .iter()
+            .map(|(k, v)| STRING + k.len() + json_bytes(v))
+            .sum::<usize>()
+        + m.vector
+            .as_ref()
+            .map_or(0, |v| v.model.len() + v.bytes.len())
+}
+
+fn json_bytes(v: &Json) -> usize {
+    std::mem::size_of::<Json>()
+        + match v {
+            Json::String(s) => s.len(),
+            Json::Array(a) => a.iter().map(json_bytes).sum(),
+            Json::Object(o) => o
+                .iter()
+                .map(|(k, v)| std::mem::size_of::<String>() + k.len() + json_bytes(v))
+                .sum(),
+            _ => 0,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerodb_domain::Namespace;
+
+    fn memory(id: &str, content: &str) -> Arc<Memory> {
+        Arc::new(Memory {
+            id: id.to_owned(),
+            namespace: Namespace::parse("global").unwrap(),
+            content: content.to_owned(),
+            memory_type: Default::default(),
+            importance: 0.5,
+            tags: Vec::new(),
+            entity_id: None,
+            metadata: Default::default(),
+            created_at: 0,
+            updated_at: 0,
+            content_hash: String::new(),
+            vector: None,
+        })
+    }
+
+    fn fill(cache: &Arc<NamespaceCache>, key: &str, memories: Vec<Arc<Memory>>) {
+        match cache.get(key) {
+            Ok(_) => panic!("{key} was cached already"),
+            Err(ticket) => cache.fill(ticket, memories),
+        }
+    }
+
+    #[test]
+    fn sizes_count_the_content() {
+        let small = memory_bytes(&memory("m1", "x"));
+        let big = memory_bytes(&memory("m1", &"x".repeat(230_000)));
+        assert_eq!(big - small, 229_999);
+    }
+
+    #[test]
+    fn empty_namespaces_are_not_cached_and_leave_nothing_behind() {
+        let cache = Arc::new(NamespaceCache::new(1 << 20));
+        for i in 0..10_000 {
+            fill(&cache, &format!("ns{i}"), Vec::new());
+        }
+        let s = cache.lock();
+        assert_eq!((s.cached.len(), s.filling.len(), s.lru.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn the_least_recently_used_namespace_goes_first_and_bytes_stay_in_budget() {
+        let one = memory_bytes(&memory("m1", &"x".repeat(1000)));
+        let cache = Arc::new(NamespaceCache::new(3 * one));
+        for key in ["a", "b", "c"] {
+            fill(&cache, key, vec![memory("m1", &"x".repeat(1000))]);
+        }
+        assert!(cache.get("a").is_ok(), "a recalled again: now the newest");
+        fill(&cache, "d", vec![memory("m1", &"x".repeat(1000))]);
+        assert!(cache.get("b").is_err(), "b was the least recently used");
+        assert!(cache.get("a").is_ok() && cache.get("c").is_ok() && cache.get("d").is_ok());
+        assert!(cache.stats().bytes <= 3 * one);
+        // A namespace larger than the whole budget is served, not cached.
+        fill(&cache, "huge", vec![memory("m1", &"x".repeat(4 * one))]);
+        assert!(cache.get("huge").is_err());
+        // Growing a cached namespace past the budget evicts.
+        cache.put("a", &memory("m2", &"y".repeat(1000)));
+        cache.put("a", &memory("m3", &"y".repeat(1000)));
+        assert!(cache.stats().bytes <= 3 * one, "{:?}", cache.stats());
+    }
+
+    #[test]
+    fn a_write_during_a_fill_discards_the_fill() {
+        let cache = Arc::new(NamespaceCache::new(1 << 20));
+        let Err(ticket) = cache.get("a") else {
+            panic!("empty cache")
+        };
+        cache.put("a", &memory("m2", "new"));
+        cache.fill(ticket, vec![memory("m1", "old")]);
+        assert!(cache.get("a").is_err());
     }
 }

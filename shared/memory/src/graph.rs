@@ -5,20 +5,32 @@
 //! | entity | `GRAPH#<account>` | `E#<name>` |
 //! | edge, outgoing | `GRAPH#<account>` | `X#<source>#<predicate>#<target>` |
 //! | edge, incoming | `GRAPH#<account>` | `R#<target>#<predicate>#<source>` |
+//! | totals | `GRAPH#<account>` | `META` |
 //!
 //! Names are normalised (lowercase, single spaces) and base64url-encoded inside keys, so
 //! any text is a valid name and `#` never collides. An entity's id is `ent_` plus that
 //! encoding, so an id leads to its item without a lookup table. Both edge items are
 //! written in one transaction; neighbours are two prefix queries.
+//!
+//! Counts are kept, never counted on a read: an entity carries its degree (`deg`, written
+//! in the transaction that adds an edge) and how many memories name it (`mcount`, moved
+//! by the memory repository as memories naming it are stored and deleted); the totals
+//! item carries the entity and edge counts. Every read is bounded: lists are pages,
+//! traversals and neighbour lists stop at [`MAX_TRAVERSE_NODES`] / [`MAX_TRAVERSE_EDGES`]
+//! and say so, and statistics rank at most [`MAX_STATS_SCAN`] entities ([`GraphLimits`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Map, Value as Json};
 use zerodb_domain::DomainError;
-use zerodb_domain::store::{Condition, Item, Key, Query, StoreError, Table, TxOp, Value};
+use zerodb_domain::auth::Principal;
+use zerodb_domain::scope::{Permission, Service};
+use zerodb_domain::store::{
+    Condition, Cursor, Item, Key, Query, StoreError, Table, TxOp, Update, Value,
+};
 
 use zerodb_domain::{At, keys};
 
@@ -29,8 +41,31 @@ pub const MAX_PREDICATE_CHARS: usize = 128;
 pub const MAX_ALIASES: usize = 20;
 pub const MAX_PROPERTIES_BYTES: usize = 16 * 1024;
 pub const MAX_HOPS: usize = 5;
-/// Most entities a traversal visits.
+/// Most entities a traversal (or a neighbour list) returns.
 pub const MAX_TRAVERSE_NODES: usize = 500;
+/// Most edges a traversal returns.
+pub const MAX_TRAVERSE_EDGES: usize = 1000;
+/// Most entities statistics read to rank the best connected.
+pub const MAX_STATS_SCAN: usize = 1000;
+
+/// The bounds on one graph read; the defaults are the constants above. Tests lower them
+/// to reach them with a few items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphLimits {
+    pub traverse_nodes: usize,
+    pub traverse_edges: usize,
+    pub stats_scan: usize,
+}
+
+impl Default for GraphLimits {
+    fn default() -> Self {
+        GraphLimits {
+            traverse_nodes: MAX_TRAVERSE_NODES,
+            traverse_edges: MAX_TRAVERSE_EDGES,
+            stats_scan: MAX_STATS_SCAN,
+        }
+    }
+}
 /// Type given to entities created implicitly (by an edge or a memory's `entity_id`).
 pub const DEFAULT_ENTITY_TYPE: &str = "entity";
 
@@ -42,6 +77,10 @@ pub struct Entity {
     pub aliases: Vec<String>,
     pub properties: Map<String, Json>,
     pub created_at: String,
+    /// How many memories name this entity (kept on the entity, not counted on read).
+    pub memory_count: usize,
+    /// How many edges touch it, either direction.
+    pub degree: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +101,8 @@ pub struct GraphPath {
     pub nodes: Vec<Entity>,
     pub edges: Vec<Edge>,
     pub hops: usize,
+    /// Why the walk stopped short of `max_hops`, when a cap stopped it.
+    pub truncated: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +112,29 @@ pub struct GraphStats {
     pub density: f64,
     /// Best-connected entities with their degree, most connected first.
     pub top_entities: Vec<(Entity, usize)>,
+    /// True when the graph holds more entities than statistics read
+    /// ([`MAX_STATS_SCAN`] unless configured), so `top_entities` ranks only the first.
+    pub top_entities_partial: bool,
+}
+
+/// The graph rule: the graph is account-wide, so reading it needs `memory:read` and
+/// changing it (an entity, an edge, or a memory naming an entity) `memory:write`, both
+/// without a namespace restriction.
+pub fn require_graph(caller: &Principal, permission: Permission) -> Result<(), DomainError> {
+    caller.require(Service::Memory, permission, None)
+}
+
+/// The graph rule for a memory that names an entity: it adds the memory to that entity's
+/// count in the account-wide graph, so it needs what any graph write needs.
+pub fn require_entity_write(caller: &Principal) -> Result<(), DomainError> {
+    require_graph(caller, Permission::Write).map_err(|_| {
+        DomainError::Forbidden(
+            "entity_id links the memory into the account-wide knowledge graph, which needs the \
+             scope 'memory:write' without a namespace restriction; leave entity_id out, or use \
+             a key holding memory:write"
+                .into(),
+        )
+    })
 }
 
 /// A validated entity name.
@@ -137,6 +201,11 @@ fn s(item: &Item, name: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+fn count(item: &Item, name: &str) -> usize {
+    item.get(name)
+        .and_then(Value::as_i64)
+        .map_or(0, |n| n.max(0) as usize)
+}
 fn json_map(item: &Item, name: &str) -> Map<String, Json> {
     item.get(name)
         .and_then(Value::as_str)
@@ -161,6 +230,8 @@ fn entity_from(item: &Item) -> Option<Entity> {
             .unwrap_or_default(),
         properties: json_map(item, "props"),
         created_at: rfc3339_ms(item.get("at").and_then(Value::as_i64).unwrap_or(0)),
+        memory_count: count(item, "mcount"),
+        degree: count(item, "deg"),
     })
 }
 
@@ -190,11 +261,25 @@ fn edge_from(item: &Item) -> Option<Edge> {
 #[derive(Clone)]
 pub struct GraphRepo {
     table: Arc<dyn Table>,
+    limits: GraphLimits,
 }
 
 impl GraphRepo {
     pub fn new(table: Arc<dyn Table>) -> Self {
-        GraphRepo { table }
+        GraphRepo {
+            table,
+            limits: GraphLimits::default(),
+        }
+    }
+
+    /// The same repository with these read bounds.
+    pub fn with_limits(mut self, limits: GraphLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> GraphLimits {
+        self.limits
     }
 
     fn entity_item(
@@ -233,15 +318,76 @@ impl GraphRepo {
         props: &Map<String, Json>,
         now_ms: i64,
     ) -> Result<Entity, StoreError> {
-        let created = match self.get_entity(account, name).await? {
-            Some(e) => chrono::DateTime::parse_from_rfc3339(&e.created_at)
-                .map(|d| d.timestamp_millis())
-                .unwrap_or(now_ms),
-            None => now_ms,
-        };
-        let item = Self::entity_item(account, name, etype, aliases, props, created);
-        self.table.put(item.clone(), None).await?;
-        Ok(entity_from(&item).expect("built with a name"))
+        let item = Self::entity_item(account, name, etype, aliases, props, now_ms);
+        if self.create(account, &item).await? {
+            return Ok(entity_from(&item).expect("built with a name"));
+        }
+        // An update, not a put: the counts on the entity and its creation time stay.
+        let mut changes = vec![
+            Update::Set("name".into(), Value::S(name.to_owned())),
+            Update::Set("etype".into(), Value::S(etype.to_owned())),
+            Update::Set(
+                "aliases".into(),
+                Value::L(aliases.iter().cloned().map(Value::S).collect()),
+            ),
+        ];
+        changes.push(if props.is_empty() {
+            Update::Remove("props".into())
+        } else {
+            Update::Set(
+                "props".into(),
+                Value::S(Json::Object(props.clone()).to_string()),
+            )
+        });
+        let key = entity_key(account, &normalize_name(name));
+        let written = self.table.update(&key, changes, None).await?;
+        Ok(entity_from(&written).expect("written with a name"))
+    }
+
+    /// Writes a new entity item and counts it in the totals; false when it exists.
+    async fn create(&self, account: &str, item: &Item) -> Result<bool, StoreError> {
+        match self
+            .table
+            .transact(vec![
+                TxOp::Put {
+                    item: item.clone(),
+                    condition: Some(Condition::NotExists),
+                },
+                TxOp::Update {
+                    key: keys::graph_meta(account),
+                    updates: vec![Update::Add("entities".into(), 1)],
+                    condition: None,
+                },
+            ])
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves the count of memories naming an entity by `delta`. An entity that does not
+    /// exist is left alone (its memories are counted from the next one stored).
+    pub async fn add_memory_count(
+        &self,
+        account: &str,
+        name: &str,
+        delta: i64,
+    ) -> Result<(), StoreError> {
+        let key = entity_key(account, &normalize_name(name));
+        match self
+            .table
+            .update(
+                &key,
+                vec![Update::Add("mcount".into(), delta)],
+                Some(Condition::Exists),
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The entity with this name, creating a bare one if there is none.
@@ -252,18 +398,13 @@ impl GraphRepo {
         now_ms: i64,
     ) -> Result<Entity, StoreError> {
         let item = Self::entity_item(account, name, DEFAULT_ENTITY_TYPE, &[], &Map::new(), now_ms);
-        match self
-            .table
-            .put(item.clone(), Some(Condition::NotExists))
-            .await
-        {
-            Ok(()) => Ok(entity_from(&item).expect("built with a name")),
-            Err(StoreError::Conflict) => Ok(self
-                .get_entity(account, name)
-                .await?
-                .unwrap_or_else(|| entity_from(&item).expect("built with a name"))),
-            Err(e) => Err(e),
+        if self.create(account, &item).await? {
+            return Ok(entity_from(&item).expect("built with a name"));
         }
+        Ok(self
+            .get_entity(account, name)
+            .await?
+            .unwrap_or_else(|| entity_from(&item).expect("built with a name")))
     }
 
     pub async fn get_entity(
@@ -305,28 +446,32 @@ impl GraphRepo {
         crate::repo::query_all(self.table.as_ref(), q, max).await
     }
 
-    /// Entities, optionally of one type, in name order.
+    /// One page of entities (at most `limit`, in key order, stable across pages),
+    /// optionally only those of one type, and where the next page starts. A page filtered
+    /// by type may hold fewer than `limit` (even none) while more follow.
     pub async fn list_entities(
         &self,
         account: &str,
         etype: Option<&str>,
-        max: usize,
-    ) -> Result<Vec<Entity>, StoreError> {
-        let items = self
-            .all_with_prefix(account, keys::GRAPH_ENTITY_PREFIX, usize::MAX)
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<Entity>, Option<Cursor>), StoreError> {
+        let page = self
+            .table
+            .query(
+                Query::partition(keys::graph_partition(account))
+                    .begins_with(keys::GRAPH_ENTITY_PREFIX)
+                    .limit(limit)
+                    .after(cursor),
+            )
             .await?;
-        let mut out: Vec<Entity> = items
+        let out = page
+            .items
             .iter()
             .filter_map(entity_from)
             .filter(|e| etype.is_none_or(|t| e.entity_type.eq_ignore_ascii_case(t)))
             .collect();
-        out.sort_by(|a, b| {
-            a.canonical_name
-                .to_lowercase()
-                .cmp(&b.canonical_name.to_lowercase())
-        });
-        out.truncate(max);
-        Ok(out)
+        Ok((out, page.cursor))
     }
 
     /// Adds (or replaces) the edge `source -predicate-> target`, creating missing
@@ -368,44 +513,93 @@ impl GraphRepo {
         let mut in_item = keys::graph_in(account, &enc(&dst), &enc(&pred), &enc(&src)).item();
         out_item.extend(attrs.clone());
         in_item.extend(attrs);
-        self.table
-            .transact(vec![
+        let puts = |condition: Option<Condition>| {
+            vec![
                 TxOp::Put {
                     item: out_item.clone(),
-                    condition: None,
+                    condition,
                 },
                 TxOp::Put {
-                    item: in_item,
+                    item: in_item.clone(),
                     condition: None,
                 },
-            ])
-            .await?;
+            ]
+        };
+        // A new edge moves both degrees and the total with it; a replaced one moves none.
+        let degree = |norm: &str, n: i64| TxOp::Update {
+            key: entity_key(account, norm),
+            updates: vec![Update::Add("deg".into(), n)],
+            condition: None,
+        };
+        let mut create = puts(Some(Condition::NotExists));
+        if src == dst {
+            create.push(degree(&src, 2));
+        } else {
+            create.push(degree(&src, 1));
+            create.push(degree(&dst, 1));
+        }
+        create.push(TxOp::Update {
+            key: keys::graph_meta(account),
+            updates: vec![Update::Add("edges".into(), 1)],
+            condition: None,
+        });
+        match self.table.transact(create).await {
+            Err(StoreError::Conflict) => self.table.transact(puts(None)).await?,
+            other => other?,
+        }
         Ok(edge_from(&out_item).expect("built with names"))
     }
 
-    /// Edges touching an entity: outgoing then incoming.
-    pub async fn edges_of(&self, account: &str, norm: &str) -> Result<Vec<Edge>, StoreError> {
+    /// Edges touching an entity, at most `max` each way: outgoing then incoming.
+    pub async fn edges_of(
+        &self,
+        account: &str,
+        norm: &str,
+        max: usize,
+    ) -> Result<Vec<Edge>, StoreError> {
+        Ok(self.edges_capped(account, norm, max).await?.0)
+    }
+
+    /// As [`GraphRepo::edges_of`], and whether `max` cut either direction short.
+    async fn edges_capped(
+        &self,
+        account: &str,
+        norm: &str,
+        max: usize,
+    ) -> Result<(Vec<Edge>, bool), StoreError> {
         let out = self
             .all_with_prefix(
                 account,
                 &format!("{}{}#", keys::GRAPH_OUT_PREFIX, enc(norm)),
-                10_000,
+                max,
             )
             .await?;
         let inc = self
             .all_with_prefix(
                 account,
                 &format!("{}{}#", keys::GRAPH_IN_PREFIX, enc(norm)),
-                10_000,
+                max,
             )
             .await?;
-        Ok(out.iter().chain(inc.iter()).filter_map(edge_from).collect())
+        let cut = out.len() >= max || inc.len() >= max;
+        Ok((
+            out.iter().chain(inc.iter()).filter_map(edge_from).collect(),
+            cut,
+        ))
     }
 
-    /// Entities one edge away (either direction), each once, in name order.
-    pub async fn neighbors(&self, account: &str, name: &str) -> Result<Vec<Entity>, StoreError> {
+    /// Entities one edge away (either direction), each once, in name order: at most
+    /// `traverse_nodes` of them, read from at most `traverse_edges + 1` edges each way;
+    /// the flag says whether either bound left some out.
+    pub async fn neighbors(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<(Vec<Entity>, bool), StoreError> {
         let norm = normalize_name(name);
-        let edges = self.edges_of(account, &norm).await?;
+        let (edges, mut cut) = self
+            .edges_capped(account, &norm, self.limits.traverse_edges + 1)
+            .await?;
         let mut others: Vec<String> = edges
             .iter()
             .map(|e| {
@@ -418,17 +612,24 @@ impl GraphRepo {
             .collect();
         others.sort_by_key(|n| normalize_name(n));
         others.dedup_by_key(|n| normalize_name(n));
+        if others.len() > self.limits.traverse_nodes {
+            others.truncate(self.limits.traverse_nodes);
+            cut = true;
+        }
         let mut out = Vec::with_capacity(others.len());
         for n in others {
             if let Some(e) = self.get_entity(account, &n).await? {
                 out.push(e);
             }
         }
-        Ok(out)
+        Ok((out, cut))
     }
 
     /// Breadth-first walk from `start` along edges in either direction, up to `max_hops`,
-    /// following only `predicates` when given.
+    /// following only `predicates` when given. Returns at most `traverse_nodes` entities
+    /// and `traverse_edges` edges, every edge between two returned entities, reading at
+    /// most `traverse_edges + 1` edges each way of any one entity; when a bound stops the
+    /// walk, `truncated` says which.
     pub async fn traverse(
         &self,
         account: &str,
@@ -444,11 +645,30 @@ impl GraphRepo {
         seen.insert(start_norm.clone());
         path.nodes.push(start.clone());
         queue.push_back((start_norm, 0usize));
-        while let Some((norm, depth)) = queue.pop_front() {
-            if depth >= max_hops || path.nodes.len() >= MAX_TRAVERSE_NODES {
+        let GraphLimits {
+            traverse_nodes: max_nodes,
+            traverse_edges: max_edges,
+            ..
+        } = self.limits;
+        let narrow = "narrow the walk with predicate_filter or a smaller max_hops";
+        'walk: while let Some((norm, depth)) = queue.pop_front() {
+            if depth >= max_hops {
                 continue;
             }
-            for edge in self.edges_of(account, &norm).await? {
+            // One more than the cap each way is enough to reach the cap; each edge item is
+            // read at most once per walk, so the reads stay bounded too.
+            let (edges, cut) = self.edges_capped(account, &norm, max_edges + 1).await?;
+            if cut {
+                // Filtered or already-seen edges may leave the cap unreached while
+                // unread edges remain: the answer is partial and says so. A filter does
+                // not help here (edges are read before they are filtered).
+                path.truncated = Some(format!(
+                    "'{norm}' has more than {} edges one way and only the first {} were read, so edges past them (and where they lead) are missing; start the walk from a less connected entity",
+                    max_edges + 1,
+                    max_edges + 1
+                ));
+            }
+            for edge in edges {
                 if !predicates.is_empty()
                     && !predicates
                         .iter()
@@ -456,59 +676,75 @@ impl GraphRepo {
                 {
                     continue;
                 }
+                if seen_edges.contains(&edge.id) {
+                    continue;
+                }
+                if path.edges.len() >= max_edges {
+                    path.truncated = Some(format!(
+                        "stopped at {max_edges} edges, the most a traversal returns; {narrow}"
+                    ));
+                    break 'walk;
+                }
                 let other = if normalize_name(&edge.source) == norm {
                     edge.target.clone()
                 } else {
                     edge.source.clone()
                 };
-                if seen_edges.insert(edge.id.clone()) {
-                    path.edges.push(edge);
-                }
                 let other_norm = normalize_name(&other);
-                if seen.insert(other_norm.clone())
-                    && let Some(e) = self.get_entity(account, &other).await?
-                {
-                    path.nodes.push(e);
-                    path.hops = path.hops.max(depth + 1);
-                    queue.push_back((other_norm, depth + 1));
+                if !seen.contains(&other_norm) {
+                    if path.nodes.len() >= max_nodes {
+                        path.truncated = Some(format!(
+                            "stopped at {max_nodes} entities, the most a traversal returns; {narrow}"
+                        ));
+                        break 'walk;
+                    }
+                    seen.insert(other_norm.clone());
+                    match self.get_entity(account, &other).await? {
+                        Some(e) => {
+                            path.nodes.push(e);
+                            path.hops = path.hops.max(depth + 1);
+                            queue.push_back((other_norm, depth + 1));
+                        }
+                        // An edge to an entity that is gone leads nowhere.
+                        None => continue,
+                    }
                 }
+                seen_edges.insert(edge.id.clone());
+                path.edges.push(edge);
             }
         }
         Ok(path)
     }
 
+    /// Entity and edge totals (kept in the totals item), density, and the `top` best
+    /// connected among the first `stats_scan` entities (by their kept degree).
     pub async fn stats(&self, account: &str, top: usize) -> Result<GraphStats, StoreError> {
-        let entities: Vec<Entity> = self
-            .all_with_prefix(account, keys::GRAPH_ENTITY_PREFIX, usize::MAX)
-            .await?
-            .iter()
-            .filter_map(entity_from)
-            .collect();
-        let edges: Vec<Edge> = self
-            .all_with_prefix(account, keys::GRAPH_OUT_PREFIX, usize::MAX)
-            .await?
-            .iter()
-            .filter_map(edge_from)
-            .collect();
-        let mut degree: HashMap<String, usize> = HashMap::new();
-        for e in &edges {
-            *degree.entry(e.source_id.clone()).or_default() += 1;
-            *degree.entry(e.target_id.clone()).or_default() += 1;
-        }
-        let n = entities.len();
+        let totals = self.table.get(&keys::graph_meta(account)).await?;
+        let total = |name: &str| totals.as_ref().map_or(0, |t| count(t, name));
+        let (n, edges) = (total("entities"), total("edges"));
+        let page = self
+            .table
+            .query(
+                Query::partition(keys::graph_partition(account))
+                    .begins_with(keys::GRAPH_ENTITY_PREFIX)
+                    .limit(self.limits.stats_scan),
+            )
+            .await?;
         let density = if n > 1 {
-            edges.len() as f64 / (n as f64 * (n as f64 - 1.0))
+            edges as f64 / (n as f64 * (n as f64 - 1.0))
         } else {
             0.0
         };
         let mut ranked: BTreeMap<(std::cmp::Reverse<usize>, String), Entity> = BTreeMap::new();
-        for e in entities {
-            let d = degree.get(&e.id).copied().unwrap_or(0);
-            ranked.insert((std::cmp::Reverse(d), e.canonical_name.to_lowercase()), e);
+        for e in page.items.iter().filter_map(entity_from) {
+            ranked.insert(
+                (std::cmp::Reverse(e.degree), e.canonical_name.to_lowercase()),
+                e,
+            );
         }
         Ok(GraphStats {
             entity_count: n,
-            edge_count: edges.len(),
+            edge_count: edges,
             density,
             top_entities: ranked
                 .into_iter()
@@ -516,6 +752,7 @@ impl GraphRepo {
                 .take(top)
                 .map(|((d, _), e)| (e, d.0))
                 .collect(),
+            top_entities_partial: page.cursor.is_some(),
         })
     }
 }

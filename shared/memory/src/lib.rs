@@ -2,11 +2,13 @@
 //! repositories over the storage ports and an `Embedder`.
 //!
 //! Writes never wait on the embedding model: `remember` commits and returns, the worker
-//! embeds in batches off the request path, and `recall` embeds whatever is still pending in
-//! its namespace in one batch with the query, so every committed memory is found by meaning.
+//! embeds in batches off the request path, and `recall` embeds the newest few still pending
+//! in its namespace in one batch with the query (a client's last writes are found by
+//! meaning at once) and ranks older pending ones by their words until the worker is done.
 
 pub mod cache;
 pub mod graph;
+pub mod inflight;
 pub mod model;
 pub mod rank;
 pub mod repo;
@@ -17,5 +19,7 @@ pub mod worker;
 
 pub use graph::{Edge, Entity, GraphPath, GraphRepo, GraphStats};
 pub use model::{Memory, MemoryPatch, MemoryType, NewMemory};
-pub use service::{ItemOutcome, MemoryService, Profile, RecallQuery, Scored};
+pub use service::{
+    ItemOutcome, MemoryService, Profile, RecallLimits, RecallQuery, Recalled, Scored,
+};
 pub use setup::{embedder, shared};

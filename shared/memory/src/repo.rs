@@ -173,18 +173,39 @@ impl MemoryRepo {
         }
     }
 
-    /// Stores a new memory and its id pointer, atomically.
+    /// Stores a new memory and its id pointer, atomically, and counts it on the entity it
+    /// names.
     pub async fn insert(&self, account: &str, m: &Memory) -> Result<(), StoreError> {
         self.table.transact(insert_ops(account, m).to_vec()).await?;
         self.cached(account, &m.namespace, |c, k| c.put(k, m));
+        if let Some(e) = &m.entity_id {
+            self.count_on_entity(account, e, 1).await;
+        }
         Ok(())
+    }
+
+    /// Moves an entity's memory count (kept on the entity so listing entities reads no
+    /// memories). After the memory's own write, not in its transaction: a batch's
+    /// transaction is full of memories, and DynamoDB refuses two operations on one item
+    /// (many memories naming one entity) in a transaction. A failure here is logged, and
+    /// the memory stands.
+    pub(crate) async fn count_on_entity(&self, account: &str, entity: &str, delta: i64) {
+        let graph = crate::graph::GraphRepo::new(self.table.clone());
+        if let Err(e) = graph.add_memory_count(account, entity, delta).await {
+            tracing::warn!(error = %e, "moving an entity's memory count failed");
+        }
     }
 
     /// The same repository keeping whole namespaces in memory (see `cache.rs`): only for
     /// a process that is the only writer of its storage.
-    pub fn with_cache(mut self) -> Self {
-        self.cache = Some(Arc::default());
+    pub fn with_cache(mut self, budget_bytes: usize) -> Self {
+        self.cache = Some(Arc::new(crate::cache::NamespaceCache::new(budget_bytes)));
         self
+    }
+
+    /// What the namespace cache holds, when there is one.
+    pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
     }
 
     fn cached(
@@ -258,7 +279,19 @@ impl MemoryRepo {
         {
             let ops = batch.iter().flat_map(|m| insert_ops(account, m)).collect();
             match self.table.transact(ops).await {
-                Ok(()) => Ok(vec![Ok(()); batch.len()]),
+                Ok(()) => {
+                    let mut per_entity: std::collections::BTreeMap<String, i64> =
+                        Default::default();
+                    for e in batch.iter().filter_map(|m| m.entity_id.as_deref()) {
+                        *per_entity
+                            .entry(crate::model::normalize_name(e))
+                            .or_default() += 1;
+                    }
+                    for (e, n) in per_entity {
+                        self.count_on_entity(account, &e, n).await;
+                    }
+                    Ok(vec![Ok(()); batch.len()])
+                }
                 Err(StoreError::Conflict) => {
                     let mut one_by_one = Vec::with_capacity(batch.len());
                     for m in batch {
@@ -356,6 +389,9 @@ impl MemoryRepo {
             .await?;
         self.cached(account, ns, |c, k| c.remove(k, id));
         self.table.delete(&pointer_key(account, id), None).await?;
+        if let Some(e) = old.as_ref().and_then(|i| s(i, "ent")) {
+            self.count_on_entity(account, &e, -1).await;
+        }
         Ok(old.is_some())
     }
 
@@ -391,10 +427,10 @@ impl MemoryRepo {
         max: usize,
     ) -> Result<Vec<Arc<Memory>>, StoreError> {
         let key = partition(account, ns);
-        let generation = match &self.cache {
+        let ticket = match &self.cache {
             Some(c) => match c.get(&key) {
                 Ok(snapshot) => return Ok(snapshot.iter().take(max).cloned().collect()),
-                Err(generation) => Some(generation),
+                Err(ticket) => Some(ticket),
             },
             None => None,
         };
@@ -412,8 +448,8 @@ impl MemoryRepo {
                 None => break true,
             }
         };
-        if let (Some(c), Some(generation), true) = (&self.cache, generation, complete) {
-            c.fill(&key, generation, out.clone());
+        if let (Some(c), Some(ticket), true) = (&self.cache, ticket, complete) {
+            c.fill(ticket, out.clone());
         }
         Ok(out)
     }

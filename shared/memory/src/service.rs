@@ -13,6 +13,7 @@ use zerodb_domain::store::{StoreError, Table};
 use zerodb_domain::{DomainError, Namespace};
 use zerodb_embed::{Embedder, MAX_TEXTS_PER_CALL};
 
+use crate::inflight::{Claim, Inflight};
 use crate::model::{
     Memory, MemoryPatch, MemoryType, NewMemory, content_hash, new_memory_id, normalize_name,
 };
@@ -20,8 +21,38 @@ use crate::rank;
 use crate::repo::MemoryRepo;
 use crate::vector::StoredVector;
 
-/// Most memories one recall reads from a namespace (newest first).
-pub const MAX_SCAN: usize = 100_000;
+/// How much work one recall may do, whatever the namespace holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecallLimits {
+    /// Most memories one recall reads from a namespace (newest first); older ones are not
+    /// considered (`ZERODB_RECALL_MAX_SCAN`).
+    pub max_scan: usize,
+    /// Most pending (not yet embedded) memories one recall embeds before it answers, newest
+    /// first; the rest are ranked by their words and left to the worker
+    /// (`ZERODB_RECALL_INLINE_EMBED`).
+    pub inline_embed: usize,
+}
+
+impl Default for RecallLimits {
+    fn default() -> Self {
+        RecallLimits {
+            max_scan: 50_000,
+            // About 0.3 s of MiniLM on two cores: a client's last writes are found by
+            // meaning at once, and a backlog of thousands costs a recall no more.
+            inline_embed: 32,
+        }
+    }
+}
+
+/// What a recall found.
+#[derive(Debug, Clone, Default)]
+pub struct Recalled {
+    /// Best first.
+    pub results: Vec<Scored>,
+    /// Memories in scope that have no embedding yet (beyond the inline bound, or being
+    /// embedded by a recall that failed): ranked by their words, embedded by the worker.
+    pub not_embedded: usize,
+}
 
 /// What a recall asks for.
 #[derive(Debug, Clone)]
@@ -96,6 +127,9 @@ pub struct MemoryService {
     /// When a memory was last written (ms), so a worker sharing the CPU can yield to
     /// foreground writes.
     last_write: Arc<std::sync::atomic::AtomicI64>,
+    limits: RecallLimits,
+    /// Pending memories being embedded by recalls of this process.
+    inflight: Arc<Inflight>,
 }
 
 fn require(caller: &Principal, permission: Permission, ns: &Namespace) -> Result<(), DomainError> {
@@ -118,7 +152,36 @@ impl MemoryService {
             inline_writeback: false,
             detach_events: false,
             last_write: Arc::default(),
+            limits: RecallLimits::default(),
+            inflight: Arc::default(),
         }
+    }
+
+    /// Bounds the work of each graph read.
+    pub fn with_graph_limits(mut self, limits: crate::graph::GraphLimits) -> Self {
+        self.graph = self.graph.with_limits(limits);
+        self
+    }
+
+    /// Bounds the work of each recall.
+    pub fn with_recall_limits(mut self, limits: RecallLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn recall_limits(&self) -> RecallLimits {
+        self.limits
+    }
+
+    /// What the namespace cache holds, when there is one.
+    pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        self.repo.cache_stats()
+    }
+
+    /// How many pending memories recalls of this process are embedding right now (or have
+    /// embedded and not yet saved).
+    pub fn inline_embeddings_in_flight(&self) -> usize {
+        self.inflight.len()
     }
 
     /// Makes recall save the vectors it computed before answering, instead of in the
@@ -129,10 +192,16 @@ impl MemoryService {
         self
     }
 
-    /// Keeps whole namespaces in memory for recall. Only for a process that is the only
-    /// writer of its storage (zerodb-local); see `cache.rs`.
-    pub fn with_namespace_cache(mut self) -> Self {
-        self.repo = self.repo.with_cache();
+    /// Keeps whole namespaces in memory for recall, up to the default byte budget. Only for
+    /// a process that is the only writer of its storage (zerodb-local); see `cache.rs`.
+    pub fn with_namespace_cache(self) -> Self {
+        self.with_namespace_cache_bytes(crate::cache::DEFAULT_BUDGET_BYTES)
+    }
+
+    /// As [`MemoryService::with_namespace_cache`], holding at most `budget` bytes of
+    /// memories.
+    pub fn with_namespace_cache_bytes(mut self, budget: usize) -> Self {
+        self.repo = self.repo.with_cache(budget);
         self
     }
 
@@ -176,34 +245,6 @@ impl MemoryService {
 
     pub fn now_millis(&self) -> i64 {
         self.now_ms()
-    }
-
-    /// How many memories name each entity (read from the secondary index).
-    pub async fn memory_counts(
-        &self,
-        account: &str,
-        entities: &[crate::graph::Entity],
-    ) -> Result<Vec<usize>, DomainError> {
-        use futures::StreamExt;
-        // Owned values in the stream: borrowed ones make the future's lifetimes too
-        // general for axum's Send bound.
-        let names: Vec<String> = entities
-            .iter()
-            .map(|e| normalize_name(&e.canonical_name))
-            .collect();
-        let counts: Vec<Result<usize, StoreError>> = futures::stream::iter(names)
-            .map(|name| {
-                let (repo, account) = (self.repo.clone(), account.to_owned());
-                async move {
-                    repo.by_entity(&account, &name, 10_000)
-                        .await
-                        .map(|v| v.len())
-                }
-            })
-            .buffered(16)
-            .collect()
-            .await;
-        Ok(counts.into_iter().collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Milliseconds since this process last wrote a memory (large when it never did).
@@ -257,18 +298,18 @@ impl MemoryService {
         project: Option<&str>,
     ) -> Result<Memory, DomainError> {
         require(caller, Permission::Write, &new.namespace)?;
+        if new.entity_id.is_some() {
+            crate::graph::require_entity_write(caller)?;
+        }
         self.touch();
         let m = self.build(new, new_memory_id(), self.now_ms());
-        self.repo.insert(&caller.account_id, &m).await?;
-        if let Some(e) = &m.entity_id
-            && let Err(err) = self
-                .graph
+        // The entity first, so the insert finds it to count the memory on.
+        if let Some(e) = &m.entity_id {
+            self.graph
                 .ensure_entity(&caller.account_id, e, m.created_at)
-                .await
-        {
-            // The memory stands; the entity is created again by the next memory naming it.
-            tracing::warn!(error = %err, "creating the entity of a memory failed");
+                .await?;
         }
+        self.repo.insert(&caller.account_id, &m).await?;
         tracing::debug!(memory_id = %m.id, namespace = %m.namespace, "memory stored");
         let mut stored = stored_event(caller, &m);
         if let Some(p) = project {
@@ -279,74 +320,118 @@ impl MemoryService {
     }
 
     /// The best `limit` memories for the query, best first; `*` lists newest first.
-    /// Memories not yet embedded are embedded now, in one batch with the query, so a
-    /// memory is found by meaning as soon as `remember` has returned.
+    /// The newest pending memories (up to the inline bound) are embedded now, in one batch
+    /// with the query, so a client's last writes are found by meaning as soon as
+    /// `remember` has returned; older pending ones are ranked by their words (their
+    /// lexical share stands in for similarity) until the worker embeds them, and the
+    /// answer says how many those were. A pending memory another recall of this process is
+    /// embedding is waited for, not embedded again.
     pub async fn recall(
         &self,
         caller: &Principal,
         q: &RecallQuery,
-    ) -> Result<Vec<Scored>, DomainError> {
+    ) -> Result<Recalled, DomainError> {
         require(caller, Permission::Read, &q.namespace)?;
         let account = &caller.account_id;
         let mut memories: Vec<Arc<Memory>> = self
             .repo
-            .scan(account, &q.namespace, MAX_SCAN)
+            .scan(account, &q.namespace, self.limits.max_scan)
             .await?
             .into_iter()
             .filter(|m| q.admits(m))
             .collect();
-        if q.is_wildcard() {
-            memories.truncate(q.limit);
-            return Ok(memories
-                .into_iter()
-                .map(|memory| Scored {
-                    memory: Arc::unwrap_or_clone(memory),
-                    score: 1.0,
-                    similarity: 1.0,
-                })
-                .collect());
-        }
-
         let name = self.embedder.name().to_owned();
         let dims = self.embedder.dims();
-        let pending: Vec<usize> = (0..memories.len())
-            .filter(|&i| {
-                memories[i]
-                    .vector
-                    .as_ref()
-                    .is_none_or(|v| !v.usable_for(&name, dims))
+        let embedded = |m: &Memory| m.vector.as_ref().is_some_and(|v| v.usable_for(&name, dims));
+        if q.is_wildcard() {
+            let not_embedded = memories.iter().filter(|m| !embedded(m)).count();
+            memories.truncate(q.limit);
+            return Ok(Recalled {
+                results: memories
+                    .into_iter()
+                    .map(|memory| Scored {
+                        memory: Arc::unwrap_or_clone(memory),
+                        score: 1.0,
+                        similarity: 1.0,
+                    })
+                    .collect(),
+                not_embedded,
+            });
+        }
+
+        // Newest first, as the namespace reads.
+        let inline: Vec<usize> = (0..memories.len())
+            .filter(|&i| !embedded(&memories[i]))
+            .take(self.limits.inline_embed)
+            .collect();
+        let partition = crate::repo::partition(account, &q.namespace);
+        let keys = inline
+            .iter()
+            .map(|&i| {
+                let m = &memories[i];
+                (partition.clone(), m.id.clone(), m.content_hash.clone())
             })
             .collect();
-        let mut texts = Vec::with_capacity(1 + pending.len());
+        let (claims, guard) = self.inflight.claim(keys);
+        let mut mine = Vec::new();
+        let mut theirs = Vec::new();
+        for (&i, claim) in inline.iter().zip(claims) {
+            match claim {
+                Claim::Mine(tx) => mine.push((i, tx)),
+                Claim::Theirs(slot) => theirs.push((i, slot)),
+            }
+        }
+        let mut texts = Vec::with_capacity(1 + mine.len());
         texts.push(q.query.clone());
-        texts.extend(pending.iter().map(|&i| memories[i].content.clone()));
+        texts.extend(mine.iter().map(|(i, _)| memories[*i].content.clone()));
+        // On failure the guard goes with this future: recalls waiting on these claims rank
+        // the memories by their words.
         let vectors = self.embed_all(&texts).await?;
         let query_vec = &vectors[0];
 
-        let mut writeback = Vec::with_capacity(pending.len());
-        for (&i, v) in pending.iter().zip(&vectors[1..]) {
+        let mut writeback = Vec::with_capacity(mine.len());
+        for ((i, tx), v) in mine.into_iter().zip(&vectors[1..]) {
             let stored = StoredVector::encode(&name, v);
+            // Published before waiting on anyone else's, so two recalls waiting on each
+            // other's claims cannot deadlock.
+            tx.send_replace(Some(stored.clone()));
             Arc::make_mut(&mut memories[i]).vector = Some(stored.clone());
             writeback.push((Memory::clone(&memories[i]), stored));
         }
+        for (i, slot) in theirs {
+            if let Some(v) = crate::inflight::wait(slot).await {
+                Arc::make_mut(&mut memories[i]).vector = Some(v);
+            }
+        }
         if self.inline_writeback {
             save_vectors(&self.repo, account, writeback).await;
+            drop(guard);
         } else if !writeback.is_empty() {
             // Saved in the background so the next recall need not embed them again; the
-            // answer does not wait on it, and losing it only costs a recomputation.
+            // answer does not wait on it, and losing it only costs a recomputation. The
+            // claims hold the vectors for concurrent recalls until they are saved.
             let repo = self.repo.clone();
             let account = account.clone();
-            tokio::spawn(async move { save_vectors(&repo, &account, writeback).await });
+            tokio::spawn(async move {
+                save_vectors(&repo, &account, writeback).await;
+                drop(guard);
+            });
         }
 
         let now = self.now_ms();
         let qv = crate::vector::QueryVector::new(query_vec);
+        let qterms = rank::QueryTerms::new(&q.query);
+        let mut not_embedded = 0;
         let sims: Vec<f64> = memories
             .iter()
-            .map(|m| {
-                m.vector
-                    .as_ref()
-                    .map_or(0.0, |v| f64::from(v.dot_quantized(&qv)).clamp(0.0, 1.0))
+            .map(|m| match &m.vector {
+                Some(v) if v.usable_for(&name, dims) => {
+                    f64::from(v.dot_quantized(&qv)).clamp(0.0, 1.0)
+                }
+                _ => {
+                    not_embedded += 1;
+                    qterms.lexical(&m.content)
+                }
             })
             .collect();
         let bases: Vec<f64> = memories
@@ -354,19 +439,21 @@ impl MemoryService {
             .zip(&sims)
             .map(|(m, &s)| rank::base_score(s, m.importance, rank::recency(now - m.created_at)))
             .collect();
-        let qterms = rank::QueryTerms::new(&q.query);
         let top = rank::top_k(&bases, q.limit, |i| qterms.lexical(&memories[i].content));
         let mut slots: Vec<Option<Arc<Memory>>> = memories.into_iter().map(Some).collect();
-        Ok(top
-            .into_iter()
-            .filter_map(|(i, score)| {
-                slots[i].take().map(|memory| Scored {
-                    memory: Arc::unwrap_or_clone(memory),
-                    score,
-                    similarity: sims[i],
+        Ok(Recalled {
+            results: top
+                .into_iter()
+                .filter_map(|(i, score)| {
+                    slots[i].take().map(|memory| Scored {
+                        memory: Arc::unwrap_or_clone(memory),
+                        score,
+                        similarity: sims[i],
+                    })
                 })
-            })
-            .collect())
+                .collect(),
+            not_embedded,
+        })
     }
 
     async fn embed_all(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, DomainError> {
@@ -394,7 +481,9 @@ impl MemoryService {
             .locate(&caller.account_id, id)
             .await?
             .ok_or_else(not_found)?;
-        require(caller, Permission::Write, &ns)?;
+        // A memory outside the key's scope answers as a missing one: a 403 would confirm
+        // it exists and name its namespace.
+        require(caller, Permission::Write, &ns).map_err(|_| not_found())?;
         if self.repo.delete(&caller.account_id, &ns, id).await? {
             Ok(())
         } else {
@@ -452,7 +541,14 @@ impl MemoryService {
                     continue;
                 }
             };
-            if let Err(e) = require(caller, Permission::Write, &new.namespace) {
+            let allowed =
+                require(caller, Permission::Write, &new.namespace).and_then(|()| {
+                    match new.entity_id {
+                        Some(_) => crate::graph::require_entity_write(caller),
+                        None => Ok(()),
+                    }
+                });
+            if let Err(e) = allowed {
                 outcomes[index] = Some(ItemOutcome::Failed {
                     id,
                     error: e.to_string(),
@@ -464,6 +560,19 @@ impl MemoryService {
                 _ => None,
             };
             let outcome = match existing {
+                // An id outside the key's scope: refused without naming where it lives.
+                Some(old)
+                    if require(caller, Permission::Write, &old.namespace).is_err()
+                        && require(caller, Permission::Read, &old.namespace).is_err() =>
+                {
+                    ItemOutcome::Failed {
+                        id,
+                        error: format!(
+                            "memory id '{}' is taken; leave id out to insert a new memory",
+                            old.id
+                        ),
+                    }
+                }
                 Some(old) if old.namespace != new.namespace => ItemOutcome::Failed {
                     id,
                     error: format!(
@@ -474,8 +583,22 @@ impl MemoryService {
                 Some(old) => {
                     let mut m = self.build(new, old.id.clone(), now);
                     m.created_at = old.created_at;
+                    let norm = |e: &Option<String>| e.as_deref().map(normalize_name);
+                    let moved = norm(&old.entity_id) != norm(&m.entity_id);
+                    if moved && let Some(e) = &m.entity_id {
+                        self.graph.ensure_entity(&account, e, now).await?;
+                    }
                     match self.repo.replace(&account, &m).await {
                         Ok(()) => {
+                            // The record names another entity now: move the count.
+                            if moved {
+                                if let Some(e) = &old.entity_id {
+                                    self.repo.count_on_entity(&account, e, -1).await;
+                                }
+                                if let Some(e) = &m.entity_id {
+                                    self.repo.count_on_entity(&account, e, 1).await;
+                                }
+                            }
                             events.push(stored_event(caller, &m));
                             ItemOutcome::Updated(m.id)
                         }
@@ -499,6 +622,16 @@ impl MemoryService {
             outcomes[index] = Some(outcome);
         }
         let memories: Vec<Memory> = fresh.iter().map(|(_, m)| m.clone()).collect();
+        // Their entities first, so the inserts find them to count the memories on.
+        let mut entities: Vec<String> = memories
+            .iter()
+            .filter_map(|m| m.entity_id.clone())
+            .collect();
+        entities.sort_by_key(|e| normalize_name(e));
+        entities.dedup_by_key(|e| normalize_name(e));
+        for e in &entities {
+            self.graph.ensure_entity(&account, e, now).await?;
+        }
         let written = self.repo.insert_many(&account, &memories).await?;
         for ((index, m), ok) in fresh.into_iter().zip(written) {
             outcomes[index] = Some(match ok {
@@ -574,15 +707,9 @@ impl MemoryService {
         let Some(mut m) = found else {
             return Ok((ItemOutcome::NotFound(id), None));
         };
-        if let Err(e) = require(caller, Permission::Write, &m.namespace) {
-            let error = e.to_string();
-            return Ok((
-                ItemOutcome::Failed {
-                    id: Some(id),
-                    error,
-                },
-                None,
-            ));
+        // Outside the key's scope reads as missing, so the outcome names no namespace.
+        if require(caller, Permission::Write, &m.namespace).is_err() {
+            return Ok((ItemOutcome::NotFound(id), None));
         }
         if let Some(c) = patch.content {
             m.content = c.into_string();
@@ -640,15 +767,13 @@ impl MemoryService {
             match ns? {
                 None => outcomes.push(ItemOutcome::NotFound(id)),
                 Some(_) if !seen.insert(id.clone()) => outcomes.push(ItemOutcome::Deleted(id)),
+                // Outside the key's scope reads as missing, naming no namespace.
                 Some(ns) => match require(caller, Permission::Write, &ns) {
                     Ok(()) => {
                         targets.push((ns, id.clone()));
                         outcomes.push(ItemOutcome::Deleted(id));
                     }
-                    Err(e) => outcomes.push(ItemOutcome::Failed {
-                        id: Some(id),
-                        error: e.to_string(),
-                    }),
+                    Err(_) => outcomes.push(ItemOutcome::NotFound(id)),
                 },
             }
         }

@@ -7,7 +7,18 @@ use std::sync::Arc;
 use zerodb_domain::{Context, Deployment};
 use zerodb_embed::{Embedder, EmbedderConfig};
 
-use crate::MemoryService;
+use crate::{MemoryService, RecallLimits};
+
+/// A whole-number setting, or its default when unset; a value that is not one stops the
+/// process at start with the setting's name.
+fn count(settings: &zerodb_domain::Settings, name: &str, default: usize) -> anyhow::Result<usize> {
+    match settings.get(name) {
+        None => Ok(default),
+        Some(v) => v.replace('_', "").parse().map_err(|_| {
+            anyhow::anyhow!("{name}={v:?} is not a whole number (e.g. {name}={default})")
+        }),
+    }
+}
 
 /// The embedder of the process, from `ZERODB_EMBEDDER` and its variables (see the
 /// memory API's README); with none set, MiniLM from `ZERODB_MINILM_DIR` if it holds the
@@ -33,14 +44,32 @@ pub async fn embedder(ctx: &Context) -> anyhow::Result<Arc<dyn Embedder>> {
 /// write wait; on Lambda it does neither.
 pub async fn shared(ctx: &Context) -> anyhow::Result<MemoryService> {
     ctx.service(|ctx| async move {
+        let settings = ctx.settings();
+        let defaults = RecallLimits::default();
+        let limits = RecallLimits {
+            max_scan: count(settings, "ZERODB_RECALL_MAX_SCAN", defaults.max_scan)?,
+            inline_embed: count(
+                settings,
+                "ZERODB_RECALL_INLINE_EMBED",
+                defaults.inline_embed,
+            )?,
+        };
+        let cache_bytes = count(
+            settings,
+            "ZERODB_MEMORY_CACHE_BYTES",
+            crate::cache::DEFAULT_BUDGET_BYTES,
+        )?;
         let svc = MemoryService::new(
             ctx.stores().table.clone(),
             ctx.events().clone(),
             embedder(&ctx).await?,
             ctx.clock().clone(),
-        );
+        )
+        .with_recall_limits(limits);
         Ok(match ctx.deployment() {
-            Deployment::Local => svc.with_namespace_cache().with_detached_events(),
+            Deployment::Local => svc
+                .with_namespace_cache_bytes(cache_bytes)
+                .with_detached_events(),
             Deployment::Lambda => svc,
         })
     })

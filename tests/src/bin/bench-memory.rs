@@ -153,6 +153,7 @@ async fn bench() -> anyhow::Result<()> {
         jwt_secret: zerodb_domain::ids::random_base62(64).into_bytes(),
         rate_limit_per_minute: u32::MAX,
         rate_counting: RateCounting::InProcess,
+        limits: zerodb_domain::auth::AuthLimits::unlimited(),
     };
     let account = zerodb_local::create_account(stores.table.clone(), "bench").await?;
     // As zerodb-local builds it: its settings (the cached model), its memory service
