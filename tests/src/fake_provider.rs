@@ -13,6 +13,12 @@
 //!   system prompt (at least 1), output tokens the words of the reply (7 for a tool call).
 //! - `rate-limited`: 429, `Retry-After: 30`. `busy-once`: per route and model, odd requests
 //!   get 429 with `Retry-After: 1`, even ones succeed. `server-error`: 500.
+//! - `leaky-error`: 500 whose message names an internal URL, a secret id and a variable
+//!   (`LEAKY_MARKERS`), as a misconfigured upstream might: none of it may reach a client.
+//! - `no-usage`: as `echo-1` but the reply carries no counts (OpenAI: no `usage`, and no
+//!   usage chunk even when asked; Anthropic: zero counts in the whole reply).
+//! - `gated`: as `echo-1`, answered only once the test opens the gate
+//!   (`Stats::open_gate`); `Stats::gated` counts the requests waiting at it.
 //! - `slow`: answers after 30 s. `cut`: half a body (or, streamed, the first text delta),
 //!   then the connection is dropped. `endless`: a `tick ` delta every 20 ms until the
 //!   client goes away, which is counted in `cancelled`.
@@ -47,9 +53,33 @@ pub const TOOL_CALL_TOKENS: u64 = 7;
 pub const ANTHROPIC_TOOL_ID: &str = "toolu_fake1";
 pub const OPENAI_TOOL_ID: &str = "call_fake1";
 
+/// Pieces of `leaky-error`'s message that must never reach a deployment's client.
+pub const LEAKY_MARKERS: [&str; 4] = [
+    "internal-llm.corp.example",
+    "arn:aws:secretsmanager",
+    "NIM_API_KEY",
+    "sk-live-",
+];
+
+/// `gated`'s gate: closed until opened; counts arrivals.
+struct Gate {
+    open: tokio::sync::watch::Sender<bool>,
+    arrived: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            open: tokio::sync::watch::channel(false).0,
+            arrived: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
 /// What the fake has been asked, shared by the handlers and whoever started it.
 #[derive(Default)]
 pub struct Stats {
+    gate: Gate,
     requests: Mutex<HashMap<String, u64>>,
     /// `busy-once`'s counters, per (route, model): alternation is per route so that one
     /// route's test does not shift the other's.
@@ -73,6 +103,16 @@ impl Stats {
     /// Streams whose client went away before the stream's end.
     pub fn cancelled(&self) -> u64 {
         self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Requests that have reached `gated`'s gate, as they arrive.
+    pub fn gated(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.gate.arrived.subscribe()
+    }
+
+    /// Lets every `gated` request, waiting or to come, answer.
+    pub fn open_gate(&self) {
+        self.gate.open.send_replace(true);
     }
 
     pub fn reset(&self) {
@@ -283,6 +323,18 @@ async fn respond(api: Api, stats: Arc<Stats>, req: &Value) -> Response {
                 "the fake provider failed, as asked",
             );
         }
+        "leaky-error" => {
+            return error(
+                api,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "upstream https://internal-llm.corp.example:8443/v1/chat/completions failed: key from arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/nim-key (NIM_API_KEY=sk-live-0123456789) rejected",
+            );
+        }
+        "gated" => {
+            stats.gate.arrived.send_modify(|n| *n += 1);
+            let mut open = stats.gate.open.subscribe();
+            let _ = open.wait_for(|o| *o).await;
+        }
         "busy-once" if stats.busy_turn(api, model) % 2 == 1 => return rate_limited(api, "1"),
         "slow" => tokio::time::sleep(SLOW_DELAY).await,
         _ => {}
@@ -305,7 +357,9 @@ async fn respond(api: Api, stats: Arc<Stats>, req: &Value) -> Response {
             .unwrap_or(0),
         include_usage: req["stream_options"]["include_usage"]
             .as_bool()
-            .unwrap_or(false),
+            .unwrap_or(false)
+            && model != "no-usage",
+        no_usage: model == "no-usage",
     };
     if !stream {
         let body = serde_json::to_vec(&reply.whole(&turn)).expect("a Value serialises");
@@ -532,6 +586,8 @@ struct Rendered {
     model: String,
     created: u64,
     include_usage: bool,
+    /// `no-usage`: the reply carries no counts.
+    no_usage: bool,
 }
 
 /// One SSE frame; `is_delta` marks a content delta (text or tool arguments), where `cut`
@@ -550,7 +606,10 @@ impl Rendered {
     }
 
     fn whole(&self, turn: &Turn) -> Value {
-        let (i, o) = (turn.input_tokens, turn.output_tokens);
+        let (i, o) = match self.no_usage {
+            true => (0, 0),
+            false => (turn.input_tokens, turn.output_tokens),
+        };
         match self.api {
             Api::Anthropic => {
                 let (content, stop) = match &turn.answer {
@@ -581,12 +640,16 @@ impl Rendered {
                         "tool_calls",
                     ),
                 };
-                json!({
+                let mut v = json!({
                     "id": self.id, "object": "chat.completion", "created": self.created,
                     "model": self.model,
                     "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
                     "usage": {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o},
-                })
+                });
+                if self.no_usage {
+                    v.as_object_mut().expect("an object").remove("usage");
+                }
+                v
             }
         }
     }

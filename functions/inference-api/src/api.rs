@@ -1,9 +1,10 @@
 //! The handlers: `POST /v1/messages` (Anthropic), `POST /api/v1/chat/completions` and
 //! `/v1/chat/completions` (OpenAI), `GET /v1/models`, `GET /api/v1/usage`.
 //!
-//! A call: scope `inference:call` → credits left (402 before any provider is called) →
-//! the gateway → the reply, whole or streamed as SSE → a usage record with its cost,
-//! deducted from the account's credits.
+//! A call: scope `inference:call` → the request parsed and priced → its largest possible
+//! cost reserved from the account's credits (402 before any provider is called) → the
+//! gateway → the reply, whole or streamed as SSE → a usage record with its cost, charged
+//! as the reservation is released.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +22,6 @@ use zerodb_domain::auth::Principal;
 use zerodb_domain::scope::{Permission, Service};
 use zerodb_domain::store::Cursor;
 use zerodb_domain::{At, DomainError};
-use zerodb_http::extract::MAX_BODY_BYTES;
 use zerodb_http::{ApiError, ApiQuery, Auth};
 use zerodb_inference::stream::Tokens;
 
@@ -62,10 +62,9 @@ pub struct RawBody(Bytes);
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state)
+        zerodb_http::extract::body_bytes(req, state)
             .await
             .map(RawBody)
-            .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))
     }
 }
 
@@ -125,7 +124,6 @@ async fn call(
     caller.require(Service::Inference, Permission::Call, None)?;
     let json: Value = serde_json::from_slice(&body)
         .map_err(|e| GatewayError::BadRequest(format!("the body is not JSON: {e}")))?;
-    inf.accounting.check(&caller.account_id).await?;
     let sent_model = json
         .get("model")
         .and_then(Value::as_str)
@@ -136,7 +134,13 @@ async fn call(
         Format::Anthropic => (zerodb_domain::ids::prefixed_id("msg"), "anthropic"),
         Format::Openai => (zerodb_domain::ids::prefixed_id("chatcmpl"), "openai"),
     };
+    let prepared = inf.gateway.prepare(format, json)?;
     let created = inf.accounting.clock().now().timestamp();
+    let expires = created + prepared.longest.as_secs() as i64 + HOLD_MARGIN_SECS;
+    let hold = inf
+        .accounting
+        .reserve(&caller.account_id, &id, prepared.max_cost_micro, expires)
+        .await?;
     let mut record = accounting::UsageRecord {
         id: id.clone(),
         key_id: caller.key_id.clone(),
@@ -152,7 +156,7 @@ async fn call(
         error_code: None,
         created_at: String::new(),
     };
-    let outcome = match inf.gateway.call(format, json, id, created).await {
+    let outcome = match inf.gateway.run(prepared, id, created).await {
         Ok(o) => o,
         // Calls that reached a provider are recorded; requests refused before (bad body,
         // unknown model) are not calls.
@@ -162,21 +166,34 @@ async fn call(
                 record.provider_model = route.alias.model.clone();
             }
             record.error_code = Some(crate::error::code_of(&e).to_owned());
-            let resp = InferenceError::Gateway(e).into_response();
+            let resp = InferenceError::Provider {
+                error: e,
+                names_settings: inf.names_settings(),
+            }
+            .into_response();
             record.status = resp.status().as_u16();
             record.latency_ms = started.elapsed().as_millis() as u64;
-            inf.write_record(caller.account_id, record, Tokens::default())
+            // Nothing was produced: the record costs nothing and the hold goes back.
+            inf.write_record(caller.account_id, record, Tokens::default(), hold)
                 .await;
             return Ok(resp);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            // Refused before any provider was called (a request it cannot translate).
+            if let Some(hold) = &hold
+                && let Err(err) = inf.accounting.release(&caller.account_id, hold).await
+            {
+                tracing::error!(error = %err, "credit hold not released; it lapses at its expiry");
+            }
+            return Err(e.into());
+        }
     };
     record.alias = outcome.alias.clone();
     record.provider_model = outcome.provider_model.clone();
     match outcome.reply {
         Reply::Json(v) => {
             record.latency_ms = started.elapsed().as_millis() as u64;
-            inf.write_record(caller.account_id, record, outcome.tokens)
+            inf.write_record(caller.account_id, record, outcome.tokens, hold)
                 .await;
             Ok(axum::Json(v).into_response())
         }
@@ -187,30 +204,36 @@ async fn call(
                 record,
                 started,
                 tokens,
+                hold,
             };
             Ok(sse_response(frames, finish))
         }
     }
 }
 
-/// What to do when a stream ends: record its usage.
+/// Seconds a reservation outlives the longest its call can run (clock skew between
+/// Lambda instances, the settle's own write).
+const HOLD_MARGIN_SECS: i64 = 60;
+
+/// What to do when a stream ends: record its usage and settle its hold.
 struct Finish {
     inf: Arc<Inference>,
     account: String,
     record: accounting::UsageRecord,
     started: Instant,
     tokens: oneshot::Receiver<Tokens>,
+    hold: Option<accounting::Hold>,
 }
 
 impl Finish {
-    async fn run(mut self, tokens: Option<Tokens>) {
+    async fn run(mut self, tokens: Option<Tokens>, in_flight: Option<accounting::Writes>) {
         let tokens = match tokens {
             Some(t) => t,
             None => (&mut self.tokens).await.unwrap_or_default(),
         };
         self.record.latency_ms = self.started.elapsed().as_millis() as u64;
         self.inf
-            .write_record(self.account, self.record, tokens)
+            .write_record_in_flight(self.account, self.record, tokens, self.hold, in_flight)
             .await;
     }
 }
@@ -221,8 +244,13 @@ struct FinishGuard(Option<Finish>);
 impl Drop for FinishGuard {
     fn drop(&mut self) {
         // Outside a runtime (a process shutting down) there is nothing left to run it on.
+        // The client left: the gateway has already sent the counts as far as the stream
+        // went (an estimate from its text where the provider sent none), and dropping the
+        // upstream stopped the provider. The write is marked in flight before this
+        // returns, so a usage read or call that follows waits for it.
         if let (Some(f), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
-            rt.spawn(f.run(None));
+            let in_flight = f.inf.in_flight_now(&f.account);
+            rt.spawn(f.run(None, in_flight));
         }
     }
 }
@@ -243,7 +271,7 @@ fn sse_response(frames: futures::stream::BoxStream<'static, Bytes>, finish: Fini
     let body = futures::stream::unfold(relay, |mut r| async move {
         let Some(frame) = r.frames.next().await else {
             if let Some(f) = r.finish.0.take() {
-                f.run(None).await;
+                f.run(None, None).await;
             }
             return None;
         };
@@ -251,7 +279,7 @@ fn sse_response(frames: futures::stream::BoxStream<'static, Bytes>, finish: Fini
         if let Some(tokens) = last
             && let Some(f) = r.finish.0.take()
         {
-            f.run(Some(tokens)).await;
+            f.run(Some(tokens), None).await;
         }
         Some((Ok::<_, std::convert::Infallible>(frame), r))
     });
@@ -403,8 +431,11 @@ pub struct Credits {
     /// Credits granted in total (US dollars at list prices); null when unlimited.
     pub granted_usd: Option<f64>,
     pub spent_usd: f64,
-    /// What is left; null when unlimited. May be slightly negative: a call's cost is known
-    /// only when it ends.
+    /// Held by calls in progress: each call's largest possible cost, until it ends and
+    /// is charged what it used.
+    pub reserved_usd: f64,
+    /// What new calls may still reserve (granted − spent − reserved); null when
+    /// unlimited.
     pub remaining_usd: Option<f64>,
 }
 
@@ -414,7 +445,8 @@ impl From<accounting::Balance> for Credits {
             limited: b.granted_micro.is_some(),
             granted_usd: b.granted_micro.map(micro_to_usd),
             spent_usd: micro_to_usd(b.spent_micro),
-            remaining_usd: b.granted_micro.map(|g| micro_to_usd(g - b.spent_micro)),
+            reserved_usd: micro_to_usd(b.reserved_micro),
+            remaining_usd: b.available_micro().map(micro_to_usd),
         }
     }
 }

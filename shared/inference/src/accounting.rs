@@ -1,12 +1,18 @@
 //! Credits and usage records, in the table (keys in `zerodb_domain::keys`):
 //! - `ACCT#<account>` / `CREDITS`: `spent_micro` and `granted_micro` (micro-credits; one
-//!   credit is one US dollar at the catalog's list prices).
+//!   credit is one US dollar at the catalog's list prices), `rev` (bumped by every
+//!   reservation and settlement), and one `hold_<expires unix s>_<call id>` attribute per
+//!   call in progress, holding the micro-credits reserved for it.
 //! - `USAGE#<account>` / `<created ms, 13 digits>#<time-ordered id>`: one record per call,
 //!   expiring after `USAGE_RETENTION_DAYS`.
 //!
-//! A call is refused (402) when the balance is spent, before any provider is called. Its
-//! cost is known only when it ends, so concurrent calls may together overshoot the last
-//! credits by one call each; the balance then goes negative and further calls are refused.
+//! A call reserves its largest possible cost before any provider is called: one
+//! conditional write of the credits item (on its `rev`) adds the hold only if the credits
+//! left, less the live holds, cover it; else 402. When the call ends, one transaction
+//! writes its record, adds its cost to `spent_micro` and removes the hold (the unused
+//! part goes back). A hold whose process died before settling stops counting when it
+//! expires (its expiry is in its name: the longest the call could run) and is deleted by
+//! the account's next reservation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +22,9 @@ use zerodb_domain::DomainError;
 use zerodb_domain::clock::Clock;
 use zerodb_domain::item::{from_item, to_item};
 use zerodb_domain::keys;
-use zerodb_domain::store::{Cursor, Query, StoreError, Table, TxOp, Update, Value};
+use zerodb_domain::store::{
+    Condition, Cursor, Item, Query, StoreError, Table, TxOp, Update, Value,
+};
 
 pub const USAGE_RETENTION_DAYS: i64 = 90;
 
@@ -62,6 +70,54 @@ pub struct Balance {
     /// Granted in all; `None` when this deployment does not limit credits.
     pub granted_micro: Option<i64>,
     pub spent_micro: i64,
+    /// Held by calls in progress (their largest possible cost), expired holds left out.
+    pub reserved_micro: i64,
+}
+
+impl Balance {
+    /// What a new call may still reserve; `None` when unlimited.
+    pub fn available_micro(&self) -> Option<i64> {
+        self.granted_micro
+            .map(|g| g - self.spent_micro - self.reserved_micro)
+    }
+}
+
+/// Credits reserved for one call in progress, released by `Accounting::settle`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// The credits item's attribute holding it.
+    attribute: String,
+    pub micro: u64,
+    /// Unix seconds after which it no longer counts.
+    pub expires_at: i64,
+}
+
+const HOLD_PREFIX: &str = "hold_";
+
+/// Reservation attempts before giving up under contention (each lost attempt means
+/// another call of the account reserved or settled in between).
+const MAX_RESERVE_ATTEMPTS: u32 = 64;
+
+/// The live holds' total and the names of the expired ones, from the credits item.
+fn holds(item: Option<&Item>, now: i64) -> (i64, Vec<String>) {
+    let mut live = 0;
+    let mut expired = Vec::new();
+    for (name, value) in item.into_iter().flatten() {
+        let Some(rest) = name.strip_prefix(HOLD_PREFIX) else {
+            continue;
+        };
+        let expires = rest
+            .split('_')
+            .next()
+            .and_then(|e| e.parse::<i64>().ok())
+            .unwrap_or(0);
+        if expires > now {
+            live += value.as_i64().unwrap_or(0);
+        } else {
+            expired.push(name.clone());
+        }
+    }
+    (live, expired)
 }
 
 /// One call, as recorded (and stored: this is the item's shape).
@@ -92,6 +148,36 @@ pub struct UsageRecord {
     pub error_code: Option<String>,
     /// RFC 3339, milliseconds.
     pub created_at: String,
+}
+
+/// The 402 for a call needing `micro` (0: any) when `balance` cannot cover it.
+fn spent(balance: &Balance, micro: u64) -> DomainError {
+    let granted = balance.granted_micro.unwrap_or(0);
+    let left = granted - balance.spent_micro - balance.reserved_micro;
+    let held = if balance.reserved_micro > 0 {
+        format!(
+            ", {:.6} of it held by calls in progress",
+            micro_to_usd(balance.reserved_micro)
+        )
+    } else {
+        String::new()
+    };
+    let need = if micro > 0 {
+        format!(
+            "This call may cost up to {:.6} credits (its max_tokens at the model's price) and the account has {:.6} left ({:.6} of {:.6} used{held}); lower max_tokens, or add credits (`zerodb-local credits add`), then call again",
+            micro_to_usd(micro as i64),
+            micro_to_usd(left.max(0)),
+            micro_to_usd(balance.spent_micro),
+            micro_to_usd(granted),
+        )
+    } else {
+        format!(
+            "This account's inference credits are spent ({:.6} of {:.6} used{held}); add credits (`zerodb-local credits add`) before calling again",
+            micro_to_usd(balance.spent_micro),
+            micro_to_usd(granted)
+        )
+    };
+    DomainError::InsufficientCredits(need)
 }
 
 /// Credits and usage over one table.
@@ -165,6 +251,28 @@ impl Accounting {
         }
     }
 
+    /// As `writing`, without waiting: for code that cannot await (a stream dropped by a
+    /// client that left). `None` only while a `written` caller holds or waits for the
+    /// lock; that caller started before this write and need not see it.
+    pub fn writing_now(&self, account: &str) -> Option<Writes> {
+        let lock = self
+            .writing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(account.to_owned())
+            .or_default()
+            .clone();
+        let guard = lock.clone().try_read_owned().ok();
+        if guard.is_none() {
+            forget_if_idle(&self.writing, account, &lock);
+        }
+        Some(Writes {
+            writing: self.writing.clone(),
+            account: account.to_owned(),
+            guard: Some(guard?),
+        })
+    }
+
     /// Returns once every record write of `account` in flight when called has landed.
     pub async fn written(&self, account: &str) {
         let lock = self
@@ -193,17 +301,91 @@ impl Accounting {
         // read cannot tell whether a write that lands during it is counted already.
         self.written(account).await;
         let balance = self.balance(account).await?;
-        let spent = balance.spent_micro;
-        match balance.granted_micro {
-            Some(granted) if granted - spent <= 0 => {
-                Err(DomainError::InsufficientCredits(format!(
-                    "This account's inference credits are spent ({:.6} of {:.6} used); add credits (`zerodb-local credits add`) before calling again",
-                    micro_to_usd(spent),
-                    micro_to_usd(granted)
-                )))
-            }
+        match balance.available_micro() {
+            Some(left) if left <= 0 => Err(spent(&balance, 0)),
             _ => Ok(()),
         }
+    }
+
+    /// Reserves `micro` (the call's largest possible cost) for call `call_id` until
+    /// `expires_at` (unix seconds), or 402 INSUFFICIENT_CREDITS when the credits left,
+    /// less what calls in progress hold, do not cover it. `None` when credits are
+    /// unlimited. One read and one conditional write when uncontended; a lost race (another
+    /// call of the account reserved or settled in between) reads and tries again.
+    pub async fn reserve(
+        &self,
+        account: &str,
+        call_id: &str,
+        micro: u64,
+        expires_at: i64,
+    ) -> Result<Option<Hold>, DomainError> {
+        let CreditPolicy::Grant(base) = self.policy else {
+            return Ok(None);
+        };
+        // Records still being written in the background (zerodb-local) hold their
+        // reservation until they land, so nothing in flight is missed; waiting keeps a
+        // call's refund visible to the next call of the same client.
+        self.written(account).await;
+        let key = keys::credits(account);
+        let attribute = format!("{HOLD_PREFIX}{expires_at}_{call_id}");
+        let wanted = i64::try_from(micro).unwrap_or(i64::MAX);
+        for _ in 0..MAX_RESERVE_ATTEMPTS {
+            let item = self.table.get(&key).await.map_err(DomainError::from)?;
+            let now = self.clock.now().timestamp();
+            let (reserved, expired) = holds(item.as_ref(), now);
+            let read = |attr: &str| {
+                item.as_ref()
+                    .and_then(|i| i.get(attr))
+                    .and_then(Value::as_i64)
+            };
+            let balance = Balance {
+                granted_micro: Some(base as i64 + read("granted_micro").unwrap_or(0)),
+                spent_micro: read("spent_micro").unwrap_or(0),
+                reserved_micro: reserved,
+            };
+            let left = balance.available_micro().unwrap_or(i64::MAX);
+            if left <= 0 || wanted > left {
+                return Err(spent(&balance, micro));
+            }
+            let condition = match read("rev") {
+                Some(rev) => Condition::Equals("rev".into(), Value::int(rev)),
+                None => Condition::AttributeNotExists("rev".into()),
+            };
+            let mut updates = vec![
+                Update::Set(attribute.clone(), Value::int(wanted)),
+                Update::Add("rev".into(), 1),
+            ];
+            // A dead process's holds are dropped here, so they do not pile up.
+            updates.extend(expired.into_iter().map(Update::Remove));
+            match self.table.update(&key, updates, Some(condition)).await {
+                Ok(_) => {
+                    return Ok(Some(Hold {
+                        attribute,
+                        micro,
+                        expires_at,
+                    }));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Throttled.into())
+    }
+
+    /// Gives a hold back without charging anything (the call ended before it cost
+    /// anything, or was refused by the gateway).
+    pub async fn release(&self, account: &str, hold: &Hold) -> Result<(), StoreError> {
+        self.table
+            .update(
+                &keys::credits(account),
+                vec![
+                    Update::Remove(hold.attribute.clone()),
+                    Update::Add("rev".into(), 1),
+                ],
+                None,
+            )
+            .await
+            .map(|_| ())
     }
 
     pub async fn balance(&self, account: &str) -> Result<Balance, StoreError> {
@@ -220,6 +402,10 @@ impl Accounting {
                 CreditPolicy::Grant(base) => Some(base as i64 + read("granted_micro")),
             },
             spent_micro: read("spent_micro"),
+            reserved_micro: match self.policy {
+                CreditPolicy::Unlimited => 0,
+                CreditPolicy::Grant(_) => holds(item.as_ref(), self.clock.now().timestamp()).0,
+            },
         })
     }
 
@@ -237,7 +423,18 @@ impl Accounting {
     }
 
     /// Writes the record and deducts its cost, together (one transaction).
-    pub async fn record(&self, account: &str, mut record: UsageRecord) -> Result<(), StoreError> {
+    pub async fn record(&self, account: &str, record: UsageRecord) -> Result<(), StoreError> {
+        self.settle(account, record, None).await
+    }
+
+    /// Writes the call's record, deducts its cost and removes its hold, in one
+    /// transaction: the hold's unused part is given back as the cost is charged.
+    pub async fn settle(
+        &self,
+        account: &str,
+        mut record: UsageRecord,
+        hold: Option<&Hold>,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now();
         record.created_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         // Time-ordered, and monotonic within a process: calls in the same millisecond
@@ -250,7 +447,16 @@ impl Accounting {
         let expires = now.timestamp() + USAGE_RETENTION_DAYS * 24 * 3600;
         let item = to_item(&key, &record, Some(expires))?;
         let cost = record.cost_micro;
-        if cost == 0 {
+        let mut updates = Vec::new();
+        if cost > 0 {
+            updates.push(Update::Add("spent_micro".into(), cost as i64));
+        }
+        if let Some(hold) = hold {
+            updates.push(Update::Remove(hold.attribute.clone()));
+            // A reservation that read the balance before this lands must read it again.
+            updates.push(Update::Add("rev".into(), 1));
+        }
+        if updates.is_empty() {
             return self.table.put(item, None).await;
         }
         self.table
@@ -261,7 +467,7 @@ impl Accounting {
                 },
                 TxOp::Update {
                     key: keys::credits(account),
-                    updates: vec![Update::Add("spent_micro".into(), cost as i64)],
+                    updates,
                     condition: None,
                 },
             ])

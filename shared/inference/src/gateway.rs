@@ -9,6 +9,7 @@
 //! `crate::stream`.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use crate::stream::{AnthropicToOpenAi, Chunk, Event, OpenAiToAnthropic, Tokens};
 use crate::translate::{self, TranslateError};
@@ -19,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::provider::{ProviderError, Providers};
+use crate::provider::{MAX_RETRY_WAIT, ProviderError, Providers};
 use crate::sse::SseReader;
 
 /// The format of the endpoint a client called.
@@ -81,6 +82,29 @@ pub struct Gateway {
     providers: Providers,
 }
 
+/// A call parsed and priced, not yet run: what credits need to know before it runs.
+pub struct Prepared {
+    request: ClientRequest,
+    /// The most the call can cost: its output limit (`max_tokens`; for an OpenAI request
+    /// without one, `translate::DEFAULT_MAX_TOKENS`, times `n`) and its input estimated
+    /// from its text, at the dearest price of its alias and the fallbacks after it.
+    pub max_cost_micro: u64,
+    /// The longest it can run: every attempt on every alias of the chain taking its
+    /// provider's whole timeout and the longest retry wait. A reservation lasts this long.
+    pub longest: Duration,
+}
+
+/// The largest output a request allows, as billed when a provider sends no counts.
+fn output_limit(request: &ClientRequest) -> u64 {
+    match &request.parsed {
+        Parsed::Anthropic(r) => u64::from(r.max_tokens),
+        Parsed::Openai(r) => {
+            u64::from(r.max_output().unwrap_or(translate::DEFAULT_MAX_TOKENS))
+                * u64::from(r.n.unwrap_or(1).max(1))
+        }
+    }
+}
+
 impl Gateway {
     pub fn new(catalog: Catalog, providers: Providers) -> Self {
         Gateway { catalog, providers }
@@ -103,7 +127,42 @@ impl Gateway {
         id: String,
         created: i64,
     ) -> Result<Outcome, GatewayError> {
+        let prepared = self.prepare(format, body)?;
+        self.run(prepared, id, created).await
+    }
+
+    /// Parses and prices a call (400 for a bad body or an unknown model), calling nothing.
+    pub fn prepare(&self, format: Format, body: Value) -> Result<Prepared, GatewayError> {
         let request = ClientRequest::parse(format, body)?;
+        let input = request.input_estimate;
+        let output = output_limit(&request);
+        let mut max_cost_micro = 0;
+        let mut longest = Duration::ZERO;
+        let mut next = Some(self.catalog.resolve(request.model())?);
+        // Loops were refused when the catalog loaded; the bound is a second guard.
+        for _ in 0..16 {
+            let Some(route) = next else { break };
+            max_cost_micro = max_cost_micro.max(route.alias.price.cost_micro(input, output));
+            let p = route.provider;
+            longest += (p.connect_timeout + p.timeout + MAX_RETRY_WAIT)
+                * (p.max_retries.saturating_add(1));
+            next = self.catalog.fallback_of(&route);
+        }
+        Ok(Prepared {
+            request,
+            max_cost_micro,
+            longest,
+        })
+    }
+
+    /// Runs a prepared call.
+    pub async fn run(
+        &self,
+        prepared: Prepared,
+        id: String,
+        created: i64,
+    ) -> Result<Outcome, GatewayError> {
+        let request = prepared.request;
         let mut route = self.catalog.resolve(request.model())?;
         loop {
             match self.call_route(&request, route, &id, created).await {
@@ -165,6 +224,10 @@ impl Gateway {
                 id.to_owned(),
                 request.model().to_owned(),
                 created,
+                Estimate {
+                    input: request.input_estimate,
+                    max_output: output_limit(request),
+                },
             );
             return Ok(outcome(Reply::Stream { frames, tokens }, Tokens::default()));
         }
@@ -209,14 +272,106 @@ impl Gateway {
                 (serde_json::to_value(out).expect("serialisable"), tokens)
             }
         };
+        // A reply without counts is billed by its text, never as free.
+        let tokens = if tokens == Tokens::default() {
+            Tokens {
+                input: request.input_estimate,
+                output: crate::estimate::tokens(reply_chars(request.format(), &json))
+                    .clamp(1, output_limit(request).max(1)),
+            }
+        } else {
+            tokens
+        };
         Ok(outcome(Reply::Json(json), tokens))
     }
+}
+
+/// Characters of a whole reply's text and tool arguments, in the client's format.
+fn reply_chars(format: Format, reply: &Value) -> u64 {
+    use crate::estimate::text_chars;
+    match format {
+        Format::Anthropic => reply["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                text_chars(&b["text"]) + b.get("input").map_or(0, |i| i.to_string().len() as u64)
+            })
+            .sum(),
+        Format::Openai => reply["choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                text_chars(&c["message"]["content"])
+                    + c["message"]["tool_calls"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|t| text_chars(&t["function"]["arguments"]))
+                        .sum::<u64>()
+            })
+            .sum(),
+    }
+}
+
+/// A stream's counts when the provider sends none (or the client leaves before they come).
+#[derive(Debug, Clone, Copy)]
+struct Estimate {
+    input: u64,
+    max_output: u64,
+}
+
+/// Characters of text and tool arguments in an Anthropic event.
+fn event_chars(event: &Event) -> u64 {
+    match event {
+        Event::ContentBlockDelta { delta, .. } => match delta {
+            crate::stream::Delta::TextDelta { text } => text.chars().count() as u64,
+            crate::stream::Delta::InputJsonDelta { partial_json } => partial_json.len() as u64,
+            crate::stream::Delta::Other => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// Characters of text and tool arguments in an OpenAI chunk.
+fn chunk_chars(chunk: &Chunk) -> u64 {
+    chunk
+        .choices
+        .iter()
+        .map(|c| {
+            c.delta
+                .content
+                .as_deref()
+                .map_or(0, |t| t.chars().count() as u64)
+                + c.delta
+                    .tool_calls
+                    .iter()
+                    .flatten()
+                    .filter_map(|t| t.function.as_ref()?.arguments.as_ref())
+                    .map(|a| a.len() as u64)
+                    .sum::<u64>()
+        })
+        .sum()
+}
+
+/// What a client is told when a provider's stream fails: the kind only; the provider's
+/// own words go to the log (they may name its hosts).
+fn plain_stream_error(kind: &str) -> String {
+    let kind = if !kind.is_empty() && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        kind
+    } else {
+        "api_error"
+    };
+    format!("the model provider reported an error mid-stream ({kind}); try again")
 }
 
 /// The client's request, validated against its format's types and kept as sent.
 struct ClientRequest {
     raw: Value,
     parsed: Parsed,
+    /// Input tokens estimated from the request's text.
+    input_estimate: u64,
 }
 
 enum Parsed {
@@ -233,7 +388,12 @@ impl ClientRequest {
             }
             Format::Openai => Parsed::Openai(openai::ChatRequest::deserialize(&raw).map_err(bad)?),
         };
-        Ok(ClientRequest { raw, parsed })
+        let input_estimate = crate::estimate::input_tokens(&raw);
+        Ok(ClientRequest {
+            raw,
+            parsed,
+            input_estimate,
+        })
     }
 
     fn format(&self) -> Format {
@@ -303,6 +463,11 @@ struct StreamState {
     mode: Mode,
     pending: VecDeque<Bytes>,
     tokens: Tokens,
+    /// Whether the provider sent its final counts (message_delta's, the usage chunk).
+    counted: bool,
+    /// Characters of text and tool arguments read from the provider so far.
+    output_chars: u64,
+    estimate: Estimate,
     done_tx: Option<oneshot::Sender<Tokens>>,
     finished: bool,
 }
@@ -328,7 +493,7 @@ impl Drop for StreamState {
     fn drop(&mut self) {
         // A client that disconnects drops the stream: report what was used so far.
         if let Some(tx) = self.done_tx.take() {
-            let _ = tx.send(self.tokens);
+            let _ = tx.send(self.billed());
         }
     }
 }
@@ -347,6 +512,7 @@ fn openai_frame(chunk: &Chunk) -> Bytes {
 
 const OPENAI_DONE: &[u8] = b"data: [DONE]\n\n";
 
+#[allow(clippy::too_many_arguments)]
 fn stream_reply(
     resp: reqwest::Response,
     client: Format,
@@ -355,6 +521,7 @@ fn stream_reply(
     id: String,
     model: String,
     created: i64,
+    estimate: Estimate,
 ) -> (BoxStream<'static, Bytes>, oneshot::Receiver<Tokens>) {
     let (tx, rx) = oneshot::channel();
     let mode = match (client, upstream) {
@@ -376,6 +543,9 @@ fn stream_reply(
         mode,
         pending: VecDeque::new(),
         tokens: Tokens::default(),
+        counted: false,
+        output_chars: 0,
+        estimate,
         done_tx: Some(tx),
         finished: false,
     };
@@ -388,13 +558,13 @@ fn stream_reply(
                     && s.pending.is_empty()
                     && let Some(tx) = s.done_tx.take()
                 {
-                    let _ = tx.send(s.tokens);
+                    let _ = tx.send(s.billed());
                 }
                 return Some((frame, s));
             }
             if s.finished {
                 if let Some(tx) = s.done_tx.take() {
-                    let _ = tx.send(s.tokens);
+                    let _ = tx.send(s.billed());
                 }
                 return None;
             }
@@ -407,7 +577,11 @@ fn stream_reply(
                     }
                     Err(e) => s.fail(&e.to_string()),
                 },
-                Some(Err(e)) => s.fail(&format!("the provider's stream broke off: {e}")),
+                Some(Err(e)) => {
+                    // reqwest's text names the provider's URL: the log has it, not the client.
+                    tracing::warn!(error = %e, "the provider's stream broke off");
+                    s.fail("the model provider's stream broke off; try again");
+                }
                 None => {
                     if let Some(e) = s.reader.finish() {
                         s.handle(e.event.as_deref(), &e.data);
@@ -421,6 +595,29 @@ fn stream_reply(
 }
 
 impl StreamState {
+    /// The counts to bill: the provider's when it sent its final ones; else, as far as
+    /// the stream went, the larger of its partial counts and an estimate from the
+    /// request's text and the text read from the provider (output at most the request's
+    /// limit).
+    fn billed(&self) -> Tokens {
+        if self.counted && self.tokens != Tokens::default() {
+            return self.tokens;
+        }
+        let output = crate::estimate::tokens(self.output_chars).min(self.estimate.max_output);
+        Tokens {
+            input: self.tokens.input.max(self.estimate.input),
+            output: self.tokens.output.max(output),
+        }
+    }
+
+    /// Takes in an Anthropic event's text and whether it carries the final counts.
+    fn saw_event(&mut self, event: &Event) {
+        self.output_chars += event_chars(event);
+        if matches!(event, Event::MessageDelta { usage: Some(_), .. }) {
+            self.counted = true;
+        }
+    }
+
     fn handle(&mut self, _event: Option<&str>, data: &str) {
         if self.finished {
             return;
@@ -435,16 +632,28 @@ impl StreamState {
                     self.tokens.observe(&event);
                     let done = matches!(event, Event::MessageStop | Event::Error { .. });
                     let name = event.name();
-                    // Only message_start names the model; every other event goes on as
-                    // the provider wrote it.
-                    let frame = match event {
+                    // Only message_start names the model, and an error's message is
+                    // the provider's own (logged, not passed on); every other event goes
+                    // on as the provider wrote it.
+                    let frame = match &event {
                         Event::MessageStart { .. } => {
                             let mut v: Value = serde_json::from_str(data).unwrap_or_default();
                             v["message"]["model"] = json!(model);
                             format!("event: {name}\ndata: {v}\n\n")
                         }
+                        Event::Error { error } => {
+                            tracing::warn!(kind = %error.kind, message = %error.message, "the provider's stream ended in an error");
+                            let plain = Event::Error {
+                                error: crate::stream::ErrorBody {
+                                    kind: error.kind.clone(),
+                                    message: plain_stream_error(&error.kind),
+                                },
+                            };
+                            String::from_utf8_lossy(&anthropic_frame(&plain)).into_owned()
+                        }
                         _ => format!("event: {name}\ndata: {data}\n\n"),
                     };
+                    self.saw_event(&event);
                     self.pending.push_back(Bytes::from(frame));
                     if done {
                         self.finished = true;
@@ -461,6 +670,8 @@ impl StreamState {
                 let Ok(chunk) = Chunk::deserialize(&v) else {
                     return;
                 };
+                self.output_chars += chunk_chars(&chunk);
+                self.counted |= chunk.usage.is_some();
                 if let Some(u) = &chunk.usage {
                     self.tokens = Tokens::from(u);
                 }
@@ -481,6 +692,12 @@ impl StreamState {
                     return;
                 };
                 let stop = matches!(event, Event::MessageStop);
+                let (chars, counted) = (
+                    event_chars(&event),
+                    matches!(event, Event::MessageDelta { usage: Some(_), .. }),
+                );
+                self.output_chars += chars;
+                self.counted |= counted;
                 match t.event(event) {
                     Ok(chunks) => {
                         self.tokens = t.tokens();
@@ -494,12 +711,15 @@ impl StreamState {
                     }
                     Err(e) => {
                         self.tokens = t.tokens();
-                        self.fail(&e.message);
+                        tracing::warn!(kind = %e.kind, message = %e.message, "the provider's stream ended in an error");
+                        self.fail(&plain_stream_error(&e.kind));
                     }
                 }
             }
             Mode::OpenaiToAnthropic(t) => {
                 if let Ok(chunk) = serde_json::from_str::<Chunk>(data) {
+                    self.output_chars += chunk_chars(&chunk);
+                    self.counted |= chunk.usage.is_some();
                     for e in t.chunk(chunk) {
                         self.pending.push_back(anthropic_frame(&e));
                     }

@@ -8,6 +8,7 @@ pub mod accounting;
 pub mod anthropic;
 pub mod catalog;
 pub mod config;
+pub mod estimate;
 pub mod gateway;
 pub mod keys;
 pub mod openai;

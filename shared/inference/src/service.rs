@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use zerodb_domain::{Context, Deployment};
 
-use crate::accounting::{Accounting, CreditPolicy, UsageRecord};
+use crate::accounting::{Accounting, CreditPolicy, Hold, UsageRecord, Writes};
 use crate::catalog::Provider;
 use crate::gateway::Gateway;
 use crate::provider::{ProviderClient, Providers};
@@ -32,6 +32,10 @@ pub struct Inference {
     pub gateway: Gateway,
     pub accounting: Accounting,
     writes: RecordWrites,
+    /// Whether a provider error may tell the client which variable or secret to set
+    /// (zerodb-local, whose user is its operator); a deployment's clients get only the
+    /// code and a plain message, the details going to the log.
+    names_settings: bool,
 }
 
 impl Inference {
@@ -40,6 +44,27 @@ impl Inference {
             gateway,
             accounting,
             writes,
+            names_settings: false,
+        }
+    }
+
+    /// Lets provider errors name the variable or secret to set (zerodb-local).
+    pub fn naming_settings(mut self, yes: bool) -> Self {
+        self.names_settings = yes;
+        self
+    }
+
+    pub fn names_settings(&self) -> bool {
+        self.names_settings
+    }
+
+    /// Registers a record write of `account` in flight without waiting (a stream its
+    /// client dropped); `None` when records are written inline, or see
+    /// `Accounting::writing_now`.
+    pub fn in_flight_now(&self, account: &str) -> Option<Writes> {
+        match self.writes {
+            RecordWrites::Inline => None,
+            RecordWrites::Background => self.accounting.writing_now(account),
         }
     }
 
@@ -60,9 +85,29 @@ impl Inference {
         ))
     }
 
-    /// Prices the call and writes its record, deducting the cost. A failed write is
-    /// logged, not returned: the client has its answer already.
-    pub async fn write_record(&self, account: String, mut record: UsageRecord, tokens: Tokens) {
+    /// Prices the call and writes its record, deducting the cost and releasing its hold.
+    /// A failed write is logged, not returned: the client has its answer already (the
+    /// hold then lapses at its expiry).
+    pub async fn write_record(
+        &self,
+        account: String,
+        record: UsageRecord,
+        tokens: Tokens,
+        hold: Option<Hold>,
+    ) {
+        self.write_record_in_flight(account, record, tokens, hold, None)
+            .await
+    }
+
+    /// As `write_record`, with the in-flight mark already taken (`in_flight_now`).
+    pub async fn write_record_in_flight(
+        &self,
+        account: String,
+        mut record: UsageRecord,
+        tokens: Tokens,
+        hold: Option<Hold>,
+        in_flight: Option<Writes>,
+    ) {
         let cost = self
             .gateway
             .catalog()
@@ -74,13 +119,14 @@ impl Inference {
         record.cost_micro = cost;
         // Taken before the response goes on, so a later usage read and a later call's
         // credit check of this account wait for the write.
-        let held = match self.writes {
-            RecordWrites::Inline => None,
-            RecordWrites::Background => Some(self.accounting.writing(&account).await),
+        let held = match (self.writes, in_flight) {
+            (RecordWrites::Inline, _) => None,
+            (RecordWrites::Background, Some(w)) => Some(w),
+            (RecordWrites::Background, None) => Some(self.accounting.writing(&account).await),
         };
         let accounting = self.accounting.clone();
         let write = async move {
-            if let Err(e) = accounting.record(&account, record).await {
+            if let Err(e) = accounting.settle(&account, record, hold.as_ref()).await {
                 tracing::error!(account = %account, error = %e, cost_micro = cost, "usage record not written");
             }
         };
@@ -172,7 +218,8 @@ pub async fn shared(ctx: &Context) -> anyhow::Result<Arc<Inference>> {
             |p| keys.get(&p.name).cloned(),
             credits,
             writes,
-        )?;
+        )?
+        .naming_settings(ctx.deployment() == Deployment::Local);
         Ok(Arc::new(inference))
     })
     .await

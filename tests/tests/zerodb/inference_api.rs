@@ -42,6 +42,12 @@ async fn app_with(backend: Backend, rate: u32, credits: CreditPolicy) -> (TestAp
         o-echo = {{ provider = "fo", model = "echo-1" }}
         o-429 = {{ provider = "fo", model = "rate-limited" }}
         pricey = {{ provider = "fo", model = "echo-1", price = {{ input = 1000000, output = 1000000 }} }}
+        gated = {{ provider = "fo", model = "gated", price = {{ input = 1000000, output = 1000000 }} }}
+        a-endless = {{ provider = "fa", model = "endless", price = {{ input = 1000000, output = 1000000 }} }}
+        a-no-usage = {{ provider = "fa", model = "no-usage", price = {{ input = 1000000, output = 1000000 }} }}
+        o-no-usage = {{ provider = "fo", model = "no-usage", price = {{ input = 1000000, output = 1000000 }} }}
+        a-leaky = {{ provider = "fa", model = "leaky-error" }}
+        o-leaky = {{ provider = "fo", model = "leaky-error" }}
         "#,
         fake.base_url_anthropic(),
         fake.base_url_openai()
@@ -71,6 +77,21 @@ fn anthropic_body(model: &str, text: &str) -> Value {
 fn openai_body(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
+
+/// `openai_body` asking for at most `max_tokens`: a call reserves its largest cost, so a
+/// test with limited credits states it.
+fn openai_capped(model: &str, text: &str, max_tokens: u32) -> Value {
+    let mut b = openai_body(model, text);
+    b["max_tokens"] = json!(max_tokens);
+    b
+}
+
+/// What `openai_capped(_, "one two three four", 5)` reserves at one credit per token: the
+/// request's text estimated at four characters a token ("user" and the content, 22
+/// characters: 6) plus 4 for the message, and its 5 output tokens.
+const CAPPED_RESERVES: f64 = 15.0;
+/// What it costs: the fake counts 4 words in and 5 out ("echo: one two three four").
+const CAPPED_COSTS: f64 = 9.0;
 
 async fn messages(app: &TestApp, key: &str, body: Value) -> Reply {
     app.post("/v1/messages", key, body).await
@@ -172,7 +193,7 @@ async fn another_tenant_cannot_read_usage_or_spend_credits(backend: Backend) {
     let r = chat(
         &app,
         &app.root_key,
-        openai_body("pricey", "one two three four"),
+        openai_capped("pricey", "one two three four", 5),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -192,38 +213,65 @@ async fn another_tenant_cannot_read_usage_or_spend_credits(backend: Backend) {
 }
 
 async fn spent_credits_give_402_before_the_provider_is_called(backend: Backend) {
-    // 10 credits: one call costing 9 leaves 1; the next costs 9 again (overshoot is
-    // allowed once), the third is refused.
-    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(10_000_000)).await;
+    // 30 credits: each call reserves 15 and costs 9. Two calls leave 12, less than the
+    // next call's 15: it is refused before the provider is called, and the balance never
+    // goes below zero.
+    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(30_000_000)).await;
+    let body = openai_capped("pricey", "one two three four", 5);
     for _ in 0..2 {
-        let r = chat(
-            &app,
-            &app.root_key,
-            openai_body("pricey", "one two three four"),
-        )
-        .await;
+        let r = chat(&app, &app.root_key, body.clone()).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     assert_eq!(fake.stats().requests("echo-1"), 2);
-    let r = chat(
-        &app,
-        &app.root_key,
-        openai_body("pricey", "one two three four"),
-    )
-    .await;
+    let r = chat(&app, &app.root_key, body.clone()).await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
     assert_eq!(r.code(), "INSUFFICIENT_CREDITS");
     assert_eq!(r.body["error"]["type"], "insufficient_quota");
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("max_tokens"),
+        "says what to lower: {detail}"
+    );
+    // A smaller max_tokens fits what is left.
+    let r = chat(
+        &app,
+        &app.root_key,
+        openai_capped("pricey", "one two three four", 1),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "a cheap alias still fits: {}",
+        r.body
+    );
+    assert_eq!(fake.stats().requests("echo-1"), 4);
+    let u = usage(&app, &app.root_key).await;
+    let remaining = u["credits"]["remaining_usd"].as_f64().unwrap();
+    assert!(remaining >= 0.0, "{u}");
+    assert_eq!(u["credits"]["reserved_usd"], 0.0, "{u}");
+    // Spend the rest, then anything is refused, in both formats.
+    app.inference
+        .accounting
+        .record(
+            &app.account_id,
+            UsageRecord {
+                cost_micro: (remaining * 1e6) as u64,
+                ..record("use_rest", 0)
+            },
+        )
+        .await
+        .unwrap();
     let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(r.body["error"]["type"], "billing_error");
     assert_eq!(
         fake.stats().requests("echo-1"),
-        2,
+        4,
         "no provider call once spent"
     );
-    let u = usage(&app, &app.root_key).await;
-    assert_eq!(u["credits"]["remaining_usd"], -8.0, "{u}");
     // A top-up lets calls through again.
     app.inference
         .accounting
@@ -232,6 +280,192 @@ async fn spent_credits_give_402_before_the_provider_is_called(backend: Backend) 
         .unwrap();
     let r = messages(&app, &app.root_key, anthropic_body("a-echo", "hi")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// A record as a test writes it directly: `cost_micro` charged.
+fn record(id: &str, cost_micro: u64) -> UsageRecord {
+    UsageRecord {
+        id: id.into(),
+        key_id: "key_1".into(),
+        endpoint: "openai".into(),
+        alias: "pricey".into(),
+        provider_model: "echo-1".into(),
+        stream: false,
+        input_tokens: 4,
+        output_tokens: 6,
+        cost_micro,
+        latency_ms: 1,
+        status: 200,
+        error_code: None,
+        created_at: String::new(),
+    }
+}
+
+/// Credits are reserved before the provider is called: of six calls sent at once with
+/// credits for two reservations, held at the provider until all have been decided, two
+/// reach it and four are refused; the account never spends more than it was granted.
+async fn concurrent_calls_cannot_spend_more_than_the_credits(backend: Backend) {
+    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(30_000_000)).await;
+    let body = openai_capped("gated", "one two three four", 5);
+    let calls = futures::future::join_all((0..6).map(|_| chat(&app, &app.root_key, body.clone())));
+    let opener = async {
+        let mut arrived = fake.stats().gated();
+        arrived.wait_for(|n| *n >= 2).await.unwrap();
+        fake.stats().open_gate();
+    };
+    let (replies, ()) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        tokio::join!(calls, opener)
+    })
+    .await
+    .expect("two calls reach the provider");
+    let ok = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!(
+        (ok, refused),
+        (2, 4),
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    assert_eq!(fake.stats().requests("gated"), 2);
+    let u = usage(&app, &app.root_key).await;
+    assert_eq!(u["credits"]["spent_usd"], 2.0 * CAPPED_COSTS, "{u}");
+    assert_eq!(u["credits"]["reserved_usd"], 0.0, "every hold settled: {u}");
+    assert_eq!(
+        u["credits"]["remaining_usd"],
+        30.0 - 2.0 * CAPPED_COSTS,
+        "{u}"
+    );
+    assert!(CAPPED_RESERVES * 2.0 <= 30.0 && CAPPED_RESERVES * 3.0 > 30.0);
+}
+
+/// A client that leaves a stream is billed for what the provider sent until it left
+/// (estimated from the text read, the provider having sent no final counts), never for
+/// nothing; the rest of its reservation goes back.
+async fn a_stream_left_early_is_billed_for_what_was_produced(backend: Backend) {
+    use futures::StreamExt;
+    use tower::ServiceExt;
+    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(2_000_000_000)).await;
+    let mut body = anthropic_body("a-endless", "keep talking");
+    body["max_tokens"] = json!(1000);
+    body["stream"] = json!(true);
+    let req = http::Request::post("/v1/messages")
+        .header("x-api-key", &app.root_key)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut frames = resp.into_body().into_data_stream();
+    let mut seen = String::new();
+    while seen.matches("tick").count() < 10 {
+        let chunk = frames.next().await.expect("more frames").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let ticks = seen.matches("tick").count() as u64;
+    drop(frames);
+    let u = usage(&app, &app.root_key).await;
+    let r = &u["records"][0];
+    assert_eq!(r["stream"], true, "{u}");
+    // "tick " is five characters: at least as many tokens as the client saw, estimated
+    // at four characters a token, and no more than max_tokens.
+    let out = r["output_tokens"].as_u64().unwrap();
+    assert!(
+        out >= (ticks * 5).div_ceil(4) && out <= 1000,
+        "{ticks} ticks -> {r}"
+    );
+    assert!(r["input_tokens"].as_u64().unwrap() >= 2, "{r}");
+    let cost = r["cost_usd"].as_f64().unwrap();
+    assert!(cost > 0.0, "{r}");
+    assert_eq!(u["credits"]["spent_usd"], cost, "{u}");
+    assert_eq!(u["credits"]["reserved_usd"], 0.0, "the hold settled: {u}");
+    // The provider's stream was dropped with the client's.
+    let mut cancelled = false;
+    for _ in 0..200 {
+        if fake.stats().cancelled() == 1 {
+            cancelled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(cancelled, "the provider's stream was not dropped");
+}
+
+/// A provider that sends no counts does not make a call free: it is billed by an
+/// estimate from the request's text and the reply's, whole or streamed.
+async fn a_reply_without_counts_is_billed_by_its_text(backend: Backend) {
+    let (app, _fake) = app(backend).await;
+    let k = &app.root_key;
+    let text = "please repeat these seven words back";
+    let r = chat(&app, k, openai_body("o-no-usage", text)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = messages(&app, k, anthropic_body("a-no-usage", text)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut b = openai_body("o-no-usage", text);
+    b["stream"] = json!(true);
+    b["stream_options"] = json!({"include_usage": true});
+    let r = chat(&app, k, b).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let u = usage(&app, k).await;
+    let records = u["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{u}");
+    // The reply, "echo: please repeat these seven words back", is 42 characters: 11 tokens.
+    for r in records {
+        assert_eq!(r["output_tokens"], 11, "{r}");
+        assert!(r["input_tokens"].as_u64().unwrap() >= 9, "{r}");
+        assert!(r["cost_usd"].as_f64().unwrap() > 0.0, "{r}");
+    }
+}
+
+/// A provider's failure reaches a deployment's client as a code and a plain message:
+/// never the provider's URL, its body, a secret id or a variable name (those are
+/// logged). zerodb-local's own operator is told which variable to set.
+async fn provider_failures_name_nothing_of_the_deployment(backend: Backend) {
+    let (app, _fake) = app(backend).await;
+    let k = &app.root_key;
+    let mut streamed = anthropic_body("a-leaky", "hi");
+    streamed["stream"] = json!(true);
+    for r in [
+        chat(&app, k, openai_body("o-leaky", "hi")).await,
+        messages(&app, k, anthropic_body("a-leaky", "hi")).await,
+        messages(&app, k, streamed).await,
+    ] {
+        assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+        assert_eq!(r.code(), "PROVIDER_ERROR");
+        let text = String::from_utf8_lossy(&r.raw).into_owned();
+        for leak in zerodb_tests::fake_provider::LEAKY_MARKERS {
+            assert!(!text.contains(leak), "{leak} reached the client: {text}");
+        }
+        assert!(text.contains("try again later"), "{text}");
+    }
+    // A provider without a key: the deployment's client is not told the variable's name.
+    let toml = "[providers.nokey]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"ZERODB_TEST_UNSET_KEY_VAR\"\n[aliases]\nk = { provider = \"nokey\", model = \"m\" }\n";
+    for (local, named) in [(false, false), (true, true)] {
+        let mut app = TestApp::new(backend).await;
+        let inference = Inference::build(
+            &app.ctx,
+            catalog_from_text(toml, "test").unwrap(),
+            |_| None,
+            CreditPolicy::Unlimited,
+            RecordWrites::Inline,
+        )
+        .unwrap()
+        .naming_settings(local);
+        app.set_inference(inference).await;
+        let r = chat(&app, &app.root_key.clone(), openai_body("k", "hi")).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert_eq!(
+            detail.contains("ZERODB_TEST_UNSET_KEY_VAR"),
+            named,
+            "{detail}"
+        );
+    }
 }
 
 async fn a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses(backend: Backend) {
@@ -392,6 +626,10 @@ on_both_backends!(
     a_key_without_inference_call_is_refused_before_any_provider_call,
     another_tenant_cannot_read_usage_or_spend_credits,
     spent_credits_give_402_before_the_provider_is_called,
+    concurrent_calls_cannot_spend_more_than_the_credits,
+    a_stream_left_early_is_billed_for_what_was_produced,
+    a_reply_without_counts_is_billed_by_its_text,
+    provider_failures_name_nothing_of_the_deployment,
     a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses,
     the_per_key_rate_limit_applies_with_retry_after,
     provider_errors_map_to_statuses_and_are_recorded,
@@ -575,7 +813,7 @@ async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: B
 /// Storage calls per inference call, as the Lambda makes them (rate counts in the table,
 /// credits limited, usage written inline): each is one DynamoDB request on AWS.
 #[tokio::test]
-async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
+async fn an_inference_call_costs_five_table_calls_with_limited_credits() {
     use tower::ServiceExt;
     let fake = FakeProvider::start("127.0.0.1:0".parse().unwrap())
         .await
@@ -596,6 +834,11 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
             jwt_secret: vec![7; 32],
             rate_limit_per_minute: 100,
             rate_counting: zerodb_domain::rate::RateCounting::Shared,
+            // The per-key counter only, so the count below is the one it states.
+            limits: zerodb_domain::auth::AuthLimits {
+                account_rate_limit_per_minute: 0,
+                ..Default::default()
+            },
         },
     );
     let catalog = catalog_from_text(
@@ -629,6 +872,7 @@ async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
         .unwrap();
     let resp = app.oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    // Key read + rate counter (auth), the balance, the usage record with its cost.
-    assert_eq!(counting.take(), 4);
+    // Key read + rate counter (auth); the credits read and the reservation's conditional
+    // write; the usage record with its cost and the hold's release, in one transaction.
+    assert_eq!(counting.take(), 5);
 }
