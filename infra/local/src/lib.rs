@@ -6,6 +6,7 @@
 //! OpenAPI document, the route index, the contract tests and this server iterate them.
 
 pub mod cli;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -143,14 +144,21 @@ pub async fn spawn_workers(ctx: &Context) -> anyhow::Result<Vec<tokio::task::Joi
 }
 
 /// Writes a secret file readable only by its owner, atomically (temp file + rename), so
-/// a crash never leaves half a key behind.
+/// a crash never leaves half a key behind. The temp file is created with `create_new`
+/// (O_EXCL): a file or symlink planted at its name is never followed or written through.
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
+    // Left by a crash between create and rename (or planted): removed, never opened.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", tmp.display())),
+    }
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     opts.mode(0o600);
     let mut f = opts
@@ -189,6 +197,7 @@ pub async fn create_account(table: Arc<dyn Table>, name: &str) -> anyhow::Result
         jwt_secret: vec![0; 32],
         rate_limit_per_minute: 0,
         rate_counting: RateCounting::Shared,
+        limits: Default::default(),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let auth = AuthService::new(table, clock, &settings);
@@ -221,8 +230,7 @@ impl Running {
 /// Opens storage, bootstraps the first account if needed, binds and serves until
 /// `stop` (or, from the CLI, a signal).
 pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    zerodb_store_embedded::create_private_dir(&config.data_dir)?;
     let stack = open_stack(&config.data_dir)?;
     let settings = AuthSettings {
         jwt_secret: jwt_secret(&config.data_dir)?,
@@ -230,6 +238,15 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         // One process serves every request: an in-memory count is exact and spares
         // a durable write per request.
         rate_counting: RateCounting::InProcess,
+        limits: {
+            let mut problems = Vec::new();
+            let limits =
+                zerodb_domain::auth::AuthLimits::from_settings(&config.settings, &mut problems);
+            if !problems.is_empty() {
+                anyhow::bail!(problems.join("; "));
+            }
+            limits
+        },
     };
 
     let root_key_path = config.data_dir.join(ROOT_KEY_FILE);
@@ -241,6 +258,7 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         Some(account.root_key.expose().to_owned())
     };
 
+    let conn_limits = serve::ConnLimits::from_settings(&config.settings)?;
     let ctx = local_context(stack.stores.clone(), settings, config.settings.clone());
     let app = router(&ctx).await?;
     let embedder = zerodb_memory::embedder(&ctx).await?.name().to_owned();
@@ -255,15 +273,6 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
-    // SSE events are small writes: with Nagle on, each waits for the previous one's ACK,
-    // which a client's delayed-ACK timer holds for up to 40 ms.
-    let listener = {
-        use axum::serve::ListenerExt;
-        listener.tap_io(|tcp| {
-            // Best effort: a socket that refuses is only slower.
-            tcp.set_nodelay(true).ok();
-        })
-    };
 
     // Expired items are hidden on read; this reclaims their space, as DynamoDB's TTL does.
     let store = stack.store.clone();
@@ -282,11 +291,10 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
+        let served = serve::serve(listener, app, conn_limits, async move {
+            let _ = rx.await;
+        })
+        .await;
         sweeper.abort();
         for w in workers {
             w.abort();

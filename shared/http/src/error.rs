@@ -35,6 +35,8 @@ pub enum ApiError {
     MethodNotAllowed,
     NoRoute,
     PayloadTooLarge(usize),
+    /// The body did not arrive in full within this (zerodb-local's body deadline).
+    BodyTimedOut(std::time::Duration),
 }
 
 impl From<DomainError> for ApiError {
@@ -84,6 +86,14 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PAYLOAD_TOO_LARGE",
                 format!("Request body is over the {limit}-byte limit; send less"),
+            ),
+            ApiError::BodyTimedOut(after) => envelope(
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                format!(
+                    "The request body did not arrive within {} s; send it whole, at once",
+                    after.as_secs()
+                ),
             ),
             ApiError::Domain(e) => domain_response(e),
         }

@@ -23,10 +23,14 @@ pub struct ApiJson<T>(pub T);
 #[derive(Debug, Clone)]
 pub struct OptionalJson<T>(pub T);
 
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+/// The whole body: 413 past the size limit, 408 past zerodb-local's body deadline.
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES))
+        .map_err(|e| match crate::deadline::timed_out(&e) {
+            Some(after) => ApiError::BodyTimedOut(after),
+            None => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
+        })
 }
 
 /// Parses JSON, mapping serde's errors to `{loc, msg, type}`.

@@ -1,6 +1,7 @@
 //! What every endpoint group shares: the group value and the route declaration that
 //! builds it, the error envelope, extractors, health, OpenAPI and telemetry.
 
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod group;

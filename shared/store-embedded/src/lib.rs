@@ -69,6 +69,62 @@ pub(crate) struct Inner {
     pub(crate) readers: Arc<conn::ReadPool>,
 }
 
+/// Creates `dir` (and any missing parents) readable by its owner only (0700 on Unix): it
+/// holds every tenant's data and the process's secrets. A directory that exists is left
+/// as it is (it may be one the operator chose and shares on purpose), with a warning
+/// when others can read it.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "the data directory is readable by other users; chmod 700 it");
+            }
+        }
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+/// Creates the database file 0600 before SQLite opens it, or makes an existing one
+/// 0600: SQLite creates its file with the process's umask (often 0644), and gives its
+/// `-wal` and `-shm` files the database file's mode, so this covers all three.
+fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private (0600)", path.display()))?;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating {}", path.display()));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// One embedded database; hands out the port implementations over it.
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
@@ -82,9 +138,9 @@ impl EmbeddedStore {
     }
 
     pub fn open_with(dir: &Path, options: OpenOptions) -> anyhow::Result<Arc<EmbeddedStore>> {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        create_private_dir(dir)?;
         let path = dir.join(DB_FILE);
+        create_private_file(&path)?;
         // The writer first: it creates the file, switches it to WAL and lays the schema.
         let writer_conn = conn::open_writer(&path, options.sync)?;
         let readers = (0..options.readers.max(1))

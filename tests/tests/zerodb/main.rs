@@ -3,6 +3,7 @@
 
 mod accounts_aws;
 mod auth_api;
+mod auth_load;
 mod conformance_aws;
 mod conformance_embedded;
 mod contract;
@@ -11,6 +12,9 @@ mod events_worker;
 mod fake_provider;
 mod inference_api;
 mod lambda;
+mod local_server;
 mod memory_api;
+mod memory_bounds;
+mod memory_graph;
 mod memory_meaning;
 mod security_api;

@@ -1,0 +1,115 @@
+//! zerodb-local's HTTP/1.1 server: the router on hyper, with the limits a process that
+//! reads its own sockets needs and API Gateway gives the Lambda functions for free.
+//! A client gets `header_timeout` to send each request's headers (from the moment the
+//! connection is open or idle, so a silent or trickling client is dropped), then
+//! `body_timeout` to send its whole body (408 past it); at most `max_connections` are
+//! open at once, and connections past that are closed on accept. What a slow client can
+//! hold is therefore bounded: `max_connections` sockets, each for at most
+//! `header_timeout + body_timeout` per request.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How long a client may take, and how many may be connected.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+impl ConnLimits {
+    /// `ZERODB_HEADER_TIMEOUT_SECS`, `ZERODB_BODY_TIMEOUT_SECS`, `ZERODB_MAX_CONNECTIONS`.
+    pub fn from_settings(settings: &zerodb_domain::Settings) -> anyhow::Result<Self> {
+        let d = ConnLimits::default();
+        let num = |name: &str, default: u64| -> anyhow::Result<u64> {
+            match settings.get(name) {
+                None => Ok(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => anyhow::bail!("{name} must be a whole number above 0, not '{v}'"),
+                },
+            }
+        };
+        Ok(ConnLimits {
+            header_timeout: Duration::from_secs(num(
+                "ZERODB_HEADER_TIMEOUT_SECS",
+                d.header_timeout.as_secs(),
+            )?),
+            body_timeout: Duration::from_secs(num(
+                "ZERODB_BODY_TIMEOUT_SECS",
+                d.body_timeout.as_secs(),
+            )?),
+            max_connections: num("ZERODB_MAX_CONNECTIONS", d.max_connections as u64)? as usize,
+        })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let app = zerodb_http::deadline::with_body_deadline(app, limits.body_timeout);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait for some to close rather
+                    // than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open");
+            continue;
+        };
+        // SSE events are small writes: with Nagle on, each waits for the previous one's
+        // ACK, which a client's delayed-ACK timer holds for up to 40 ms.
+        tcp.set_nodelay(true).ok();
+        let service = TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away or breaks the protocol only ends its connection.
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
