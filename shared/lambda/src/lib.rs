@@ -16,20 +16,38 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use tokio::runtime::Runtime;
 use zerodb_domain::Context;
-use zerodb_domain::context::{Deployment, Parts, Settings};
+use zerodb_domain::context::{Deployment, Parts, Secrets, Settings};
 use zerodb_domain::store::Message;
 use zerodb_domain::work::{BatchHandler, Worker};
 use zerodb_http::Group;
 
 pub use lambda_http::Error;
 
-use crate::config::LambdaConfig;
+use crate::config::{ConfigError, JwtSource, LambdaConfig};
 
-/// The context of a Lambda function, built once in its init phase.
-pub async fn context() -> Result<Context, Error> {
+/// The context of a Lambda function, built once in its init phase. A function that
+/// serves HTTP (`verifies_tokens`) reads its token key here, from Secrets Manager when
+/// configured so; a worker gets a random one.
+pub async fn context(verifies_tokens: bool) -> Result<Context, Error> {
     let settings = Settings::from_env();
-    let config = LambdaConfig::from_settings(&settings)?;
+    let mut config = LambdaConfig::from_settings(&settings, verifies_tokens)?;
     let sdk = zerodb_store_aws::sdk_config().await;
+    let secrets = Arc::new(zerodb_store_aws::AwsSecrets::new(&sdk));
+    config.auth.jwt_secret = match config.jwt {
+        JwtSource::Value(v) => v,
+        JwtSource::Unused => zerodb_domain::ids::random_base62(64).into_bytes(),
+        JwtSource::SecretsManager(id) => {
+            let value = secrets.get(&id).await.ok_or_else(|| {
+                ConfigError(vec![format!(
+                    "the token key ZERODB_JWT_SECRET_ID={id} could not be read from Secrets Manager (the log says why)"
+                )])
+            })?;
+            if let Some(problem) = zerodb_domain::auth::jwt_secret_problem(value.as_bytes()) {
+                return Err(ConfigError(vec![format!("the secret {id}: {problem}")]).into());
+            }
+            value.into_bytes()
+        }
+    };
     let r = &config.resources;
     Ok(Context::new(Parts {
         stores: zerodb_store_aws::stores(&sdk, &r.table, &r.bucket, &r.queue_urls),
@@ -37,7 +55,7 @@ pub async fn context() -> Result<Context, Error> {
         auth: config.auth,
         settings,
         deployment: Deployment::Lambda,
-        secrets: Arc::new(zerodb_store_aws::AwsSecrets::new(&sdk)),
+        secrets,
     }))
 }
 
@@ -49,7 +67,7 @@ fn runtime() -> Result<Runtime, Error> {
 
 async fn router(groups: &[Group]) -> Result<axum::Router, Error> {
     zerodb_http::telemetry::init();
-    let ctx = context().await?;
+    let ctx = context(true).await?;
     Ok(zerodb_http::serve(groups, &ctx).await?)
 }
 
@@ -83,7 +101,7 @@ pub fn run_sqs(worker: Worker) -> Result<(), Error> {
 pub fn run_sqs_on(runtime: Runtime, worker: Worker) -> Result<(), Error> {
     runtime.block_on(async {
         zerodb_http::telemetry::init();
-        let ctx = context().await?;
+        let ctx = context(false).await?;
         let handler = worker.handler(&ctx).await?;
         let handler = &*handler;
         lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -296,6 +296,93 @@ fn one_name_everywhere_and_every_function_runs_a_group_or_a_worker() {
     }
 }
 
+/// What one caller can spend is bounded before a function runs: the HTTP API throttles,
+/// every function serving HTTP has reserved concurrency (the inference Function URL, not
+/// behind the API, most of all) and each worker a maximum concurrency on its trigger,
+/// all template parameters with defaults. The token key is in no environment: the
+/// functions that serve HTTP (the ones that sign or verify tokens) get its secret's id and
+/// may read that one secret; a worker gets neither.
+#[test]
+fn every_function_is_bounded_at_the_edge_and_only_http_functions_read_the_token_key() {
+    let doc = template();
+    let text = std::fs::read_to_string(repo_file("template.yaml")).unwrap();
+    assert!(
+        !text.contains("ZERODB_JWT_SECRET:") && !text.contains("resolve:secretsmanager"),
+        "no function's environment holds the token key"
+    );
+    let param_default = |v: &Yaml| -> i64 {
+        let (tag, name) = intrinsic(v).unwrap_or_else(|| panic!("a parameter: {v:?}"));
+        assert_eq!(tag, "!Ref");
+        doc["Parameters"][name.as_str()]["Default"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} has a numeric default"))
+    };
+    let api = &doc["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"];
+    assert!(param_default(&api["ThrottlingRateLimit"]) > 0);
+    assert!(param_default(&api["ThrottlingBurstLimit"]) > 0);
+
+    let groups = zerodb_local::served_groups();
+    let http: BTreeSet<&str> = groups.iter().map(Group::binary).collect();
+    let reads_token_key = |props: &Yaml| {
+        props["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|p| {
+                p["Statement"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|st| {
+                        st["Action"].as_str() == Some("secretsmanager:GetSecretValue")
+                            && intrinsic(&st["Resource"])
+                                == Some(("!Ref".into(), "JwtSecret".into()))
+                    })
+            })
+    };
+    for f in functions(&doc) {
+        let env = &f.props["Environment"]["Variables"]["ZERODB_JWT_SECRET_ID"];
+        if http.contains(f.binary.as_str()) {
+            assert_eq!(
+                intrinsic(env),
+                Some(("!Ref".into(), "JwtSecret".into())),
+                "{} gets the token key's secret id",
+                f.binary
+            );
+            assert!(
+                reads_token_key(&f.props),
+                "{} may read the token key",
+                f.binary
+            );
+            // !If [Reserve<X>, !Ref <X>Concurrency, !Ref AWS::NoValue]
+            let reserved = &f.props["ReservedConcurrentExecutions"];
+            let Yaml::Tagged(t) = reserved else {
+                panic!("{} has reserved concurrency: {reserved:?}", f.binary)
+            };
+            assert_eq!(t.tag.to_string(), "!If");
+            assert!(
+                param_default(&t.value[1]) > 0,
+                "{}'s default reserves some",
+                f.binary
+            );
+        } else {
+            assert!(env.is_null(), "{} (a worker) has no token key", f.binary);
+            assert!(
+                !reads_token_key(&f.props),
+                "{} may not read the token key",
+                f.binary
+            );
+            for (_, ev) in f.props["Events"]
+                .as_mapping()
+                .expect("a worker has a trigger")
+            {
+                let max = &ev["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+                assert!(param_default(max) >= 2, "{}'s trigger is bounded", f.binary);
+            }
+        }
+    }
+}
+
 /// Each queue in template.yaml is exactly its spec: visibility timeout, dead-letter
 /// queue with its retention and receive limit, the alarm on it, its URL in every
 /// function's environment, and one consumer, its worker, reporting partial failures

@@ -33,6 +33,8 @@ struct Aws {
     queues: BTreeMap<QueueName, String>,
     root: String,
     account_id: String,
+    /// The token key's Secrets Manager secret, as template.yaml's `JwtSecret`.
+    jwt_secret_id: String,
 }
 
 impl Aws {
@@ -56,11 +58,27 @@ impl Aws {
                 jwt_secret: vec![0; 32],
                 rate_limit_per_minute: 0,
                 rate_counting: Default::default(),
+                limits: Default::default(),
             },
         );
         let account = auth.create_account("lambda").await.unwrap();
         let root = account.root_key.expose().to_owned();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(zerodb_tests::support::moto_endpoint())
+            .load()
+            .await;
+        let jwt_secret_id = aws_sdk_secretsmanager::Client::new(&config)
+            .create_secret()
+            .name(unique_name("jwt"))
+            .secret_string(JWT)
+            .send()
+            .await
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_owned();
         Aws {
+            jwt_secret_id,
             account_id: account.account_id,
             clients,
             table,
@@ -70,12 +88,23 @@ impl Aws {
         }
     }
 
-    /// The variables template.yaml's Globals give every function, plus `extra`.
+    /// The variables template.yaml gives a function that serves HTTP: its Globals and the
+    /// token key's secret id (never the key), plus `extra`.
     fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.worker_env(extra);
+        env.push((
+            "ZERODB_JWT_SECRET_ID".to_owned(),
+            self.jwt_secret_id.clone(),
+        ));
+        env
+    }
+
+    /// The variables template.yaml gives the events worker (Globals, no token key), plus
+    /// `extra`.
+    fn worker_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = vec![
             ("ZERODB_TABLE".to_owned(), self.table.clone()),
             ("ZERODB_BUCKET".to_owned(), self.bucket.clone()),
-            ("ZERODB_JWT_SECRET".to_owned(), JWT.to_owned()),
         ];
         for (q, url) in &self.queues {
             env.push((q.spec().url_env.to_owned(), url.clone()));
@@ -173,6 +202,69 @@ async fn auth_api_serves_its_routes_health_the_document_and_the_json_404() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
+}
+
+/// The token key is in no function's environment: auth-api signs with the key it read
+/// from Secrets Manager at init, security-api verifies with the same, a token signed with
+/// any other key is refused, and a function whose secret cannot be read does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_key_is_read_from_secrets_manager_at_init() {
+    let aws = Aws::new().await;
+    let env = aws.env(&[]);
+    assert!(
+        env.iter()
+            .all(|(k, v)| k != "ZERODB_JWT_SECRET" && v != JWT)
+    );
+    let r = invoke(
+        "auth-api",
+        env.clone(),
+        vec![(
+            "1",
+            http_api_event(
+                "POST",
+                "/api/v1/auth/token",
+                "POST /api/v1/auth/token",
+                aws.key(),
+                None,
+            ),
+        )],
+    )
+    .await;
+    assert_eq!(r["1"].status(), 200, "{:?}", r["1"]);
+    let token = r["1"].json()["access_token"].as_str().unwrap().to_owned();
+    // The same claims under another signature: what a key other than the secret's makes.
+    let (signed, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.{}", "A".repeat(43));
+    let quarantine = |bearer: &str| {
+        http_api_event(
+            "POST",
+            "/api/v1/public/security/quarantine",
+            "POST /api/v1/public/security/quarantine",
+            json!({"authorization": format!("Bearer {bearer}"), "content-type": "application/json"}),
+            Some(json!({"content": "plain text", "content_type": "markdown"})),
+        )
+    };
+    let r = invoke(
+        "security-api",
+        env,
+        vec![("1", quarantine(&token)), ("2", quarantine(&forged))],
+    )
+    .await;
+    assert_eq!(r["1"].status(), 200, "{:?}", r["1"]);
+    assert_eq!(r["2"].status(), 401, "{:?}", r["2"]);
+
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:no-such-key";
+    let out = Command::new(zerodb_tests::workspace_bin("security-api"))
+        .envs(aws.worker_env(&[("ZERODB_JWT_SECRET_ID", missing)]))
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("ZERODB_JWT_SECRET_ID") && text.contains(missing),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,7 +385,7 @@ async fn memory_api_and_the_events_worker_run_on_their_production_events() {
     ];
     let r = invoke(
         "events-worker",
-        aws.env(&down),
+        aws.worker_env(&down),
         vec![("1", sqs_event(arn, &messages))],
     )
     .await;
@@ -313,7 +405,7 @@ async fn memory_api_and_the_events_worker_run_on_their_production_events() {
     batch.push(("poison".into(), "r".into(), "not an event".into()));
     let r = invoke(
         "events-worker",
-        aws.env(&lexical),
+        aws.worker_env(&lexical),
         vec![("1", sqs_event(arn, &batch))],
     )
     .await;
