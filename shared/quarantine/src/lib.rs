@@ -7,6 +7,7 @@
 
 pub mod detect;
 mod html;
+mod markdown;
 mod text;
 mod unicode;
 
@@ -149,6 +150,9 @@ pub fn quarantine(content: &str, content_type: ContentType, strip_links: bool) -
     let mut log = Log::default();
     let sanitized = match content_type {
         ContentType::Html => html::sanitize(content, strip_links, &mut log),
+        ContentType::Markdown => {
+            text::sanitize(content, text::Mode::markdown(strip_links), &mut log)
+        }
         _ => text::sanitize(content, text::Mode::document(strip_links), &mut log),
     };
     let (detections, instruction_risk) = detect::detect_instructions(&sanitized);

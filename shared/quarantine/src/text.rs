@@ -1,9 +1,13 @@
 //! The text pipeline: hidden Unicode, then markup a renderer would hide or run (comments,
 //! script-like elements, event handlers), markdown images and links, dangerous or
-//! external URLs, and base64 blobs. Every pass is a single forward scan.
+//! external URLs, and base64 blobs. Every pass is a single forward scan. In markdown the
+//! structural passes leave code (spans, fenced blocks) alone: a construct only starts
+//! outside code, though one that does may run over code, as a renderer would read it.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
+use crate::markdown::{self, CodeMask};
 use crate::{Log, Threat, starts_with_ci, unicode};
 
 /// Elements whose content runs or embeds something, removed with their content.
@@ -24,6 +28,8 @@ pub(crate) struct Mode {
     strip_links: bool,
     /// The text starts the document (a leading U+FEFF is a byte-order mark).
     at_start: bool,
+    /// Markdown: code spans and fenced blocks are literal text.
+    code: bool,
 }
 
 impl Mode {
@@ -32,6 +38,15 @@ impl Mode {
             markup: true,
             strip_links,
             at_start: true,
+            code: false,
+        }
+    }
+
+    /// A markdown document: as `document`, with code left as the renderer shows it.
+    pub(crate) fn markdown(strip_links: bool) -> Self {
+        Self {
+            code: true,
+            ..Self::document(strip_links)
         }
     }
 
@@ -41,6 +56,7 @@ impl Mode {
             markup: false,
             strip_links,
             at_start: false,
+            code: false,
         }
     }
 }
@@ -50,28 +66,72 @@ pub(crate) fn sanitize(input: &str, mode: Mode, log: &mut Log) -> String {
 }
 
 pub(crate) fn sanitize_cow<'a>(input: &'a str, mode: Mode, log: &mut Log) -> Cow<'a, str> {
-    // Removing other constructs never creates a hidden character, so one pass suffices.
+    // Removing other constructs never creates a hidden character, so one pass suffices
+    // (and hidden characters go inside code too).
     let mut s = unicode::strip_hidden(input, mode.at_start, log);
+    // Removing markup can change what is code (a fence may join an HTML block), so code is
+    // found anew on the text each pass reads, and the rounds stop only once a round over
+    // the text as it now parses removes nothing. Should that not settle, nothing counts
+    // as code.
+    if !(mode.code && rounds(&mut s, mode, true, log)) {
+        rounds(&mut s, mode, false, log);
+    }
+    if mode.code
+        && let Some(close) = markdown::closing_fence(&s)
+    {
+        s.to_mut().push_str(&close);
+    }
+    s
+}
+
+/// Runs the passes until a round removes nothing (true) or the rounds run out (false).
+fn rounds(s: &mut Cow<'_, str>, mode: Mode, with_code: bool, log: &mut Log) -> bool {
+    // The code of the current text, found when a pass first needs it after a change.
+    let mut code: Option<Vec<Range<usize>>> = None;
+    let code_of = |s: &str, code: &mut Option<Vec<Range<usize>>>| -> Vec<Range<usize>> {
+        code.get_or_insert_with(|| {
+            if with_code {
+                markdown::code_ranges(s)
+            } else {
+                Vec::new()
+            }
+        })
+        .clone()
+    };
     for _ in 0..MAX_ROUNDS {
         let mut changed = false;
         // Each pass only runs where what it looks for can be (a memchr, not a scan).
         if mode.markup && s.contains('<') {
-            changed |= apply(&mut s, |t| markup_pass(t, log));
+            let c = code_of(s, &mut code);
+            if apply(s, |t| markup_pass(t, &c, log)) {
+                changed = true;
+                code = None;
+            }
         }
         if s.contains("](") {
-            changed |= apply(&mut s, |t| markdown_pass(t, mode.strip_links, log));
+            let c = code_of(s, &mut code);
+            if apply(s, |t| markdown_pass(t, &c, mode.strip_links, log)) {
+                changed = true;
+                code = None;
+            }
         }
         if s.contains(':') || (mode.strip_links && (s.contains("www.") || s.contains("WWW."))) {
-            changed |= apply(&mut s, |t| url_pass(t, mode.strip_links, log));
+            let c = code_of(s, &mut code);
+            if apply(s, |t| url_pass(t, &c, mode.strip_links, log)) {
+                changed = true;
+                code = None;
+            }
         }
-        if s.len() >= BASE64_MIN {
-            changed |= apply(&mut s, |t| base64_pass(t, log));
+        // A blob is opaque to a reviewer in code as anywhere else: it goes there too.
+        if s.len() >= BASE64_MIN && apply(s, |t| base64_pass(t, log)) {
+            changed = true;
+            code = None;
         }
         if !changed {
-            break;
+            return true;
         }
     }
-    s
+    false
 }
 
 fn apply(s: &mut Cow<'_, str>, pass: impl FnOnce(&str) -> Option<String>) -> bool {
@@ -144,7 +204,8 @@ impl<'a> Cuts<'a> {
 /// Two characters that would form part of one token if brought together.
 fn joins(a: Option<char>, b: Option<char>) -> bool {
     let token = |c: char| c.is_alphanumeric() || "<!-/+=:_".contains(c);
-    matches!((a, b), (Some(a), Some(b)) if token(a) && token(b))
+    // Backtick and tilde runs that meet would pair up differently as markdown code.
+    matches!((a, b), (Some(a), Some(b)) if (token(a) && token(b)) || (a == b && (a == '`' || a == '~')))
 }
 
 fn find_ci(s: &[u8], from: usize, word: &str) -> Option<usize> {
@@ -176,12 +237,17 @@ fn find(s: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 
 /// Comments, script-like elements and tags with event handlers, as a browser would read
 /// them: an unterminated comment or script runs to the end of the text.
-fn markup_pass(s: &str, log: &mut Log) -> Option<String> {
+fn markup_pass(s: &str, code: &[Range<usize>], log: &mut Log) -> Option<String> {
     let b = s.as_bytes();
     let mut cuts = Cuts::new(s);
+    let mut code = CodeMask::new(code);
     let mut i = 0;
     while let Some(rel) = b[i..].iter().position(|&c| c == b'<') {
         let lt = i + rel;
+        if let Some(end) = code.code_end(lt) {
+            i = end;
+            continue;
+        }
         if b[lt..].starts_with(b"<!--") {
             let end = comment_end(b, lt + 4);
             log.stripped(Threat::HtmlCommentInjection, &s[lt..end]);
@@ -281,12 +347,25 @@ fn has_event_handler(tag: &[u8]) -> bool {
 
 /// Markdown images and links: `![alt](url)` pointing outside always goes (a rendered image
 /// request is how injected prompts exfiltrate data); `[text](url)` keeps its text.
-fn markdown_pass(s: &str, strip_links: bool, log: &mut Log) -> Option<String> {
+fn markdown_pass(
+    s: &str,
+    code: &[Range<usize>],
+    strip_links: bool,
+    log: &mut Log,
+) -> Option<String> {
     let b = s.as_bytes();
     let mut cuts = Cuts::new(s);
+    let mut code = CodeMask::new(code);
     let mut open: Option<usize> = None;
     let mut i = 0;
     while i < b.len() {
+        // Brackets in code are literal: a link's text may hold code, never its syntax.
+        if matches!(b[i], b'[' | b']')
+            && let Some(end) = code.code_end(i)
+        {
+            i = end;
+            continue;
+        }
         match b[i] {
             b'[' => open = Some(i),
             b'\n' if b.get(i + 1) == Some(&b'\n') => open = None,
@@ -425,11 +504,16 @@ fn scheme_len(b: &[u8], at: usize) -> Option<usize> {
 
 /// URLs in running text: `javascript:`/`vbscript:` always, `data:` URIs always (they carry
 /// payloads), others (`scheme://…`, `www.…`, `mailto:`) when links are stripped.
-fn url_pass(s: &str, strip_links: bool, log: &mut Log) -> Option<String> {
+fn url_pass(s: &str, code: &[Range<usize>], strip_links: bool, log: &mut Log) -> Option<String> {
     let b = s.as_bytes();
     let mut cuts = Cuts::new(s);
+    let mut code = CodeMask::new(code);
     let mut i = 0;
     while i < b.len() {
+        if let Some(end) = code.code_end(i) {
+            i = end;
+            continue;
+        }
         let c = b[i];
         // Script schemes count anywhere, even glued to a word ("seejavascript:…"): a
         // renderer that splits words differently must not find one.
