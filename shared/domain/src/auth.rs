@@ -13,11 +13,12 @@
 //! A key's secret exists only in the response that creates it; we keep its SHA-256 and a
 //! short display prefix.
 //!
-//! Keys form a tree: each minted key records `created_by`, the key that minted it.
-//! Revoking a key revokes its whole subtree with it (see [`AuthService::revoke_key`]), so
-//! authenticating stays one `GetItem` of the key itself, with no walk up its ancestors;
-//! and minting checks, in the same transaction, that the minting key is not revoked, so
-//! a revoked key's tokens cannot add keys to a tree being revoked.
+//! Keys form a tree: each minted key records `created_by`, the key that minted it, and
+//! `ancestors`, every key above it. Revoking a key revokes its whole subtree with it (see
+//! [`AuthService::revoke_key`]), so authenticating stays one `GetItem` of the key itself,
+//! with no walk up its ancestors; and minting checks, in the same transaction, that the
+//! minting key and every key above it are unrevoked, so nothing can be added to a tree
+//! once any key above the new one is revoked (a revoked key's tokens included).
 
 use std::sync::Arc;
 
@@ -139,6 +140,9 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
     /// The key that minted this one (none for root keys).
     pub created_by: Option<String>,
+    /// Every key above this one, the root key first and `created_by` last (empty for a
+    /// root key). Minting checks each is unrevoked, in the minting transaction.
+    pub ancestors: Vec<String>,
     hash: String,
 }
 
@@ -192,6 +196,12 @@ impl ApiKey {
         if let Some(by) = &self.created_by {
             item.insert("created_by".into(), by.clone().into());
         }
+        if !self.ancestors.is_empty() {
+            item.insert(
+                ANCESTORS.into(),
+                Value::L(self.ancestors.iter().cloned().map(Value::S).collect()),
+            );
+        }
         item
     }
 
@@ -230,6 +240,13 @@ impl ApiKey {
                 .get("created_by")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            ancestors: item
+                .get(ANCESTORS)
+                .and_then(Value::as_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             hash: s("hash")?,
         })
     }
@@ -521,7 +538,7 @@ impl AuthService {
         account.insert(KEY_COUNT.into(), Value::int(1));
         let (key, secret) = self.build_key(
             &account_id,
-            None,
+            Vec::new(),
             NewKey {
                 name: KeyName(format!("{} root key", name.as_str())),
                 ttl_seconds: None,
@@ -548,7 +565,7 @@ impl AuthService {
     fn build_key(
         &self,
         account_id: &str,
-        created_by: Option<&str>,
+        ancestors: Vec<String>,
         new: NewKey,
         now: i64,
     ) -> (ApiKey, KeySecret) {
@@ -563,7 +580,8 @@ impl AuthService {
             created_at: now,
             expires_at: new.ttl_seconds.map(|t| now + t),
             revoked_at: None,
-            created_by: created_by.map(str::to_owned),
+            created_by: ancestors.last().cloned(),
+            ancestors,
             hash: sha256_hex(secret.expose()),
         };
         (key, secret)
@@ -582,14 +600,25 @@ impl AuthService {
         ]
     }
 
-    /// Mints a key for the caller's account. The caller must hold every scope it grants,
-    /// and the new key cannot outlive the caller's credential.
+    /// Mints a key for the caller's account, below the caller's key. The caller needs
+    /// `zerodb:write` (or `zerodb:admin`) on its own credential, must hold every scope it
+    /// grants, and the new key cannot outlive the caller's credential; keys nest at most
+    /// [`MAX_KEY_DEPTH`] levels below a root key.
     #[tracing::instrument(skip_all, fields(account_id = %caller.account_id))]
     pub async fn create_key(
         &self,
         caller: &Principal,
         new: NewKey,
     ) -> Result<(ApiKey, KeySecret), DomainError> {
+        // A leaked narrow key (seed 000: "the attacker can only read and write to
+        // session/run-42") must not be able to fill the account's key cap.
+        if Self::management(caller, Permission::Write).is_none() {
+            return Err(DomainError::Forbidden(
+                "minting keys needs the scope 'zerodb:write' (keys below this credential's key) \
+                 or 'zerodb:admin'; mint from a key that holds it"
+                    .into(),
+            ));
+        }
         let now = self.now();
         for scope in new.scopes.iter() {
             if !caller.scopes.covers(scope) {
@@ -610,7 +639,16 @@ impl AuthService {
                 }
             }
         }
-        let (key, secret) = self.build_key(&caller.account_id, Some(&caller.key_id), new, now);
+        let mut ancestors = self
+            .ancestors_of(&caller.account_id, &caller.key_id)
+            .await?;
+        ancestors.push(caller.key_id.clone());
+        if ancestors.len() > MAX_KEY_DEPTH {
+            return Err(DomainError::Forbidden(format!(
+                "keys nest at most {MAX_KEY_DEPTH} levels below a root key, and this credential's key is at the deepest; mint from a key higher up"
+            )));
+        }
+        let (key, secret) = self.build_key(&caller.account_id, ancestors, new, now);
         let account = crate::keys::account(&caller.account_id);
         for _ in 0..MINT_ATTEMPTS {
             let (count, unchanged) = self.key_count(&caller.account_id, now).await?;
@@ -629,28 +667,30 @@ impl AuthService {
                 updates: vec![Update::Set(KEY_COUNT.into(), Value::int(count + 1))],
                 condition: Some(unchanged),
             });
-            // The minting key must still stand. A token is verified without reading its
-            // key, so this is what stops a revoked key's tokens from minting, and what
-            // keeps a revocation's sweep of a tree from racing new children under it.
-            ops.push(TxOp::Check {
-                key: crate::keys::account_key(&caller.account_id, &caller.key_id),
-                condition: unrevoked(),
-            });
+            // The minting key and every key above it must still stand. A token is
+            // verified without reading its key, so this is what stops a revoked key's
+            // tokens from minting; and once any key of a tree is revoked nothing can be
+            // minted below it, so a revocation's sweep of the tree finds every key in it.
+            for a in &key.ancestors {
+                ops.push(TxOp::Check {
+                    key: crate::keys::account_key(&caller.account_id, a),
+                    condition: unrevoked(),
+                });
+            }
             match self.table.transact(ops).await {
                 Ok(()) => {
                     tracing::info!(key_id = %key.id, "key created");
                     return Ok((key, secret));
                 }
                 Err(crate::store::StoreError::Conflict) => {
-                    let parent = self
-                        .table
-                        .get(&crate::keys::account_key(
-                            &caller.account_id,
-                            &caller.key_id,
-                        ))
-                        .await?;
-                    if parent.is_none_or(|p| p.contains_key("revoked_at")) {
-                        return Err(DomainError::Unauthenticated(AuthFailure::Revoked));
+                    for a in key.ancestors.iter().rev() {
+                        let above = self
+                            .table
+                            .get(&crate::keys::account_key(&caller.account_id, a))
+                            .await?;
+                        if above.is_none_or(|k| k.contains_key("revoked_at")) {
+                            return Err(DomainError::Unauthenticated(AuthFailure::Revoked));
+                        }
                     }
                     // Otherwise the count moved under us: read it again.
                 }
@@ -660,6 +700,38 @@ impl AuthService {
         Err(DomainError::Unavailable {
             retry_after_secs: 1,
         })
+    }
+
+    /// The keys above `key_id`, its root first: from its record, or, for a key minted
+    /// before records listed them, by following `created_by` (at most
+    /// [`MAX_KEY_DEPTH`] reads). A key that is gone reads as revoked.
+    async fn ancestors_of(&self, account: &str, key_id: &str) -> Result<Vec<String>, DomainError> {
+        let record = |id: String| async move {
+            match self
+                .table
+                .get(&crate::keys::account_key(account, &id))
+                .await?
+            {
+                Some(item) => ApiKey::from_item(&item),
+                None => Err(DomainError::Unauthenticated(AuthFailure::Revoked)),
+            }
+        };
+        let key = record(key_id.to_owned()).await?;
+        if !key.ancestors.is_empty() || key.created_by.is_none() {
+            return Ok(key.ancestors);
+        }
+        let mut chain = Vec::new();
+        let mut next = key.created_by;
+        while let Some(id) = next {
+            if chain.len() >= MAX_KEY_DEPTH {
+                break;
+            }
+            let above = record(id.clone()).await?;
+            chain.push(id);
+            next = above.created_by;
+        }
+        chain.reverse();
+        Ok(chain)
     }
 
     /// The account's key count as stored, and the condition that it is still that.
@@ -946,10 +1018,11 @@ impl AuthService {
     ///
     /// The subtree is found from the account's key records (read in pages of 100; at
     /// most the key cap of them are unrevoked) and revoked 25 keys per transaction.
-    /// Minting checks that the minting key is unrevoked in the same transaction, so once
-    /// a round has revoked every key it found, any child it missed was minted before its
-    /// parent's revocation and the next round's read finds it; rounds repeat until one
-    /// finds nothing left.
+    /// Minting checks the minting key and all its ancestors unrevoked in the same
+    /// transaction, so once the key itself is revoked nothing new appears below it: the
+    /// first round finds the whole subtree (a key minted before the revocation is in the
+    /// records it reads). Rounds repeat until one finds nothing left, a guard for keys
+    /// minted before records listed their ancestors.
     #[tracing::instrument(skip_all, fields(account_id = %caller.account_id, key_id = %key_id))]
     pub async fn revoke_key(&self, caller: &Principal, key_id: &str) -> Result<(), DomainError> {
         let key = self.managed_key(caller, key_id, Permission::Write).await?;
@@ -1045,6 +1118,10 @@ impl AuthService {
 
 /// The account record's count of unrevoked keys.
 const KEY_COUNT: &str = "key_count";
+/// A key record's list of the keys above it.
+const ANCESTORS: &str = "ancestors";
+/// Most levels of keys below a root key: each is a check in the minting transaction.
+pub const MAX_KEY_DEPTH: usize = 16;
 
 /// A key record that exists and is not revoked.
 fn unrevoked() -> Condition {

@@ -303,7 +303,11 @@ async fn a_key_can_only_mint_scopes_it_holds_and_not_outlive_itself(b: Backend) 
     let app = TestApp::new(b).await;
     let (_, agent) = app
         .create_key(
-            &["memory:write:session/*", "memory:read:session/run-42"],
+            &[
+                "zerodb:write",
+                "memory:write:session/*",
+                "memory:read:session/run-42",
+            ],
             Some(3600),
         )
         .await;
@@ -356,7 +360,7 @@ async fn a_key_can_only_mint_scopes_it_holds_and_not_outlive_itself(b: Backend) 
         )
         .await;
     assert_eq!(longer.status, StatusCode::UNPROCESSABLE_ENTITY);
-    // Minting needs no management scope, but listing does: this key holds none.
+    // Minting needs zerodb:write, listing zerodb:read: this key holds only the first.
     let mine = app.get("/api/v1/auth/keys", &agent).await;
     assert_eq!(
         (mine.status, mine.code()),
@@ -658,7 +662,7 @@ async fn revoking_a_key_revokes_every_key_below_it(b: Backend) {
                     "/api/v1/auth/keys",
                     &auth,
                     // A token's keys expire no later than it does (15 minutes).
-                    json!({"name": name, "ttl_seconds": 600, "scopes": ["memory:read", "zerodb:read"]}),
+                    json!({"name": name, "ttl_seconds": 600, "scopes": ["memory:read", "zerodb:write"]}),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{name}: {:?}", r.body);
@@ -735,7 +739,7 @@ async fn revoking_a_key_revokes_every_key_below_it(b: Backend) {
 /// longer mint keys.
 async fn a_token_whose_key_was_revoked_cannot_mint_keys(b: Backend) {
     let app = TestApp::new(b).await;
-    let (id, key) = app.create_key(&["memory:read"], None).await;
+    let (id, key) = app.create_key(&["memory:read", "zerodb:write"], None).await;
     let token = token_of(&app.post("/api/v1/auth/token", &key, json!({})).await);
     let del = app
         .delete(&format!("/api/v1/auth/keys/{id}"), &app.root_key)
@@ -760,6 +764,117 @@ async fn a_token_whose_key_was_revoked_cannot_mint_keys(b: Backend) {
         2,
         "the root key and the revoked one, nothing minted after: {:?}",
         listed.body
+    );
+}
+
+/// Minting keys is key management: it needs `zerodb:write` on the presented credential,
+/// so a leaked narrow key cannot fill the account's key cap (seed 000: such a key's
+/// holder "can only read and write to session/run-42").
+async fn minting_needs_zerodb_write_on_the_credential_itself(b: Backend) {
+    let app = TestApp::new(b).await;
+    let body = json!({"name": "x", "ttl_seconds": 60, "scopes": ["memory:read:session/run-42"]});
+    let (_, narrow) = app
+        .create_key(
+            &["memory:read:session/run-42", "memory:write:session/run-42"],
+            Some(3600),
+        )
+        .await;
+    let r = app.post("/api/v1/auth/keys", &narrow, body.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "PERM_001"));
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("zerodb:write"),
+        "{:?}",
+        r.body
+    );
+    // A token narrowed from a key that may mint cannot, unless it keeps the scope.
+    let (_, minter) = app
+        .create_key(&["zerodb:write", "memory:read"], Some(3600))
+        .await;
+    let narrowed = token_of(
+        &app.post(
+            "/api/v1/auth/token",
+            &minter,
+            json!({"scopes": ["memory:read"]}),
+        )
+        .await,
+    );
+    let r = app
+        .post("/api/v1/auth/keys", &bearer(&narrowed), body.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let kept = token_of(
+        &app.post(
+            "/api/v1/auth/token",
+            &minter,
+            json!({"scopes": ["zerodb:write", "memory:read"]}),
+        )
+        .await,
+    );
+    let r = app.post("/api/v1/auth/keys", &bearer(&kept), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+}
+
+/// Nothing can be minted below a revoked key, however deep: a key whose grandparent is
+/// revoked (its sweep not yet reaching it) cannot mint. And keys nest at most 16 deep.
+async fn nothing_is_minted_below_a_revoked_key_and_trees_are_bounded(b: Backend) {
+    let app = TestApp::new(b).await;
+    let scopes = json!(["zerodb:write", "memory:read"]);
+    let mut chain: Vec<(String, String)> = Vec::new();
+    let mut minter = app.root_key.clone();
+    for depth in 1..=zerodb_domain::auth::MAX_KEY_DEPTH {
+        let r = app
+            .post(
+                "/api/v1/auth/keys",
+                &minter,
+                json!({"name": format!("level {depth}"), "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "level {depth}: {:?}", r.body);
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        minter = r.body["key"].as_str().unwrap().to_owned();
+        chain.push((id, minter.clone()));
+    }
+    let r = app
+        .post(
+            "/api/v1/auth/keys",
+            &minter,
+            json!({"name": "too deep", "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("16 levels"),
+        "{:?}",
+        r.body
+    );
+    // Revoke level 1's record directly, as a revocation does before its sweep reaches
+    // the keys below: level 3 still authenticates, but cannot mint.
+    let (level1, _) = &chain[0];
+    app.stores
+        .table
+        .update(
+            &zerodb_domain::keys::account_key(&app.account_id, level1),
+            vec![zerodb_domain::store::Update::Set(
+                "revoked_at".into(),
+                zerodb_domain::store::Value::int(1),
+            )],
+            None,
+        )
+        .await
+        .unwrap();
+    let (_, level3) = &chain[2];
+    let r = app
+        .post(
+            "/api/v1/auth/keys",
+            level3,
+            json!({"name": "late", "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "AUTH_003"),
+        "{:?}",
+        r.body
     );
 }
 
@@ -912,6 +1027,8 @@ async fn an_unknown_key_writes_no_rate_counter(b: Backend) {
 }
 
 zerodb_tests::on_both_backends!(
+    minting_needs_zerodb_write_on_the_credential_itself,
+    nothing_is_minted_below_a_revoked_key_and_trees_are_bounded,
     a_narrowed_token_has_only_its_own_management_rights,
     revoking_a_key_revokes_every_key_below_it,
     a_token_whose_key_was_revoked_cannot_mint_keys,
