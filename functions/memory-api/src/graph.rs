@@ -28,6 +28,9 @@ fn can(caller: &Principal, p: Permission) -> Result<(), DomainError> {
 
 /// The response header carrying the next page's cursor; absent on the last page.
 pub const NEXT_CURSOR: &str = "x-next-cursor";
+/// Most predicates a traversal's `predicate_filter` may list.
+pub const MAX_PREDICATE_FILTER: usize = 50;
+
 /// Set (`true`) on a neighbour list that a bound cut short.
 pub const TRUNCATED: &str = "x-truncated";
 
@@ -357,6 +360,19 @@ pub async fn traverse(
         .predicate_filter
         .map(OneOrMany::into_vec)
         .unwrap_or_default();
+    // Each is compared with every edge the walk reads: a bounded list of real predicates.
+    if predicates.len() > MAX_PREDICATE_FILTER {
+        return Err(At::body_path(&["predicate_filter"])
+            .invalid(format!(
+                "{} predicates given; at most {MAX_PREDICATE_FILTER} are allowed",
+                predicates.len()
+            ))
+            .into());
+    }
+    let predicates = predicates
+        .iter()
+        .map(|p| check_predicate("predicate_filter", p))
+        .collect::<Result<Vec<_>, _>>()?;
     let start = check_name("start", &req.start)?;
     let g = svc.graph();
     let e = g

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use zerodb_domain::namespace::{NamespaceId, NamespaceKind};
 use zerodb_domain::{At, DomainError, FieldError, Namespace};
 use zerodb_http::{ApiJson, ApiResult, Auth};
-use zerodb_memory::model::{MAX_RECALL_LIMIT, MemoryType};
+use zerodb_memory::model::{MAX_RECALL_LIMIT, MemoryType, Tags};
 use zerodb_memory::{MemoryService, RecallQuery};
 
 use crate::wire::*;
@@ -115,6 +115,20 @@ fn recall_query(req: RecallRequest) -> Result<RecallQuery, DomainError> {
             At::body_path(&["min_importance"]).problem("min_importance must be between 0 and 1"),
         );
     }
+    // Every listed tag is compared with every memory read: the list is bounded as a
+    // memory's own tags are.
+    let (tags, tags_field) = match (req.tags, filter.tags) {
+        (Some(t), _) => (t, &["tags"][..]),
+        (None, Some(t)) => (t, &["filter", "tags"][..]),
+        (None, None) => (Vec::new(), &["tags"][..]),
+    };
+    let tags = match Tags::new(tags) {
+        Ok(t) => t.into_vec(),
+        Err(m) => {
+            errors.push(At::body_path(tags_field).problem(m));
+            Vec::new()
+        }
+    };
     if !errors.is_empty() {
         return Err(DomainError::Validation(errors));
     }
@@ -123,7 +137,7 @@ fn recall_query(req: RecallRequest) -> Result<RecallQuery, DomainError> {
         namespace: namespace.unwrap_or(Namespace::Default),
         limit: limit as usize,
         memory_type,
-        tags: req.tags.or(filter.tags).unwrap_or_default(),
+        tags,
         entity_id: req
             .entity_id
             .or(filter.entity_id)
@@ -228,6 +242,9 @@ pub async fn forget(
         At::body_path(&[field, "namespace"]).invalid("name the namespace to forget in")
     })?;
     let ns = namespace_at(&[field], &ns_text).map_err(DomainError::from)?;
+    let tags = Tags::new(tags)
+        .map_err(|m| DomainError::from(At::body_path(&[field, "tags"]).invalid(m)))?
+        .into_vec();
     let deleted = svc.forget_where(&caller, &ns, &tags).await?;
     Ok(Json(DeletedCount {
         deleted,

@@ -201,7 +201,9 @@ pub struct RememberResponse {
 pub struct RecallFilter {
     #[serde(default)]
     pub namespace: Option<String>,
+    /// At most 50, each 1–128 characters.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
     #[serde(default)]
     pub memory_type: Option<String>,
@@ -225,8 +227,10 @@ pub struct RecallRequest {
     #[serde(default)]
     #[schema(pattern = "^(episodic|semantic|procedural|working)$")]
     pub memory_type: Option<String>,
-    /// Only memories carrying every one of these tags (in `tags` or `metadata.tags`).
+    /// Only memories carrying every one of these tags (in `tags` or `metadata.tags`); at
+    /// most 50, each 1–128 characters.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
     #[serde(default)]
     pub entity_id: Option<String>,
@@ -291,8 +295,10 @@ pub struct RecallResponse {
 pub struct ForgetFilter {
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Only memories carrying every one of these tags (in `tags` or `metadata.tags`).
+    /// Only memories carrying every one of these tags (in `tags` or `metadata.tags`); at
+    /// most 50, each 1–128 characters.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
 }
 
@@ -458,7 +464,8 @@ pub struct TraverseRequest {
     #[serde(default, deserialize_with = "zerodb_http::extract::whole_number")]
     #[schema(minimum = 1, maximum = 5)]
     pub max_hops: Option<i64>,
-    /// Follow only edges with these predicates (a string or a list).
+    /// Follow only edges with these predicates (a string or a list of at most 50, each
+    /// 1–128 characters).
     #[serde(default)]
     pub predicate_filter: Option<OneOrMany>,
 }

@@ -188,8 +188,10 @@ impl NamespaceCache {
     }
 
     /// Applies a committed write to the namespace's snapshot, if one is cached, and makes
-    /// reads of it in flight discard what they read.
-    fn apply(&self, key: &str, change: impl FnOnce(&mut Vec<Arc<Memory>>)) {
+    /// reads of it in flight discard what they read. `change` returns how many bytes it
+    /// added (negative: removed), so a write costs its own memory's size, not a walk of
+    /// the namespace; the snapshot is copied only if a recall still holds it.
+    fn apply(&self, key: &str, change: impl FnOnce(&mut Vec<Arc<Memory>>) -> isize) {
         let mut s = self.lock();
         if let Some(f) = s.filling.get_mut(key) {
             f.generation += 1;
@@ -197,13 +199,13 @@ impl NamespaceCache {
         let Some(c) = s.cached.get_mut(key) else {
             return;
         };
-        let mut next = Vec::clone(&c.snapshot);
-        change(&mut next);
-        let bytes: usize = next.iter().map(|m| memory_bytes(m)).sum();
-        let old = std::mem::replace(&mut c.bytes, bytes);
-        let empty = next.is_empty();
-        c.snapshot = Arc::new(next);
-        s.bytes = s.bytes - old + bytes;
+        let v = Arc::make_mut(&mut c.snapshot);
+        let delta = change(v);
+        let empty = v.is_empty();
+        let old = c.bytes;
+        c.bytes = old.saturating_add_signed(delta);
+        let new = c.bytes;
+        s.bytes = s.bytes - old + new;
         if empty {
             s.drop_entry(key);
         }
@@ -213,25 +215,35 @@ impl NamespaceCache {
     /// A new or replaced memory, kept in newest-first order.
     pub fn put(&self, key: &str, m: &Memory) {
         let m = Arc::new(m.clone());
-        self.apply(key, |v| match v.binary_search_by(|x| m.id.cmp(&x.id)) {
-            Ok(i) => v[i] = m,
-            Err(i) => v.insert(i, m),
+        self.apply(key, |v| {
+            let added = memory_bytes(&m) as isize;
+            match v.binary_search_by(|x| m.id.cmp(&x.id)) {
+                Ok(i) => added - memory_bytes(&*std::mem::replace(&mut v[i], m)) as isize,
+                Err(i) => {
+                    v.insert(i, m);
+                    added
+                }
+            }
         });
     }
 
     pub fn remove(&self, key: &str, id: &str) {
-        self.apply(key, |v| v.retain(|x| x.id != id));
+        self.apply(key, |v| match v.binary_search_by(|x| id.cmp(&x.id)) {
+            Ok(i) => -(memory_bytes(&*v.remove(i)) as isize),
+            Err(_) => 0,
+        });
     }
 
     /// A vector saved for the memory with this content.
     pub fn set_vector(&self, key: &str, m: &Memory, vector: &crate::vector::StoredVector) {
-        self.apply(key, |v| {
-            if let Some(x) = v
-                .iter_mut()
-                .find(|x| x.id == m.id && x.content_hash == m.content_hash)
-            {
-                Arc::make_mut(x).vector = Some(vector.clone());
+        self.apply(key, |v| match v.binary_search_by(|x| m.id.cmp(&x.id)) {
+            Ok(i) if v[i].content_hash == m.content_hash => {
+                let x = Arc::make_mut(&mut v[i]);
+                let before = memory_bytes(x) as isize;
+                x.vector = Some(vector.clone());
+                memory_bytes(x) as isize - before
             }
+            _ => 0,
         });
     }
 
@@ -344,6 +356,41 @@ mod tests {
         cache.put("a", &memory("m2", &"y".repeat(1000)));
         cache.put("a", &memory("m3", &"y".repeat(1000)));
         assert!(cache.stats().bytes <= 3 * one, "{:?}", cache.stats());
+    }
+
+    /// The byte count a write adjusts by its own memory's size stays what counting the
+    /// whole snapshot gives.
+    #[test]
+    fn bytes_follow_puts_replacements_removals_and_vectors() {
+        let cache = Arc::new(NamespaceCache::new(1 << 20));
+        fill(&cache, "a", vec![memory("m5", "five"), memory("m1", "one")]);
+        cache.put("a", &memory("m3", &"three".repeat(50)));
+        cache.put("a", &memory("m5", "five again, longer"));
+        cache.remove("a", "m1");
+        cache.remove("a", "m9");
+        let mut m3 = Memory::clone(&memory("m3", &"three".repeat(50)));
+        let v = crate::vector::StoredVector::encode("lexical", &[0.5; 8]);
+        cache.set_vector("a", &m3, &v);
+        m3.vector = Some(v);
+        let Ok(snapshot) = cache.get("a") else {
+            panic!("cached")
+        };
+        let ids: Vec<&str> = snapshot.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["m5", "m3"]);
+        assert!(snapshot[1].vector.is_some());
+        let counted: usize = snapshot.iter().map(|m| memory_bytes(m)).sum();
+        assert_eq!(cache.stats().bytes, counted);
+        // Emptied, the namespace leaves the cache and its bytes with it.
+        cache.remove("a", "m5");
+        cache.remove("a", "m3");
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                namespaces: 0,
+                bytes: 0,
+                budget_bytes: 1 << 20
+            }
+        );
     }
 
     #[test]

@@ -125,6 +125,9 @@ impl Tags {
     pub fn as_slice(&self) -> &[String] {
         &self.0
     }
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
 }
 
 /// The entity a memory is about (a user id, a person's name, …).

@@ -280,6 +280,9 @@ impl MemoryRepo {
             let ops = batch.iter().flat_map(|m| insert_ops(account, m)).collect();
             match self.table.transact(ops).await {
                 Ok(()) => {
+                    for m in batch {
+                        self.cached(account, &m.namespace, |c, k| c.put(k, m));
+                    }
                     let mut per_entity: std::collections::BTreeMap<String, i64> =
                         Default::default();
                     for e in batch.iter().filter_map(|m| m.entity_id.as_deref()) {
@@ -426,22 +429,48 @@ impl MemoryRepo {
         ns: &Namespace,
         max: usize,
     ) -> Result<Vec<Arc<Memory>>, StoreError> {
+        self.scan_bounded(account, ns, max, usize::MAX).await
+    }
+
+    /// As [`MemoryRepo::scan`], stopping once the memories read hold `max_bytes` (as the
+    /// cache counts them; the memory that crosses the bound is the last one kept).
+    pub async fn scan_bounded(
+        &self,
+        account: &str,
+        ns: &Namespace,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Arc<Memory>>, StoreError> {
         let key = partition(account, ns);
+        let mut bytes = 0usize;
+        let mut within = |m: &Memory| {
+            let fits = bytes < max_bytes;
+            bytes = bytes.saturating_add(crate::cache::memory_bytes(m));
+            fits
+        };
         let ticket = match &self.cache {
             Some(c) => match c.get(&key) {
-                Ok(snapshot) => return Ok(snapshot.iter().take(max).cloned().collect()),
+                Ok(snapshot) => {
+                    return Ok(snapshot
+                        .iter()
+                        .take(max)
+                        .take_while(|m| within(m))
+                        .cloned()
+                        .collect());
+                }
                 Err(ticket) => Some(ticket),
             },
             None => None,
         };
         let mut out = Vec::new();
         let mut cursor = None;
-        let complete = loop {
+        let complete = 'read: loop {
             let (items, next) = self.page(account, ns, cursor).await?;
-            out.extend(items.into_iter().map(Arc::new));
-            if out.len() >= max {
-                out.truncate(max);
-                break next.is_none();
+            for m in items {
+                if out.len() >= max || !within(&m) {
+                    break 'read false;
+                }
+                out.push(Arc::new(m));
             }
             match next {
                 Some(c) => cursor = Some(c),

@@ -27,6 +27,9 @@ pub struct RecallLimits {
     /// Most memories one recall reads from a namespace (newest first); older ones are not
     /// considered (`ZERODB_RECALL_MAX_SCAN`).
     pub max_scan: usize,
+    /// Most bytes of memories (as held in RAM) one recall reads, newest first, however
+    /// large each is (`ZERODB_RECALL_MAX_SCAN_BYTES`).
+    pub max_scan_bytes: usize,
     /// Most pending (not yet embedded) memories one recall embeds before it answers, newest
     /// first; the rest are ranked by their words and left to the worker
     /// (`ZERODB_RECALL_INLINE_EMBED`).
@@ -37,6 +40,9 @@ impl Default for RecallLimits {
     fn default() -> Self {
         RecallLimits {
             max_scan: 50_000,
+            // 50,000 small memories, or 650 of the largest (50,000 characters each): a
+            // namespace of large memories cannot make one recall hold gigabytes.
+            max_scan_bytes: 128 * 1024 * 1024,
             // About 0.3 s of MiniLM on two cores: a client's last writes are found by
             // meaning at once, and a backlog of thousands costs a recall no more.
             inline_embed: 32,
@@ -335,7 +341,12 @@ impl MemoryService {
         let account = &caller.account_id;
         let mut memories: Vec<Arc<Memory>> = self
             .repo
-            .scan(account, &q.namespace, self.limits.max_scan)
+            .scan_bounded(
+                account,
+                &q.namespace,
+                self.limits.max_scan,
+                self.limits.max_scan_bytes,
+            )
             .await?
             .into_iter()
             .filter(|m| q.admits(m))

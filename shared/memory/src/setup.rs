@@ -48,6 +48,11 @@ pub async fn shared(ctx: &Context) -> anyhow::Result<MemoryService> {
         let defaults = RecallLimits::default();
         let limits = RecallLimits {
             max_scan: count(settings, "ZERODB_RECALL_MAX_SCAN", defaults.max_scan)?,
+            max_scan_bytes: count(
+                settings,
+                "ZERODB_RECALL_MAX_SCAN_BYTES",
+                defaults.max_scan_bytes,
+            )?,
             inline_embed: count(
                 settings,
                 "ZERODB_RECALL_INLINE_EMBED",

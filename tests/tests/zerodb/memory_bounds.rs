@@ -279,6 +279,92 @@ async fn the_namespace_cache_stays_within_its_bytes(backend: Backend) {
     assert!(stats.namespaces >= 2, "the cache still caches: {stats:?}");
 }
 
+/// A recall reads at most its bytes of a namespace, newest first: ten memories of 10 KB
+/// through a 30 KB bound leave the three newest to rank, cached or not.
+async fn a_recall_reads_at_most_its_bytes(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let caller = root(&app.account_id);
+    let ns = Namespace::parse("project:large").unwrap();
+    let limits = RecallLimits {
+        max_scan_bytes: 30 * 1024,
+        ..RecallLimits::default()
+    };
+    let plain = service(&app, Arc::new(LexicalEmbedder::new(384))).with_recall_limits(limits);
+    // A cache holding the whole namespace (filled by an unbounded recall, below), read
+    // through the same bound.
+    let filler =
+        service(&app, Arc::new(LexicalEmbedder::new(384))).with_namespace_cache_bytes(1 << 20);
+    let cached = filler.clone().with_recall_limits(limits);
+    for i in 0..10 {
+        plain
+            .remember(
+                &caller,
+                new_memory(&ns, format!("large {i} {}", "x".repeat(10_000))),
+            )
+            .await
+            .unwrap();
+    }
+    let mut all = query(&ns, "*");
+    all.limit = 100;
+    assert_eq!(
+        filler.recall(&caller, &all).await.unwrap().results.len(),
+        10
+    );
+    assert_eq!(cached.cache_stats().unwrap().namespaces, 1);
+    for svc in [&plain, &cached] {
+        let found = svc.recall(&caller, &all).await.unwrap();
+        let heads: Vec<&str> = found
+            .results
+            .iter()
+            .map(|s| &s.memory.content[..7])
+            .collect();
+        assert_eq!(heads, ["large 9", "large 8", "large 7"]);
+    }
+}
+
+/// A batch upsert into a namespace the cache holds is recalled at once: the cached
+/// snapshot takes the new memories as a single remember's does.
+async fn a_batch_upsert_into_a_cached_namespace_is_recalled_at_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let svc =
+        service(&app, Arc::new(LexicalEmbedder::new(384))).with_namespace_cache_bytes(1 << 20);
+    let caller = root(&app.account_id);
+    let ns = Namespace::parse("project:batch").unwrap();
+    svc.remember(&caller, new_memory(&ns, "the first memory".into()))
+        .await
+        .unwrap();
+    // Cached now.
+    assert_eq!(
+        svc.recall(&caller, &query(&ns, "*"))
+            .await
+            .unwrap()
+            .results
+            .len(),
+        1
+    );
+    assert_eq!(svc.cache_stats().unwrap().namespaces, 1);
+    let records = (0..3)
+        .map(|i| Ok((None, new_memory(&ns, format!("batch memory {i}")))))
+        .collect();
+    svc.batch_upsert(&caller, records).await.unwrap();
+    let found = svc.recall(&caller, &query(&ns, "*")).await.unwrap();
+    let mut texts: Vec<String> = found
+        .results
+        .iter()
+        .map(|s| s.memory.content.clone())
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "batch memory 0",
+            "batch memory 1",
+            "batch memory 2",
+            "the first memory"
+        ]
+    );
+}
+
 /// 10,000 recalls of distinct empty namespaces leave nothing in the cache. The cache is
 /// zerodb-local's (a Lambda has none: other instances write the same table), so this runs
 /// on the embedded store it serves from.
@@ -305,4 +391,6 @@ on_both_backends!(
     a_recall_embeds_at_most_its_bound_and_counts_the_rest,
     concurrent_recalls_embed_a_pending_memory_once,
     the_namespace_cache_stays_within_its_bytes,
+    a_batch_upsert_into_a_cached_namespace_is_recalled_at_once,
+    a_recall_reads_at_most_its_bytes,
 );
