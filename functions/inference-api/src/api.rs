@@ -114,7 +114,25 @@ pub async fn chat_completions_v1(
     chat_completions(inf, auth, body).await
 }
 
+/// A call runs on a task of its own, to its end: a client that leaves before the answer
+/// (zerodb-local sees it go; API Gateway never drops an invocation) does not cancel what
+/// was asked of the provider half way, so the call is still recorded with the provider's
+/// counts and its reservation settled, not left to lapse. A stream's client leaving later
+/// is handled by the stream itself (`FinishGuard`).
 async fn call(
+    inf: Arc<Inference>,
+    caller: Principal,
+    format: Format,
+    body: Bytes,
+) -> Result<Response, InferenceError> {
+    match tokio::spawn(run_call(inf, caller, format, body)).await {
+        Ok(answer) => answer,
+        // A panic in the call goes on up, to the layer that answers it with a 500.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn run_call(
     inf: Arc<Inference>,
     caller: Principal,
     format: Format,

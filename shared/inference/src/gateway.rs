@@ -86,8 +86,9 @@ pub struct Gateway {
 pub struct Prepared {
     request: ClientRequest,
     /// The most the call can cost: its output limit (`max_tokens`; for an OpenAI request
-    /// without one, `translate::DEFAULT_MAX_TOKENS`, times `n`) and its input estimated
-    /// from its text, at the dearest price of its alias and the fallbacks after it.
+    /// without one, `translate::DEFAULT_MAX_TOKENS`, which is then sent, times `n`) and
+    /// its input bound (`estimate::InputTokens::bound`), at the dearest price of its alias
+    /// and the fallbacks after it.
     pub max_cost_micro: u64,
     /// The longest it can run: every attempt on every alias of the chain taking its
     /// provider's whole timeout and the longest retry wait. A reservation lasts this long.
@@ -134,7 +135,7 @@ impl Gateway {
     /// Parses and prices a call (400 for a bad body or an unknown model), calling nothing.
     pub fn prepare(&self, format: Format, body: Value) -> Result<Prepared, GatewayError> {
         let request = ClientRequest::parse(format, body)?;
-        let input = request.input_estimate;
+        let input = request.input.bound;
         let output = output_limit(&request);
         let mut max_cost_micro = 0;
         let mut longest = Duration::ZERO;
@@ -225,7 +226,7 @@ impl Gateway {
                 request.model().to_owned(),
                 created,
                 Estimate {
-                    input: request.input_estimate,
+                    input: request.input.estimate,
                     max_output: output_limit(request),
                 },
             );
@@ -275,7 +276,7 @@ impl Gateway {
         // A reply without counts is billed by its text, never as free.
         let tokens = if tokens == Tokens::default() {
             Tokens {
-                input: request.input_estimate,
+                input: request.input.estimate,
                 output: crate::estimate::tokens(reply_chars(request.format(), &json))
                     .clamp(1, output_limit(request).max(1)),
             }
@@ -370,8 +371,8 @@ fn plain_stream_error(kind: &str) -> String {
 struct ClientRequest {
     raw: Value,
     parsed: Parsed,
-    /// Input tokens estimated from the request's text.
-    input_estimate: u64,
+    /// Input tokens estimated and bounded from the request's text.
+    input: crate::estimate::InputTokens,
 }
 
 enum Parsed {
@@ -388,12 +389,8 @@ impl ClientRequest {
             }
             Format::Openai => Parsed::Openai(openai::ChatRequest::deserialize(&raw).map_err(bad)?),
         };
-        let input_estimate = crate::estimate::input_tokens(&raw);
-        Ok(ClientRequest {
-            raw,
-            parsed,
-            input_estimate,
-        })
+        let input = crate::estimate::input_tokens(&raw);
+        Ok(ClientRequest { raw, parsed, input })
     }
 
     fn format(&self) -> Format {
@@ -437,6 +434,11 @@ impl ClientRequest {
             (Parsed::Openai(r), Format::Openai) => {
                 let mut v = self.raw.clone();
                 v["model"] = json!(model);
+                // The output a call reserved credits for is the output it may produce: a
+                // request without a limit gets the one it was priced at.
+                if r.max_output().is_none() {
+                    v["max_tokens"] = json!(translate::DEFAULT_MAX_TOKENS);
+                }
                 if r.stream {
                     // Credits need the usage chunk; it is dropped again if the client
                     // did not ask for it.

@@ -86,10 +86,10 @@ fn openai_capped(model: &str, text: &str, max_tokens: u32) -> Value {
     b
 }
 
-/// What `openai_capped(_, "one two three four", 5)` reserves at one credit per token: the
-/// request's text estimated at four characters a token ("user" and the content, 22
-/// characters: 6) plus 4 for the message, and its 5 output tokens.
-const CAPPED_RESERVES: f64 = 15.0;
+/// What `openai_capped(_, "one two three four", 5)` reserves at one credit per token: its
+/// input bound, a token a byte of its text ("role", "user", "content" and the content, 33
+/// bytes) plus 4 for the message, and its 5 output tokens.
+const CAPPED_RESERVES: f64 = 42.0;
 /// What it costs: the fake counts 4 words in and 5 out ("echo: one two three four").
 const CAPPED_COSTS: f64 = 9.0;
 
@@ -213,10 +213,10 @@ async fn another_tenant_cannot_read_usage_or_spend_credits(backend: Backend) {
 }
 
 async fn spent_credits_give_402_before_the_provider_is_called(backend: Backend) {
-    // 30 credits: each call reserves 15 and costs 9. Two calls leave 12, less than the
-    // next call's 15: it is refused before the provider is called, and the balance never
-    // goes below zero.
-    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(30_000_000)).await;
+    // 56 credits: each call reserves 42 and costs 9. Two calls leave 38, less than the
+    // next call's 42: it is refused before the provider is called, and the balance never
+    // goes below zero. With max_tokens 1 it reserves 38, which fits.
+    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(56_000_000)).await;
     let body = openai_capped("pricey", "one two three four", 5);
     for _ in 0..2 {
         let r = chat(&app, &app.root_key, body.clone()).await;
@@ -302,33 +302,45 @@ fn record(id: &str, cost_micro: u64) -> UsageRecord {
 }
 
 /// Credits are reserved before the provider is called: of six calls sent at once with
-/// credits for two reservations, held at the provider until all have been decided, two
-/// reach it and four are refused; the account never spends more than it was granted.
+/// credits for two reservations, two reach the provider (held there until the other four
+/// have been answered) and four are refused; the account never spends more than it was
+/// granted. Without reservations all six would wait at the provider and the test would
+/// time out.
 async fn concurrent_calls_cannot_spend_more_than_the_credits(backend: Backend) {
-    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(30_000_000)).await;
+    use futures::StreamExt;
+    const GRANTED: f64 = 100.0;
+    assert!(CAPPED_RESERVES * 2.0 <= GRANTED && CAPPED_RESERVES * 3.0 > GRANTED);
+    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(100_000_000)).await;
     let body = openai_capped("gated", "one two three four", 5);
-    let calls = futures::future::join_all((0..6).map(|_| chat(&app, &app.root_key, body.clone())));
-    let opener = async {
+    let mut calls: futures::stream::FuturesUnordered<_> = (0..6)
+        .map(|_| chat(&app, &app.root_key, body.clone()))
+        .collect();
+    let replies = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut replies = Vec::new();
         let mut arrived = fake.stats().gated();
-        arrived.wait_for(|n| *n >= 2).await.unwrap();
-        fake.stats().open_gate();
-    };
-    let (replies, ()) = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        tokio::join!(calls, opener)
+        let mut opened = false;
+        // The calls are driven all along (the two that reserved must still reach the
+        // provider); the gate opens once four have been answered and two wait there.
+        loop {
+            tokio::select! {
+                r = calls.next() => match r {
+                    Some(r) => replies.push(r),
+                    None => break,
+                },
+                _ = arrived.wait_for(|n| *n >= 2), if !opened && replies.len() >= 4 => {
+                    fake.stats().open_gate();
+                    opened = true;
+                }
+            }
+        }
+        replies
     })
     .await
-    .expect("two calls reach the provider");
-    let ok = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::OK)
-        .count();
-    let refused = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::PAYMENT_REQUIRED)
-        .count();
+    .expect("four calls refused while two wait at the provider");
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(
-        (ok, refused),
-        (2, 4),
+        statuses,
+        [402, 402, 402, 402, 200, 200],
         "{:?}",
         replies.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
@@ -338,10 +350,43 @@ async fn concurrent_calls_cannot_spend_more_than_the_credits(backend: Backend) {
     assert_eq!(u["credits"]["reserved_usd"], 0.0, "every hold settled: {u}");
     assert_eq!(
         u["credits"]["remaining_usd"],
-        30.0 - 2.0 * CAPPED_COSTS,
+        GRANTED - 2.0 * CAPPED_COSTS,
         "{u}"
     );
-    assert!(CAPPED_RESERVES * 2.0 <= 30.0 && CAPPED_RESERVES * 3.0 > 30.0);
+}
+
+/// A client that leaves a whole (not streamed) call while the provider works does not
+/// cancel its recording: the call ends, is billed with the provider's counts, and its
+/// reservation is settled rather than left to lapse.
+async fn a_client_that_leaves_a_whole_call_is_still_billed(backend: Backend) {
+    let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(100_000_000)).await;
+    let call = chat(
+        &app,
+        &app.root_key,
+        openai_capped("gated", "one two three four", 5),
+    );
+    let mut arrived = fake.stats().gated();
+    tokio::select! {
+        r = call => panic!("answered before the provider was let answer: {:?}", r.body),
+        // The client goes away (its request is dropped) once the provider has the call.
+        r = arrived.wait_for(|n| *n >= 1) => { r.unwrap(); }
+    }
+    fake.stats().open_gate();
+    // The call finishes on its own; its record lands shortly after.
+    let mut u = Value::Null;
+    for _ in 0..500 {
+        u = usage(&app, &app.root_key).await;
+        if !u["records"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let records = u["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "the call was not recorded: {u}");
+    assert_eq!(records[0]["input_tokens"], 4, "{u}");
+    assert_eq!(records[0]["output_tokens"], 5, "{u}");
+    assert_eq!(u["credits"]["spent_usd"], CAPPED_COSTS, "{u}");
+    assert_eq!(u["credits"]["reserved_usd"], 0.0, "the hold settled: {u}");
 }
 
 /// A client that leaves a stream is billed for what the provider sent until it left
@@ -628,6 +673,7 @@ on_both_backends!(
     spent_credits_give_402_before_the_provider_is_called,
     concurrent_calls_cannot_spend_more_than_the_credits,
     a_stream_left_early_is_billed_for_what_was_produced,
+    a_client_that_leaves_a_whole_call_is_still_billed,
     a_reply_without_counts_is_billed_by_its_text,
     provider_failures_name_nothing_of_the_deployment,
     a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses,
