@@ -2,27 +2,34 @@
 //! reads its own sockets needs and API Gateway gives the Lambda functions for free.
 //! A client gets `header_timeout` to send each request's headers (from the moment the
 //! connection is open or idle, so a silent or trickling client is dropped), then
-//! `body_timeout` to send its whole body (408 past it); at most `max_connections` are
-//! open at once, and connections past that are closed on accept. What a slow client can
-//! hold is therefore bounded: `max_connections` sockets, each for at most
-//! `header_timeout + body_timeout` per request.
+//! `body_timeout` to send its whole body (408 past it), and a response write it does not
+//! take within `write_timeout` ends the connection (a client that stops reading); at most
+//! `max_connections` are open at once, and connections past that are closed on accept.
+//! What a slow client can hold is therefore bounded: `max_connections` sockets, none of
+//! them silent for longer than these timeouts.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 
 /// How long a client may take, and how many may be connected.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    pub write_timeout: Duration,
     pub max_connections: usize,
 }
 
@@ -31,13 +38,15 @@ impl Default for ConnLimits {
         ConnLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: 1024,
         }
     }
 }
 
 impl ConnLimits {
-    /// `ZERODB_HEADER_TIMEOUT_SECS`, `ZERODB_BODY_TIMEOUT_SECS`, `ZERODB_MAX_CONNECTIONS`.
+    /// `ZERODB_HEADER_TIMEOUT_SECS`, `ZERODB_BODY_TIMEOUT_SECS`,
+    /// `ZERODB_WRITE_TIMEOUT_SECS`, `ZERODB_MAX_CONNECTIONS`.
     pub fn from_settings(settings: &zerodb_domain::Settings) -> anyhow::Result<Self> {
         let d = ConnLimits::default();
         let num = |name: &str, default: u64| -> anyhow::Result<u64> {
@@ -57,6 +66,10 @@ impl ConnLimits {
             body_timeout: Duration::from_secs(num(
                 "ZERODB_BODY_TIMEOUT_SECS",
                 d.body_timeout.as_secs(),
+            )?),
+            write_timeout: Duration::from_secs(num(
+                "ZERODB_WRITE_TIMEOUT_SECS",
+                d.write_timeout.as_secs(),
             )?),
             max_connections: num("ZERODB_MAX_CONNECTIONS", d.max_connections as u64)? as usize,
         })
@@ -99,7 +112,8 @@ pub async fn serve(
         // ACK, which a client's delayed-ACK timer holds for up to 40 ms.
         tcp.set_nodelay(true).ok();
         let service = TowerToHyperService::new(app.clone());
-        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        let io = WriteDeadline::new(tcp, limits.write_timeout);
+        let conn = http.serve_connection(TokioIo::new(io), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // A client that goes away or breaks the protocol only ends its connection.
@@ -112,4 +126,97 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// A socket whose writes may not stall: a write the peer does not take within `after`
+/// (measured from the first write that had to wait, reset by any progress) fails, which
+/// ends the connection. A client that stops reading a response, or a stream, cannot hold
+/// its connection, its task and the response's state.
+struct WriteDeadline<T> {
+    io: T,
+    after: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(io: T, after: Duration) -> Self {
+        WriteDeadline {
+            io,
+            after,
+            stalled: None,
+        }
+    }
+
+    /// After a write that could not proceed: pending until the deadline, then an error.
+    fn stall<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        let after = self.after;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took nothing for {after:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progressed<R>(
+        &mut self,
+        r: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
+        match r {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.stall(cx),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.progressed(r, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.progressed(r, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.progressed(r, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.progressed(r, cx)
+    }
 }

@@ -199,3 +199,59 @@ async fn the_data_directory_and_its_files_are_private() {
             >= 32
     );
 }
+
+/// A client that asks for a large response and stops reading loses its connection after
+/// the write timeout, instead of holding it (and the response) for as long as it likes.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_by_the_write_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = server(&dir, &[("ZERODB_WRITE_TIMEOUT_SECS", "1")]).await;
+    let key = running.new_root_key.clone().unwrap();
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    // 200 memories of 40,000 characters: the recall below answers about 16 MB, more than
+    // the kernel buffers between the two sockets hold.
+    for i in 0..200 {
+        let r = client
+            .post(format!("{base}/api/v1/public/memory/v2/remember"))
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({"content": format!("{i} {}", "x".repeat(40_000)), "namespace": "project:big"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let body = r#"{"query": "*", "namespace": "project:big", "limit": 1000}"#;
+    let request = format!(
+        "POST /api/v1/public/memory/v2/recall HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(running.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // The behaviour under test is a timeout: stay silent well past it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let got = until_closed(&mut tcp, Duration::from_secs(30)).await;
+    let got = got.expect("the server closed the connection");
+    let (head, body) = got.split_once("\r\n\r\n").expect("the response had begun");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a content-length")
+        .parse()
+        .unwrap();
+    assert!(length > 15_000_000, "{length}");
+    assert!(
+        body.len() < length,
+        "the whole response was kept for a client that stopped reading"
+    );
+    // And the server goes on serving.
+    let r = client
+        .get(format!("{base}/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
