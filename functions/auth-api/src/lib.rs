@@ -144,9 +144,10 @@ fn scope_texts(scopes: Vec<ScopeText>) -> Vec<String> {
 
 /// Create a scoped API key.
 ///
-/// The caller can only grant scopes it holds, and a key that expires can only create keys
-/// that expire no later. An account holds at most `ZERODB_MAX_KEYS_PER_ACCOUNT` unrevoked
-/// keys (default 1000).
+/// Needs `zerodb:write` (or `zerodb:admin`) on the presented credential. The caller can
+/// only grant scopes it holds, and a key that expires can only create keys that expire no
+/// later; keys nest at most 16 levels below a root key. An account holds at most
+/// `ZERODB_MAX_KEYS_PER_ACCOUNT` unrevoked keys (default 1000).
 #[utoipa::path(post, path = "/api/v1/auth/keys", tag = "auth", request_body = CreateKeyRequest,
     responses(
         (status = 201, description = "Key created; `key` is shown once", body = CreatedKey),

@@ -1,7 +1,9 @@
 //! Benchmark: memory on zerodb-local. Remember throughput at concurrency 1 and 32 (against
 //! the unauthenticated health endpoint measured in the same run as a baseline), table calls
 //! per request, and recall latency (p50/p95, query embedding included) over 10,000
-//! memories in one namespace. Prints figures; asserts nothing (the tests do that).
+//! memories in one namespace, and the first recalls right after 5,000 remembers into one
+//! namespace (the worker still embedding them). Prints figures; asserts nothing (the tests
+//! do that).
 //!
 //! Run: `ZERODB_MINILM_DIR="$(./infra/fetch-model.sh)" cargo run --profile perf -p zerodb-tests --bin bench-memory`
 
@@ -231,6 +233,53 @@ async fn bench() -> anyhow::Result<()> {
             .await
         };
         row("POST /v2/remember", conc, &remember, Some(&health));
+    }
+
+    // A recall right after a bulk write: 5,000 remembers into one namespace (32 clients),
+    // then one recall while the worker is still embedding the backlog.
+    {
+        let bulk = 5_000;
+        let t = Instant::now();
+        let (c, b, k) = (client.clone(), base.clone(), key.clone());
+        run(32, bulk, &counting, move |i| {
+            let (c, b, k) = (c.clone(), b.clone(), k.clone());
+            async move {
+                let r = c
+                    .post(format!("{b}/api/v1/public/memory/v2/remember"))
+                    .header("x-api-key", k)
+                    .json(&json!({"content": content(2_000_000 + i), "namespace": "project:bulk"}))
+                    .send()
+                    .await
+                    .expect("remember");
+                assert_eq!(r.status().as_u16(), 201);
+            }
+        })
+        .await;
+        println!();
+        println!(
+            "bulk write: {bulk} remembers into project:bulk in {:.2} s (32 clients)",
+            t.elapsed().as_secs_f64()
+        );
+        for (i, q) in ["which database do we use", "food allergies"]
+            .iter()
+            .enumerate()
+        {
+            let t = Instant::now();
+            let r = client
+                .post(format!("{base}/api/v1/public/memory/v2/recall"))
+                .header("x-api-key", &key)
+                .json(&json!({"query": q, "namespace": "project:bulk", "limit": 10}))
+                .send()
+                .await?;
+            let took = t.elapsed();
+            let body: serde_json::Value = r.json().await?;
+            println!(
+                "recall {} right after it: {:.0} ms ({} of the 5,000 not embedded yet, ranked by their words)",
+                i + 1,
+                took.as_secs_f64() * 1e3,
+                body["not_embedded"]
+            );
+        }
     }
 
     // Recall over 10,000 memories in one namespace.

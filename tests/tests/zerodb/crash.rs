@@ -209,6 +209,13 @@ async fn zerodb_local_keeps_every_acknowledged_remember_after_sigkill() {
     }
     child.kill().ok();
     child.wait().ok();
-    let lost: Vec<_> = acked.iter().filter(|(_, id)| !stored.contains(id)).collect();
-    assert!(lost.is_empty(), "{} acknowledged memories lost: {lost:?}", lost.len());
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(_, id)| !stored.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged memories lost: {lost:?}",
+        lost.len()
+    );
 }
