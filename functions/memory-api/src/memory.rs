@@ -243,7 +243,7 @@ pub async fn forget(
     })?;
     let ns = namespace_at(&[field], &ns_text).map_err(DomainError::from)?;
     let tags = Tags::new(tags)
-        .map_err(|m| DomainError::from(At::body_path(&[field, "tags"]).invalid(m)))?
+        .map_err(|m| At::body_path(&[field, "tags"]).invalid(m))?
         .into_vec();
     let deleted = svc.forget_where(&caller, &ns, &tags).await?;
     Ok(Json(DeletedCount {

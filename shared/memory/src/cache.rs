@@ -218,7 +218,10 @@ impl NamespaceCache {
         self.apply(key, |v| {
             let added = memory_bytes(&m) as isize;
             match v.binary_search_by(|x| m.id.cmp(&x.id)) {
-                Ok(i) => added - memory_bytes(&*std::mem::replace(&mut v[i], m)) as isize,
+                Ok(i) => {
+                    let old: Arc<Memory> = std::mem::replace(&mut v[i], m);
+                    added - memory_bytes(&old) as isize
+                }
                 Err(i) => {
                     v.insert(i, m);
                     added
@@ -229,7 +232,7 @@ impl NamespaceCache {
 
     pub fn remove(&self, key: &str, id: &str) {
         self.apply(key, |v| match v.binary_search_by(|x| id.cmp(&x.id)) {
-            Ok(i) => -(memory_bytes(&*v.remove(i)) as isize),
+            Ok(i) => -(memory_bytes(&v.remove(i)) as isize),
             Err(_) => 0,
         });
     }

@@ -46,7 +46,7 @@ pub(crate) fn closing_fence(s: &str) -> Option<String> {
     let fence = view(s, Options::empty()).open_fence?;
     let code = code_ranges(s);
     // The open block's content is the text's tail; it must have stayed code in both.
-    if !code.last().is_none_or(|r| r.end == s.len()) {
+    if code.last().is_some_and(|r| r.end != s.len()) {
         return None;
     }
     let newline = if s.ends_with('\n') { "" } else { "\n" };

@@ -309,7 +309,8 @@ fn record(id: &str, cost_micro: u64) -> UsageRecord {
 async fn concurrent_calls_cannot_spend_more_than_the_credits(backend: Backend) {
     use futures::StreamExt;
     const GRANTED: f64 = 100.0;
-    assert!(CAPPED_RESERVES * 2.0 <= GRANTED && CAPPED_RESERVES * 3.0 > GRANTED);
+    // Two reservations fit in GRANTED, three do not.
+    const _: () = assert!(CAPPED_RESERVES * 2.0 <= GRANTED && CAPPED_RESERVES * 3.0 > GRANTED);
     let (app, fake) = app_with(backend, 0, CreditPolicy::Grant(100_000_000)).await;
     let body = openai_capped("gated", "one two three four", 5);
     let mut calls: futures::stream::FuturesUnordered<_> = (0..6)
