@@ -221,11 +221,14 @@ fn check_html(out: &str, strip_links: bool) -> Result<(), TestCaseError> {
                     );
                 }
             }
+            // A text node's '<' is shown as it is: it separates what is on either side
+            // of it (as a space would), it never joins them ("a<0https" is not the
+            // scheme "a0https").
             Node::Text(t) => check_text(
                 &t.text
                     .to_ascii_lowercase()
-                    .replace("<!--", "")
-                    .replace('<', ""),
+                    .replace("<!--", " ")
+                    .replace('<', " "),
                 strip_links,
             )?,
             _ => {}
@@ -283,11 +286,12 @@ fn check_rendered(out: &str, strip_links: bool) -> Result<(), TestCaseError> {
                             .is_some_and(|e| e.name() == "code" || e.name() == "pre")
                     });
                     if !in_code {
+                        // As in check_html: a shown '<' separates, never joins.
                         check_text(
                             &t.text
                                 .to_ascii_lowercase()
-                                .replace("<!--", "")
-                                .replace('<', ""),
+                                .replace("<!--", " ")
+                                .replace('<', " "),
                             strip_links,
                         )?;
                     }
