@@ -390,7 +390,10 @@ def test_ainative_prefix_is_stripped_on_both_endpoints(gw):
 
 def call_anthropic(server, alias, **kw):
     return claude(server, kw.pop("key", None)).messages.create(
-        model=alias, max_tokens=64, messages=[{"role": "user", "content": QUESTION}], **kw
+        model=alias,
+        max_tokens=kw.pop("max_tokens", 64),
+        messages=[{"role": "user", "content": QUESTION}],
+        **kw,
     )
 
 
@@ -521,30 +524,37 @@ def test_a_key_with_inference_call_is_served(gw):
     assert call_openai(gw, "a-echo", key=key).choices[0].message.content == ECHO
 
 
-def test_spent_credits_are_a_402_before_any_provider_is_called(tmp_path, fake_provider):
-    # $1 a token: the first call spends far more than the grant, the next has none left.
+def test_a_call_that_may_cost_more_than_is_left_is_a_402_before_any_provider_is_called(tmp_path, fake_provider):
+    # $1 a token and $150 granted: a call reserves its largest cost (max_tokens and its
+    # prompt) before the provider is called, so the balance can never go below zero.
     providers = write_providers(
         tmp_path / "providers.toml",
         fake_provider,
         'pricey = { provider = "fa", model = "pricey-echo", price = { input = 1000000, output = 1000000 } }\n',
     )
-    s = inference_server(tmp_path / "data", providers, env={"ZERODB_CREDITS_USD": "0.000001"})
+    s = inference_server(tmp_path / "data", providers, env={"ZERODB_CREDITS_USD": "150"})
     try:
         fake_provider.reset()
         assert call_anthropic(s, "pricey").content[0].text == ECHO
         assert fake_provider.requests("pricey-echo") == 1
 
         with pytest.raises(anthropic.APIStatusError) as e:
-            call_anthropic(s, "pricey")
+            call_anthropic(s, "pricey", max_tokens=1000)
         assert e.value.status_code == 402
-        assert e.value.response.json()["error_code"] == "INSUFFICIENT_CREDITS"
+        body = e.value.response.json()
+        assert body["error_code"] == "INSUFFICIENT_CREDITS"
+        assert "max_tokens" in body["detail"], body
 
+        # No max_tokens: the 4,096 it would be sent with is what it reserves.
         with pytest.raises(openai.APIStatusError) as e:
             call_openai(s, "pricey", stream=True)
         assert e.value.status_code == 402
         assert e.value.response.json()["error_code"] == "INSUFFICIENT_CREDITS"
 
-        assert fake_provider.requests("pricey-echo") == 1, "the provider was not called once credits ran out"
+        assert fake_provider.requests("pricey-echo") == 1, "the provider was not called for a call that could overspend"
+        credits = httpx.get(f"{s.base}/api/v1/usage", headers={"X-API-Key": root_key(s)}).json()["credits"]
+        assert credits["reserved_usd"] == 0, credits
+        assert 0 <= credits["remaining_usd"] < 150, credits
     finally:
         s.stop()
 
