@@ -162,6 +162,69 @@ pub async fn conditional_writes_conflict_and_write_nothing(t: Arc<dyn Table>) {
     );
 }
 
+/// A number compared with a constant (a balance covering a debit) and an attribute's
+/// presence, in updates and transactions: what a credit reservation is made of.
+pub async fn numeric_and_presence_conditions(t: Arc<dyn Table>) {
+    let k = Key::new("P#num", "S#1");
+    t.put(item("P#num", "S#1", &[("avail", Value::int(10))]), None)
+        .await
+        .unwrap();
+    let debit = |n: i64| {
+        let (t, k) = (t.clone(), k.clone());
+        async move {
+            t.update(
+                &k,
+                vec![
+                    Update::Add("avail".into(), -n),
+                    Update::Set(format!("hold_{n}"), Value::int(n)),
+                ],
+                Some(Condition::AtLeast("avail".into(), n)),
+            )
+            .await
+        }
+    };
+    assert!(debit(4).await.is_ok(), "10 covers 4");
+    assert!(
+        debit(6).await.is_ok(),
+        "6 covers 6: at least, not more than"
+    );
+    assert!(
+        matches!(debit(1).await, Err(StoreError::Conflict)),
+        "0 does not cover 1"
+    );
+    let got = t.get(&k).await.unwrap().unwrap();
+    assert_eq!(got.get("avail").and_then(Value::as_i64), Some(0));
+    assert!(
+        !got.contains_key("hold_1"),
+        "a refused update writes nothing"
+    );
+    // An absent number is no balance at all.
+    assert!(matches!(
+        t.update(
+            &k,
+            vec![Update::Add("x".into(), 1)],
+            Some(Condition::AtLeast("missing".into(), 0))
+        )
+        .await,
+        Err(StoreError::Conflict)
+    ));
+    // Presence, in a transaction: the hold is released once, never twice.
+    let release = |name: &'static str| TxOp::Update {
+        key: k.clone(),
+        updates: vec![Update::Remove(name.into()), Update::Add("avail".into(), 4)],
+        condition: Some(Condition::AttributeExists(name.into())),
+    };
+    t.transact(vec![release("hold_4")]).await.unwrap();
+    assert!(matches!(
+        t.transact(vec![release("hold_4")]).await,
+        Err(StoreError::Conflict)
+    ));
+    let got = t.get(&k).await.unwrap().unwrap();
+    assert_eq!(got.get("avail").and_then(Value::as_i64), Some(4));
+    assert!(!got.contains_key("hold_4"));
+    assert!(got.contains_key("hold_6"));
+}
+
 pub async fn update_sets_removes_and_adds(t: Arc<dyn Table>) {
     let k = Key::new("P#upd", "counter");
     let first = t
@@ -837,6 +900,7 @@ macro_rules! conformance_cases {
         $crate::conformance_cases!(@table $make;
             put_get_delete_round_trip_every_value_type,
             conditional_writes_conflict_and_write_nothing,
+            numeric_and_presence_conditions,
             update_sets_removes_and_adds,
             oversized_items_are_refused,
             query_by_prefix_and_range_in_both_directions,

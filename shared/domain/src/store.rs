@@ -201,6 +201,11 @@ pub enum Condition {
     Equals(String, Value),
     /// The attribute is absent.
     AttributeNotExists(String),
+    /// The attribute is present.
+    AttributeExists(String),
+    /// The attribute is a number at least this (a balance that covers an amount), so a
+    /// debit is one conditional write with no read before it.
+    AtLeast(String, i64),
     /// Every condition holds.
     All(Vec<Condition>),
 }

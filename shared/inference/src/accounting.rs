@@ -1,18 +1,22 @@
 //! Credits and usage records, in the table (keys in `zerodb_domain::keys`):
 //! - `ACCT#<account>` / `CREDITS`: `spent_micro` and `granted_micro` (micro-credits; one
-//!   credit is one US dollar at the catalog's list prices), `rev` (bumped by every
-//!   reservation and settlement), and one `hold_<expires unix s>_<call id>` attribute per
-//!   call in progress, holding the micro-credits reserved for it.
+//!   credit is one US dollar at the catalog's list prices), `avail` (what new calls may
+//!   still reserve: granted − spent − held), and one `hold_<expires unix s>_<call id>`
+//!   attribute per call in progress, holding the micro-credits reserved for it.
 //! - `USAGE#<account>` / `<created ms, 13 digits>#<time-ordered id>`: one record per call,
 //!   expiring after `USAGE_RETENTION_DAYS`.
 //!
 //! A call reserves its largest possible cost before any provider is called: one
-//! conditional write of the credits item (on its `rev`) adds the hold only if the credits
-//! left, less the live holds, cover it; else 402. When the call ends, one transaction
-//! writes its record, adds its cost to `spent_micro` and removes the hold (the unused
-//! part goes back). A hold whose process died before settling stops counting when it
-//! expires (its expiry is in its name: the longest the call could run) and is deleted by
-//! the account's next reservation.
+//! conditional write of the credits item takes it from `avail` and records the hold, only
+//! if `avail` covers it (`avail >= cost`, so concurrent reservations never wait on each
+//! other and never retry: each is one atomic debit); else 402. When the call ends, one
+//! transaction writes its record, adds its cost to `spent_micro` and removes the hold,
+//! giving its unused part back to `avail`. A hold whose process died before settling is
+//! given back once it has expired (its expiry is in its name: the longest the call could
+//! run) by the first reservation that `avail` cannot cover; a settlement that finds its
+//! hold already given back charges its cost alone. `avail` is set from the other
+//! attributes the first time a reservation needs it (accounts from before it, new
+//! accounts), guarded so only one writer sets it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,9 +98,8 @@ pub struct Hold {
 
 const HOLD_PREFIX: &str = "hold_";
 
-/// Reservation attempts before giving up under contention (each lost attempt means
-/// another call of the account reserved or settled in between).
-const MAX_RESERVE_ATTEMPTS: u32 = 64;
+/// The credits item's balance left to reserve from.
+const AVAIL: &str = "avail";
 
 /// The live holds' total and the names of the expired ones, from the credits item.
 fn holds(item: Option<&Item>, now: i64) -> (i64, Vec<String>) {
@@ -308,10 +311,11 @@ impl Accounting {
     }
 
     /// Reserves `micro` (the call's largest possible cost) for call `call_id` until
-    /// `expires_at` (unix seconds), or 402 INSUFFICIENT_CREDITS when the credits left,
-    /// less what calls in progress hold, do not cover it. `None` when credits are
-    /// unlimited. One read and one conditional write when uncontended; a lost race (another
-    /// call of the account reserved or settled in between) reads and tries again.
+    /// `expires_at` (unix seconds), or 402 INSUFFICIENT_CREDITS when what the account has
+    /// left does not cover it (a call that may cost nothing still needs something left).
+    /// `None` when credits are unlimited. One conditional write when the balance covers
+    /// it; a read and a repair (setting `avail` the first time, giving back expired holds)
+    /// only when it does not.
     pub async fn reserve(
         &self,
         account: &str,
@@ -329,7 +333,30 @@ impl Accounting {
         let key = keys::credits(account);
         let attribute = format!("{HOLD_PREFIX}{expires_at}_{call_id}");
         let wanted = i64::try_from(micro).unwrap_or(i64::MAX);
-        for _ in 0..MAX_RESERVE_ATTEMPTS {
+        // Try, repair what stands in the way (once each), try again.
+        for _ in 0..3 {
+            let debit = self
+                .table
+                .update(
+                    &key,
+                    vec![
+                        Update::Add(AVAIL.into(), -wanted),
+                        Update::Set(attribute.clone(), Value::int(wanted)),
+                    ],
+                    Some(Condition::AtLeast(AVAIL.into(), wanted.max(1))),
+                )
+                .await;
+            match debit {
+                Ok(_) => {
+                    return Ok(Some(Hold {
+                        attribute,
+                        micro,
+                        expires_at,
+                    }));
+                }
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
             let item = self.table.get(&key).await.map_err(DomainError::from)?;
             let now = self.clock.now().timestamp();
             let (reserved, expired) = holds(item.as_ref(), now);
@@ -343,49 +370,70 @@ impl Accounting {
                 spent_micro: read("spent_micro").unwrap_or(0),
                 reserved_micro: reserved,
             };
-            let left = balance.available_micro().unwrap_or(i64::MAX);
-            if left <= 0 || wanted > left {
+            if read(AVAIL).is_none() {
+                // Set once, from what the item says; a concurrent setter wins alike.
+                let avail = balance.available_micro().unwrap_or(0);
+                match self
+                    .table
+                    .update(
+                        &key,
+                        vec![Update::Set(AVAIL.into(), Value::int(avail))],
+                        Some(Condition::AttributeNotExists(AVAIL.into())),
+                    )
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if expired.is_empty() {
                 return Err(spent(&balance, micro));
             }
-            let condition = match read("rev") {
-                Some(rev) => Condition::Equals("rev".into(), Value::int(rev)),
-                None => Condition::AttributeNotExists("rev".into()),
-            };
-            let mut updates = vec![
-                Update::Set(attribute.clone(), Value::int(wanted)),
-                Update::Add("rev".into(), 1),
-            ];
-            // A dead process's holds are dropped here, so they do not pile up.
-            updates.extend(expired.into_iter().map(Update::Remove));
-            match self.table.update(&key, updates, Some(condition)).await {
-                Ok(_) => {
-                    return Ok(Some(Hold {
-                        attribute,
-                        micro,
-                        expires_at,
-                    }));
+            // Holds of calls that can no longer be running: their credits go back, each
+            // exactly once (whoever removes the attribute gives its amount back).
+            for name in expired {
+                let amount = read(&name).unwrap_or(0);
+                match self
+                    .table
+                    .update(
+                        &key,
+                        vec![
+                            Update::Remove(name.clone()),
+                            Update::Add(AVAIL.into(), amount),
+                        ],
+                        Some(Condition::AttributeExists(name)),
+                    )
+                    .await
+                {
+                    Ok(_) | Err(StoreError::Conflict) => {}
+                    Err(e) => return Err(e.into()),
                 }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Throttled.into())
+        let balance = self.balance(account).await?;
+        Err(spent(&balance, micro))
     }
 
     /// Gives a hold back without charging anything (the call ended before it cost
     /// anything, or was refused by the gateway).
     pub async fn release(&self, account: &str, hold: &Hold) -> Result<(), StoreError> {
-        self.table
+        let back = i64::try_from(hold.micro).unwrap_or(i64::MAX);
+        match self
+            .table
             .update(
                 &keys::credits(account),
                 vec![
                     Update::Remove(hold.attribute.clone()),
-                    Update::Add("rev".into(), 1),
+                    Update::Add(AVAIL.into(), back),
                 ],
-                None,
+                Some(Condition::AttributeExists(hold.attribute.clone())),
             )
             .await
-            .map(|_| ())
+        {
+            // Given back already, as an expired hold.
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn balance(&self, account: &str) -> Result<Balance, StoreError> {
@@ -409,17 +457,32 @@ impl Accounting {
         })
     }
 
-    /// Adds credits to an account (an operator's top-up).
+    /// Adds credits to an account (an operator's top-up), to what it may reserve too
+    /// once that is kept.
     pub async fn add_credits(&self, account: &str, micro: u64) -> Result<(), StoreError> {
         let delta = i64::try_from(micro).map_err(|_| StoreError::TooLarge(0))?;
-        self.table
+        let key = keys::credits(account);
+        let both = self
+            .table
             .update(
-                &keys::credits(account),
-                vec![Update::Add("granted_micro".into(), delta)],
-                None,
+                &key,
+                vec![
+                    Update::Add("granted_micro".into(), delta),
+                    Update::Add(AVAIL.into(), delta),
+                ],
+                Some(Condition::AttributeExists(AVAIL.into())),
             )
-            .await
-            .map(|_| ())
+            .await;
+        match both {
+            Ok(_) => Ok(()),
+            // Not kept yet: it is set from the grant when first needed.
+            Err(StoreError::Conflict) => self
+                .table
+                .update(&key, vec![Update::Add("granted_micro".into(), delta)], None)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes the record and deducts its cost, together (one transaction).
@@ -428,7 +491,9 @@ impl Accounting {
     }
 
     /// Writes the call's record, deducts its cost and removes its hold, in one
-    /// transaction: the hold's unused part is given back as the cost is charged.
+    /// transaction: the hold's unused part goes back to what the account may reserve.
+    /// A hold already given back (it expired) is not given back twice: the cost alone is
+    /// charged.
     pub async fn settle(
         &self,
         account: &str,
@@ -446,32 +511,61 @@ impl Accounting {
         );
         let expires = now.timestamp() + USAGE_RETENTION_DAYS * 24 * 3600;
         let item = to_item(&key, &record, Some(expires))?;
-        let cost = record.cost_micro;
-        let mut updates = Vec::new();
-        if cost > 0 {
-            updates.push(Update::Add("spent_micro".into(), cost as i64));
+        let cost = i64::try_from(record.cost_micro).unwrap_or(i64::MAX);
+        let limited = matches!(self.policy, CreditPolicy::Grant(_));
+        let write = |updates: Vec<Update>, condition: Option<Condition>| {
+            let item = item.clone();
+            async move {
+                if updates.is_empty() {
+                    return self.table.put(item, None).await;
+                }
+                self.table
+                    .transact(vec![
+                        TxOp::Put {
+                            item,
+                            condition: None,
+                        },
+                        TxOp::Update {
+                            key: keys::credits(account),
+                            updates,
+                            condition,
+                        },
+                    ])
+                    .await
+            }
+        };
+        let charge = |with_avail: bool| {
+            let mut u = Vec::new();
+            if cost > 0 {
+                u.push(Update::Add("spent_micro".into(), cost));
+                if with_avail {
+                    u.push(Update::Add(AVAIL.into(), -cost));
+                }
+            }
+            u
+        };
+        let first = match hold {
+            Some(h) => {
+                let mut u = charge(false);
+                u.push(Update::Remove(h.attribute.clone()));
+                let back = i64::try_from(h.micro).unwrap_or(i64::MAX);
+                u.push(Update::Add(AVAIL.into(), back - cost.min(i64::MAX)));
+                write(u, Some(Condition::AttributeExists(h.attribute.clone()))).await
+            }
+            None if limited && cost > 0 => {
+                write(charge(true), Some(Condition::AttributeExists(AVAIL.into()))).await
+            }
+            None => return write(charge(false), None).await,
+        };
+        match first {
+            // The hold was given back already, or `avail` is not kept yet (it is set
+            // from `spent_micro` when first needed): charge the cost to both where kept.
+            Err(StoreError::Conflict) => {
+                let with_avail = hold.is_some();
+                write(charge(with_avail), None).await
+            }
+            other => other,
         }
-        if let Some(hold) = hold {
-            updates.push(Update::Remove(hold.attribute.clone()));
-            // A reservation that read the balance before this lands must read it again.
-            updates.push(Update::Add("rev".into(), 1));
-        }
-        if updates.is_empty() {
-            return self.table.put(item, None).await;
-        }
-        self.table
-            .transact(vec![
-                TxOp::Put {
-                    item,
-                    condition: None,
-                },
-                TxOp::Update {
-                    key: keys::credits(account),
-                    updates,
-                    condition: None,
-                },
-            ])
-            .await
     }
 
     /// An account's records, newest first.

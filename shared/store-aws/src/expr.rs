@@ -95,6 +95,18 @@ impl Expr {
                 let a = self.name(attr);
                 Some(format!("(attribute_not_exists({a}) OR {})", self.expired()))
             }
+            Condition::AttributeExists(attr) => {
+                let a = self.name(attr);
+                Some(format!(
+                    "(attribute_exists({a}) AND {})",
+                    self.not_expired()
+                ))
+            }
+            Condition::AtLeast(attr, n) => {
+                let a = self.name(attr);
+                let v = self.value(to_attr(&Value::int(*n)));
+                Some(format!("({a} >= {v} AND {})", self.not_expired()))
+            }
             Condition::All(cs) => {
                 let parts: Vec<String> = cs.iter().filter_map(|c| self.condition(c)).collect();
                 if parts.is_empty() {

@@ -162,7 +162,10 @@ impl Row {
 fn needs_attributes(c: &Condition) -> bool {
     match c {
         Condition::NotExists | Condition::Exists => false,
-        Condition::Equals(..) | Condition::AttributeNotExists(_) => true,
+        Condition::Equals(..)
+        | Condition::AttributeNotExists(_)
+        | Condition::AttributeExists(_)
+        | Condition::AtLeast(..) => true,
         Condition::All(all) => all.iter().any(needs_attributes),
     }
 }
@@ -175,6 +178,11 @@ fn holds(c: &Condition, current: Option<&Item>) -> bool {
             .and_then(|i| i.get(attr))
             .is_some_and(|x| x.same_as(v)),
         Condition::AttributeNotExists(attr) => current.is_none_or(|i| !i.contains_key(attr)),
+        Condition::AttributeExists(attr) => current.is_some_and(|i| i.contains_key(attr)),
+        Condition::AtLeast(attr, n) => current
+            .and_then(|i| i.get(attr))
+            .and_then(Value::as_i64)
+            .is_some_and(|x| x >= *n),
         Condition::All(all) => all.iter().all(|c| holds(c, current)),
     }
 }

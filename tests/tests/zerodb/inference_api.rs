@@ -356,6 +356,67 @@ async fn concurrent_calls_cannot_spend_more_than_the_credits(backend: Backend) {
     );
 }
 
+/// A hold whose process died (never settled) stops holding once it expires: the next
+/// reservation it stands in the way of gives it back. If its call settles after all, the
+/// cost alone is charged; the hold is never given back twice.
+async fn an_expired_hold_is_given_back_once(backend: Backend) {
+    let (app, _fake) = app_with(backend, 0, CreditPolicy::Grant(10_000_000)).await;
+    let acc = &app.inference.accounting;
+    let (a, now) = (&app.account_id, acc.clock().now().timestamp());
+    let dead = acc
+        .reserve(a, "call_dead", 8_000_000, now + 60)
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = acc.reserve(a, "call_2", 8_000_000, now + 60).await;
+    assert!(
+        matches!(refused, Err(DomainError::InsufficientCredits(_))),
+        "{refused:?}"
+    );
+    app.clock.advance_secs(61);
+    let live = acc
+        .reserve(a, "call_3", 8_000_000, now + 600)
+        .await
+        .expect("the dead call's hold expired and went back")
+        .unwrap();
+    // The dead call settles late: 1 credit charged, its expired hold not given back again.
+    acc.settle(
+        a,
+        UsageRecord {
+            cost_micro: 1_000_000,
+            ..record("use_dead", 0)
+        },
+        Some(&dead),
+    )
+    .await
+    .unwrap();
+    acc.settle(
+        a,
+        UsageRecord {
+            cost_micro: 2_000_000,
+            ..record("use_3", 0)
+        },
+        Some(&live),
+    )
+    .await
+    .unwrap();
+    let b = acc.balance(a).await.unwrap();
+    assert_eq!((b.spent_micro, b.reserved_micro), (3_000_000, 0));
+    assert_eq!(b.available_micro(), Some(7_000_000));
+    // What the next reservation may take agrees with the balance: 7 credits, not 8 or 15.
+    assert!(
+        acc.reserve(a, "call_4", 7_000_001, now + 600)
+            .await
+            .is_err()
+    );
+    assert!(
+        acc.reserve(a, "call_5", 7_000_000, now + 600)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// A client that leaves a whole (not streamed) call while the provider works does not
 /// cancel its recording: the call ends, is billed with the provider's counts, and its
 /// reservation is settled rather than left to lapse.
@@ -675,6 +736,7 @@ on_both_backends!(
     concurrent_calls_cannot_spend_more_than_the_credits,
     a_stream_left_early_is_billed_for_what_was_produced,
     a_client_that_leaves_a_whole_call_is_still_billed,
+    an_expired_hold_is_given_back_once,
     a_reply_without_counts_is_billed_by_its_text,
     provider_failures_name_nothing_of_the_deployment,
     a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses,
@@ -860,7 +922,7 @@ async fn embeddings_come_from_the_memory_embedder_as_floats_or_base64(backend: B
 /// Storage calls per inference call, as the Lambda makes them (rate counts in the table,
 /// credits limited, usage written inline): each is one DynamoDB request on AWS.
 #[tokio::test]
-async fn an_inference_call_costs_five_table_calls_with_limited_credits() {
+async fn an_inference_call_costs_four_table_calls_with_limited_credits() {
     use tower::ServiceExt;
     let fake = FakeProvider::start("127.0.0.1:0".parse().unwrap())
         .await
@@ -909,17 +971,23 @@ async fn an_inference_call_costs_five_table_calls_with_limited_credits() {
     let app = zerodb_http::serve(&[inference_api::group()], &ctx)
         .await
         .unwrap();
+    let call = || {
+        let req = http::Request::post("/v1/chat/completions")
+            .header("x-api-key", account.root_key.expose())
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                openai_body("o-echo", "count my calls").to_string(),
+            ))
+            .unwrap();
+        app.clone().oneshot(req)
+    };
     counting.take();
-    let req = http::Request::post("/v1/chat/completions")
-        .header("x-api-key", account.root_key.expose())
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(
-            openai_body("o-echo", "count my calls").to_string(),
-        ))
-        .unwrap();
-    let resp = app.oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    // Key read + rate counter (auth); the credits read and the reservation's conditional
-    // write; the usage record with its cost and the hold's release, in one transaction.
-    assert_eq!(counting.take(), 5);
+    // An account's first reservation also sets its balance from the grant: a read and a
+    // guarded write, once.
+    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(counting.take(), 7);
+    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
+    // Key read + rate counter (auth); the reservation, one conditional write; the usage
+    // record with its cost and the hold's release, in one transaction.
+    assert_eq!(counting.take(), 4);
 }
