@@ -159,9 +159,11 @@ async fn main() -> anyhow::Result<()> {
         settings: {
             let s = zerodb_domain::Settings::from_env()
                 .with("ZERODB_EMBEDDER", "lexical")
-                .with("ZERODB_PROVIDERS", providers.display().to_string());
-            // Limited, so every call reads the balance and writes its cost (set
-            // BENCH_UNLIMITED=1 to leave the credit read out).
+                .with("ZERODB_PROVIDERS", providers.display().to_string())
+                // The account budget would stop a benchmark within its minute.
+                .with("ZERODB_ACCOUNT_RATE_LIMIT_PER_MINUTE", "0");
+            // Limited, so every call reserves its cost and writes it (set
+            // BENCH_UNLIMITED=1 to leave credits out).
             if std::env::var_os("BENCH_UNLIMITED").is_some() {
                 s
             } else {
