@@ -237,16 +237,20 @@ impl Accounting {
         }
     }
 
-    /// Marks a record write of `account` in flight until the returned guard drops
-    /// (after the write). Taken before the call answers, so any later call sees it.
-    pub async fn writing(&self, account: &str) -> Writes {
-        let lock = self
-            .writing
+    /// The account's lock of writes in flight, made if it has none.
+    fn writes_lock(&self, account: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.writing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(account.to_owned())
             .or_default()
-            .clone();
+            .clone()
+    }
+
+    /// Marks a record write of `account` in flight until the returned guard drops
+    /// (after the write). Taken before the call answers, so any later call sees it.
+    pub async fn writing(&self, account: &str) -> Writes {
+        let lock = self.writes_lock(account);
         Writes {
             writing: self.writing.clone(),
             account: account.to_owned(),
@@ -258,13 +262,7 @@ impl Accounting {
     /// client that left). `None` only while a `written` caller holds or waits for the
     /// lock; that caller started before this write and need not see it.
     pub fn writing_now(&self, account: &str) -> Option<Writes> {
-        let lock = self
-            .writing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(account.to_owned())
-            .or_default()
-            .clone();
+        let lock = self.writes_lock(account);
         let guard = lock.clone().try_read_owned().ok();
         if guard.is_none() {
             forget_if_idle(&self.writing, account, &lock);
@@ -294,22 +292,6 @@ impl Accounting {
         &self.clock
     }
 
-    /// 402 INSUFFICIENT_CREDITS when the account has none left. One read when credits are
-    /// limited, none otherwise.
-    pub async fn check(&self, account: &str) -> Result<(), DomainError> {
-        let CreditPolicy::Grant(_) = self.policy else {
-            return Ok(());
-        };
-        // Waiting here, not adding the costs in flight to a balance read beside them: the
-        // read cannot tell whether a write that lands during it is counted already.
-        self.written(account).await;
-        let balance = self.balance(account).await?;
-        match balance.available_micro() {
-            Some(left) if left <= 0 => Err(spent(&balance, 0)),
-            _ => Ok(()),
-        }
-    }
-
     /// Reserves `micro` (the call's largest possible cost) for call `call_id` until
     /// `expires_at` (unix seconds), or 402 INSUFFICIENT_CREDITS when what the account has
     /// left does not cover it (a call that may cost nothing still needs something left).
@@ -323,7 +305,7 @@ impl Accounting {
         micro: u64,
         expires_at: i64,
     ) -> Result<Option<Hold>, DomainError> {
-        let CreditPolicy::Grant(base) = self.policy else {
+        let CreditPolicy::Grant(_) = self.policy else {
             return Ok(None);
         };
         // Records still being written in the background (zerodb-local) hold their
@@ -358,17 +340,11 @@ impl Accounting {
                 Err(e) => return Err(e.into()),
             }
             let item = self.table.get(&key).await.map_err(DomainError::from)?;
-            let now = self.clock.now().timestamp();
-            let (reserved, expired) = holds(item.as_ref(), now);
+            let (balance, expired) = self.balance_of(item.as_ref());
             let read = |attr: &str| {
                 item.as_ref()
                     .and_then(|i| i.get(attr))
                     .and_then(Value::as_i64)
-            };
-            let balance = Balance {
-                granted_micro: Some(base as i64 + read("granted_micro").unwrap_or(0)),
-                spent_micro: read("spent_micro").unwrap_or(0),
-                reserved_micro: reserved,
             };
             if read(AVAIL).is_none() {
                 // Set once, from what the item says; a concurrent setter wins alike.
@@ -438,23 +414,29 @@ impl Accounting {
 
     pub async fn balance(&self, account: &str) -> Result<Balance, StoreError> {
         let item = self.table.get(&keys::credits(account)).await?;
+        Ok(self.balance_of(item.as_ref()).0)
+    }
+
+    /// The balance a credits item holds now, and the names of its expired holds.
+    fn balance_of(&self, item: Option<&Item>) -> (Balance, Vec<String>) {
         let read = |attr: &str| {
-            item.as_ref()
-                .and_then(|i| i.get(attr))
+            item.and_then(|i| i.get(attr))
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
         };
-        Ok(Balance {
+        let (reserved, expired) = match self.policy {
+            CreditPolicy::Unlimited => (0, Vec::new()),
+            CreditPolicy::Grant(_) => holds(item, self.clock.now().timestamp()),
+        };
+        let balance = Balance {
             granted_micro: match self.policy {
                 CreditPolicy::Unlimited => None,
                 CreditPolicy::Grant(base) => Some(base as i64 + read("granted_micro")),
             },
             spent_micro: read("spent_micro"),
-            reserved_micro: match self.policy {
-                CreditPolicy::Unlimited => 0,
-                CreditPolicy::Grant(_) => holds(item.as_ref(), self.clock.now().timestamp()).0,
-            },
-        })
+            reserved_micro: reserved,
+        };
+        (balance, expired)
     }
 
     /// Adds credits to an account (an operator's top-up), to what it may reserve too
@@ -549,7 +531,7 @@ impl Accounting {
                 let mut u = charge(false);
                 u.push(Update::Remove(h.attribute.clone()));
                 let back = i64::try_from(h.micro).unwrap_or(i64::MAX);
-                u.push(Update::Add(AVAIL.into(), back - cost.min(i64::MAX)));
+                u.push(Update::Add(AVAIL.into(), back - cost));
                 write(u, Some(Condition::AttributeExists(h.attribute.clone()))).await
             }
             None if limited && cost > 0 => {

@@ -576,16 +576,17 @@ async fn provider_failures_name_nothing_of_the_deployment(backend: Backend) {
 }
 
 async fn a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses(backend: Backend) {
-    // zerodb-local writes a call's record after answering; the next call's check must
-    // still count it. Hold a write in flight, start the check, land the write (all 10
-    // credits), release it: the check must see the balance spent.
+    // zerodb-local writes a call's record after answering; the next call's reservation
+    // must still count it. Hold a write in flight, start the reservation, land the write
+    // (all 10 credits), release it: the reservation must see the balance spent.
     let (app, _fake) = app_with(backend, 0, CreditPolicy::Grant(10_000_000)).await;
     let accounting = app.inference.accounting.clone();
+    let far = accounting.clock().now().timestamp() + 3600;
     let in_flight = accounting.writing(&app.account_id).await;
-    // Another account's check is not held up by this one's write.
+    // Another account's reservation is not held up by this one's write.
     tokio::time::timeout(
         std::time::Duration::from_secs(30),
-        accounting.check("acct_someone_else"),
+        accounting.reserve("acct_someone_else", "call_other", 1, far),
     )
     .await
     .expect("another account's check waited on this account's write")
@@ -593,24 +594,12 @@ async fn a_credit_check_waits_for_the_accounts_record_writes_and_no_one_elses(ba
     let check = tokio::spawn({
         let accounting = accounting.clone();
         let account = app.account_id.clone();
-        async move { accounting.check(&account).await }
+        async move { accounting.reserve(&account, "call_next", 1, far).await }
     });
-    let record = UsageRecord {
-        id: "use_inflight".into(),
-        key_id: "key_1".into(),
-        endpoint: "openai".into(),
-        alias: "pricey".into(),
-        provider_model: "echo-1".into(),
-        stream: false,
-        input_tokens: 4,
-        output_tokens: 6,
-        cost_micro: 10_000_000,
-        latency_ms: 1,
-        status: 200,
-        error_code: None,
-        created_at: String::new(),
-    };
-    accounting.record(&app.account_id, record).await.unwrap();
+    accounting
+        .record(&app.account_id, record("use_inflight", 10_000_000))
+        .await
+        .unwrap();
     drop(in_flight);
     let checked = check.await.unwrap();
     assert!(
