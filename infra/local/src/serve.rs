@@ -49,14 +49,10 @@ impl ConnLimits {
     /// `ZERODB_WRITE_TIMEOUT_SECS`, `ZERODB_MAX_CONNECTIONS`.
     pub fn from_settings(settings: &zerodb_domain::Settings) -> anyhow::Result<Self> {
         let d = ConnLimits::default();
-        let num = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match settings.get(name) {
-                None => Ok(default),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => anyhow::bail!("{name} must be a whole number above 0, not '{v}'"),
-                },
-            }
+        let num = |name: &str, default: u64| {
+            settings
+                .whole_number(name, default, 1)
+                .map_err(anyhow::Error::msg)
         };
         Ok(ConnLimits {
             header_timeout: Duration::from_secs(num(

@@ -421,17 +421,13 @@ impl AuthLimits {
     /// `ZERODB_ACCOUNT_RATE_LIMIT_PER_MINUTE` and `ZERODB_MAX_KEYS_PER_ACCOUNT`, each
     /// defaulted when unset; a bad value is named in `problems`.
     pub fn from_settings(settings: &crate::context::Settings, problems: &mut Vec<String>) -> Self {
-        let mut read = |name: &str, default: u32, min: u32| match settings.get(name) {
-            None => default,
-            Some(v) => match v.parse::<u32>() {
-                Ok(n) if n >= min => n,
-                _ => {
-                    problems.push(format!(
-                        "{name} must be a whole number of at least {min}, not '{v}'"
-                    ));
+        let mut read = |name: &str, default: u32, min: u32| {
+            settings
+                .whole_number(name, default, min)
+                .unwrap_or_else(|problem| {
+                    problems.push(problem);
                     default
-                }
-            },
+                })
         };
         AuthLimits {
             account_rate_limit_per_minute: read(

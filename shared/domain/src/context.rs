@@ -68,6 +68,24 @@ impl Settings {
         self.0.get(name).map(String::as_str)
     }
 
+    /// A whole-number setting of at least `min`: `default` when unset, and a message
+    /// naming the setting and what it must be when it is anything else.
+    pub fn whole_number<T>(&self, name: &str, default: T, min: T) -> Result<T, String>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Default + Copy,
+    {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        match v.parse::<T>() {
+            Ok(n) if n >= min => Ok(n),
+            _ if min > T::default() => Err(format!(
+                "{name} must be a whole number of at least {min}, not '{v}'"
+            )),
+            _ => Err(format!("{name} must be a whole number, not '{v}'")),
+        }
+    }
+
     /// A lookup for configuration readers that take one.
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
         |name| self.get(name).map(str::to_owned)

@@ -67,15 +67,16 @@ fn required(settings: &Settings, name: &str, problems: &mut Vec<String>) -> Stri
 
 /// `ZERODB_RATE_LIMIT_PER_MINUTE` (default 6000; 0 turns the limit off).
 pub fn rate_limit(settings: &Settings, problems: &mut Vec<String>) -> u32 {
-    match settings.get("ZERODB_RATE_LIMIT_PER_MINUTE") {
-        None => DEFAULT_RATE_LIMIT_PER_MINUTE,
-        Some(v) => v.parse().unwrap_or_else(|_| {
-            problems.push(format!(
-                "ZERODB_RATE_LIMIT_PER_MINUTE must be a whole number, not '{v}'"
-            ));
+    settings
+        .whole_number(
+            "ZERODB_RATE_LIMIT_PER_MINUTE",
+            DEFAULT_RATE_LIMIT_PER_MINUTE,
+            0,
+        )
+        .unwrap_or_else(|problem| {
+            problems.push(problem);
             0
-        }),
-    }
+        })
 }
 
 impl LambdaConfig {

@@ -12,12 +12,9 @@ use crate::{MemoryService, RecallLimits};
 /// A whole-number setting, or its default when unset; a value that is not one stops the
 /// process at start with the setting's name.
 fn count(settings: &zerodb_domain::Settings, name: &str, default: usize) -> anyhow::Result<usize> {
-    match settings.get(name) {
-        None => Ok(default),
-        Some(v) => v.replace('_', "").parse().map_err(|_| {
-            anyhow::anyhow!("{name}={v:?} is not a whole number (e.g. {name}={default})")
-        }),
-    }
+    settings
+        .whole_number(name, default, 0)
+        .map_err(anyhow::Error::msg)
 }
 
 /// The embedder of the process, from `ZERODB_EMBEDDER` and its variables (see the
