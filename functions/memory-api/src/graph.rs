@@ -51,13 +51,7 @@ pub struct EntityParams {
 }
 
 fn entity_views(entities: Vec<Entity>) -> Vec<EntityView> {
-    entities
-        .into_iter()
-        .map(|e| {
-            let n = e.memory_count;
-            EntityView::new(e, n)
-        })
-        .collect()
+    entities.into_iter().map(EntityView::from).collect()
 }
 
 async fn list(
@@ -176,8 +170,7 @@ pub async fn create_entity(
             svc.now_millis(),
         )
         .await?;
-    let n = e.memory_count;
-    Ok((StatusCode::CREATED, Json(EntityView::new(e, n))))
+    Ok((StatusCode::CREATED, Json(EntityView::from(e))))
 }
 
 async fn add_edge(

@@ -362,8 +362,8 @@ pub struct EntityView {
     pub created_at: String,
 }
 
-impl EntityView {
-    pub fn new(e: Entity, memory_count: usize) -> Self {
+impl From<Entity> for EntityView {
+    fn from(e: Entity) -> Self {
         EntityView {
             id: e.id,
             name: e.canonical_name.clone(),
@@ -375,7 +375,7 @@ impl EntityView {
             },
             aliases: e.aliases,
             properties: e.properties,
-            memory_count,
+            memory_count: e.memory_count,
             created_at: e.created_at,
         }
     }

@@ -88,12 +88,6 @@ pub struct NamespaceCache {
     state: Mutex<State>,
 }
 
-impl Default for NamespaceCache {
-    fn default() -> Self {
-        NamespaceCache::new(DEFAULT_BUDGET_BYTES)
-    }
-}
-
 /// A read of an uncached namespace in flight: pass it to [`NamespaceCache::fill`] with
 /// what storage returned. Dropping it (a cancelled read) forgets the read.
 pub struct FillTicket {
@@ -129,17 +123,17 @@ impl NamespaceCache {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached snapshot (now the most recently used), or a ticket to `fill` after
-    /// reading storage.
-    pub fn get(self: &Arc<Self>, key: &str) -> Result<Snapshot, FillTicket> {
+    /// The cached snapshot (now the most recently used) and its bytes, or a ticket to
+    /// `fill` after reading storage.
+    pub fn get(self: &Arc<Self>, key: &str) -> Result<(Snapshot, usize), FillTicket> {
         let mut s = self.lock();
         let tick = s.next_tick();
         if let Some(c) = s.cached.get_mut(key) {
             let old = std::mem::replace(&mut c.tick, tick);
-            let snapshot = c.snapshot.clone();
+            let found = (c.snapshot.clone(), c.bytes);
             s.lru.remove(&old);
             s.lru.insert(tick, key.to_owned());
-            return Ok(snapshot);
+            return Ok(found);
         }
         let f = s.filling.entry(key.to_owned()).or_insert(Filling {
             generation: 0,
@@ -375,14 +369,14 @@ mod tests {
         let v = crate::vector::StoredVector::encode("lexical", &[0.5; 8]);
         cache.set_vector("a", &m3, &v);
         m3.vector = Some(v);
-        let Ok(snapshot) = cache.get("a") else {
+        let Ok((snapshot, bytes)) = cache.get("a") else {
             panic!("cached")
         };
         let ids: Vec<&str> = snapshot.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["m5", "m3"]);
         assert!(snapshot[1].vector.is_some());
         let counted: usize = snapshot.iter().map(|m| memory_bytes(m)).sum();
-        assert_eq!(cache.stats().bytes, counted);
+        assert_eq!((cache.stats().bytes, bytes), (counted, counted));
         // Emptied, the namespace leaves the cache and its bytes with it.
         cache.remove("a", "m5");
         cache.remove("a", "m3");

@@ -550,17 +550,8 @@ impl GraphRepo {
         Ok(edge_from(&out_item).expect("built with names"))
     }
 
-    /// Edges touching an entity, at most `max` each way: outgoing then incoming.
-    pub async fn edges_of(
-        &self,
-        account: &str,
-        norm: &str,
-        max: usize,
-    ) -> Result<Vec<Edge>, StoreError> {
-        Ok(self.edges_capped(account, norm, max).await?.0)
-    }
-
-    /// As [`GraphRepo::edges_of`], and whether `max` cut either direction short.
+    /// Edges touching an entity, at most `max` each way (outgoing then incoming), and
+    /// whether `max` cut either direction short.
     async fn edges_capped(
         &self,
         account: &str,

@@ -450,13 +450,14 @@ impl MemoryRepo {
         };
         let ticket = match &self.cache {
             Some(c) => match c.get(&key) {
-                Ok(snapshot) => {
-                    return Ok(snapshot
-                        .iter()
-                        .take(max)
-                        .take_while(|m| within(m))
-                        .cloned()
-                        .collect());
+                Ok((snapshot, bytes)) => {
+                    let newest = snapshot.iter().take(max);
+                    // Sizes are summed only when the namespace may not fit.
+                    return Ok(if bytes <= max_bytes {
+                        newest.cloned().collect()
+                    } else {
+                        newest.take_while(|m| within(m)).cloned().collect()
+                    });
                 }
                 Err(ticket) => Some(ticket),
             },

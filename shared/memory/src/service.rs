@@ -198,14 +198,9 @@ impl MemoryService {
         self
     }
 
-    /// Keeps whole namespaces in memory for recall, up to the default byte budget. Only for
-    /// a process that is the only writer of its storage (zerodb-local); see `cache.rs`.
-    pub fn with_namespace_cache(self) -> Self {
-        self.with_namespace_cache_bytes(crate::cache::DEFAULT_BUDGET_BYTES)
-    }
-
-    /// As [`MemoryService::with_namespace_cache`], holding at most `budget` bytes of
-    /// memories.
+    /// Keeps whole namespaces in memory for recall, at most `budget` bytes of memories.
+    /// Only for a process that is the only writer of its storage (zerodb-local); see
+    /// `cache.rs`.
     pub fn with_namespace_cache_bytes(mut self, budget: usize) -> Self {
         self.repo = self.repo.with_cache(budget);
         self
