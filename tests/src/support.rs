@@ -486,6 +486,8 @@ macro_rules! on_both_backends {
 pub struct CountingTable {
     inner: Arc<dyn Table>,
     pub calls: std::sync::atomic::AtomicU64,
+    /// The writes among them (put, update, delete, transact), never reset.
+    pub writes: std::sync::atomic::AtomicU64,
 }
 
 impl CountingTable {
@@ -493,6 +495,7 @@ impl CountingTable {
         Arc::new(CountingTable {
             inner,
             calls: Default::default(),
+            writes: Default::default(),
         })
     }
     pub fn take(&self) -> u64 {
@@ -500,6 +503,11 @@ impl CountingTable {
     }
     fn tick(&self) {
         self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn wrote(&self) {
+        self.tick();
+        self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
@@ -518,7 +526,7 @@ impl Table for CountingTable {
         item: zerodb_domain::store::Item,
         c: Option<zerodb_domain::store::Condition>,
     ) -> Result<(), zerodb_domain::store::StoreError> {
-        self.tick();
+        self.wrote();
         self.inner.put(item, c).await
     }
     async fn update(
@@ -527,7 +535,7 @@ impl Table for CountingTable {
         u: Vec<zerodb_domain::store::Update>,
         c: Option<zerodb_domain::store::Condition>,
     ) -> Result<zerodb_domain::store::Item, zerodb_domain::store::StoreError> {
-        self.tick();
+        self.wrote();
         self.inner.update(key, u, c).await
     }
     async fn delete(
@@ -535,7 +543,7 @@ impl Table for CountingTable {
         key: &zerodb_domain::store::Key,
         c: Option<zerodb_domain::store::Condition>,
     ) -> Result<Option<zerodb_domain::store::Item>, zerodb_domain::store::StoreError> {
-        self.tick();
+        self.wrote();
         self.inner.delete(key, c).await
     }
     async fn query(
@@ -549,7 +557,7 @@ impl Table for CountingTable {
         &self,
         ops: Vec<zerodb_domain::store::TxOp>,
     ) -> Result<(), zerodb_domain::store::StoreError> {
-        self.tick();
+        self.wrote();
         self.inner.transact(ops).await
     }
 }

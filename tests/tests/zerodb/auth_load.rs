@@ -6,12 +6,10 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use http::StatusCode;
-use zerodb_domain::store::{Condition, Item, Key, Page, Query, StoreError, Table, TxOp, Update};
 use zerodb_tests::support::Backend;
 
 const REQUESTS: usize = 20_000;
@@ -25,53 +23,6 @@ fn random_key() -> String {
     format!("sk_{}", zerodb_domain::ids::random_base62(43))
 }
 
-/// A table that counts the writes it forwards (reads pass uncounted).
-struct WriteCounting {
-    inner: Arc<dyn Table>,
-    writes: AtomicU64,
-}
-
-impl WriteCounting {
-    fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[async_trait]
-impl Table for WriteCounting {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.put(item, condition).await
-    }
-    async fn update(
-        &self,
-        key: &Key,
-        updates: Vec<Update>,
-        condition: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        self.wrote();
-        self.inner.update(key, updates, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<Option<Item>, StoreError> {
-        self.wrote();
-        self.inner.delete(key, condition).await
-    }
-    async fn query(&self, query: Query) -> Result<Page, StoreError> {
-        self.inner.query(query).await
-    }
-    async fn transact(&self, ops: Vec<TxOp>) -> Result<(), StoreError> {
-        self.wrote();
-        self.inner.transact(ops).await
-    }
-}
-
 /// The Lambda's mode (counts in the table): 20,000 unknown keys, each refused with
 /// AUTH_001 after one read, and not one write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,10 +32,7 @@ async fn twenty_thousand_random_keys_write_nothing_with_shared_counting() {
     zerodb_local::create_account(stores.table.clone(), "load")
         .await
         .unwrap();
-    let counting = Arc::new(WriteCounting {
-        inner: stores.table.clone(),
-        writes: AtomicU64::new(0),
-    });
+    let counting = zerodb_tests::support::CountingTable::new(stores.table.clone());
     let stores = zerodb_domain::store::Stores {
         table: counting.clone(),
         ..stores
