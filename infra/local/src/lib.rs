@@ -36,6 +36,8 @@ pub fn groups() -> Vec<Group> {
         memory_api::group(),
         security_api::group(),
         inference_api::group(),
+        projects_api::group(),
+        database_api::group(),
     ]
 }
 
@@ -79,7 +81,11 @@ pub async fn router(ctx: &Context) -> anyhow::Result<axum::Router> {
 /// The settings of a local process: the environment, with the model
 /// `./infra/fetch-model.sh` caches as the default `ZERODB_MINILM_DIR` when one is there.
 pub fn local_settings() -> Settings {
-    let settings = Settings::from_env();
+    let mut settings = Settings::from_env();
+    // Clients provision themselves through instant-db; locally that is the point.
+    if settings.get("ZERODB_INSTANT_DB").is_none() {
+        settings = settings.with("ZERODB_INSTANT_DB", "on");
+    }
     if settings.get("ZERODB_MINILM_DIR").is_some() {
         return settings;
     }

@@ -107,7 +107,15 @@ pub async fn serve(
         // SSE events are small writes: with Nagle on, each waits for the previous one's
         // ACK, which a client's delayed-ACK timer holds for up to 40 ms.
         tcp.set_nodelay(true).ok();
-        let service = TowerToHyperService::new(app.clone());
+        // Who is asking, for limits per source address (instant-db).
+        let ip = zerodb_http::ClientAddr(peer.ip());
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            app.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ip);
+                req
+            },
+        ));
         let io = WriteDeadline::new(tcp, limits.write_timeout);
         let conn = http.serve_connection(TokioIo::new(io), service);
         let conn = graceful.watch(conn);

@@ -171,6 +171,31 @@ impl From<FieldError> for DomainError {
     }
 }
 
+/// The class of a coded refusal, which the HTTP layer turns into a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the request names something that cannot be (an unknown tier, a limit).
+    BadRequest,
+    /// 403: the resource refuses this operation in its current state.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 409.
+    Conflict,
+    /// 413: more bytes than the limit.
+    TooLarge,
+}
+
+impl DomainError {
+    pub fn coded(kind: Refusal, code: &'static str, detail: impl Into<String>) -> Self {
+        DomainError::Coded {
+            kind,
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
     #[error("authentication failed: {0:?}")]
@@ -189,6 +214,14 @@ pub enum DomainError {
     /// The account's credits are spent (402 INSUFFICIENT_CREDITS).
     #[error("{0}")]
     InsufficientCredits(String),
+    /// A refusal the API names with a code of its own (seed 004's `INVALID_TIER`,
+    /// `PROJECT_LIMIT_EXCEEDED`, `PROJECT_NOT_FOUND`, …).
+    #[error("{detail}")]
+    Coded {
+        kind: Refusal,
+        code: &'static str,
+        detail: String,
+    },
     /// Storage is throttling; the client should retry.
     #[error("service busy")]
     Unavailable { retry_after_secs: u64 },

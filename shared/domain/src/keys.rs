@@ -128,6 +128,118 @@ pub fn graph_in(account: &str, dst: &str, pred: &str, src: &str) -> Key {
     )
 }
 
+/// A project, listed in its account's partition (so another account's id is simply
+/// not found).
+pub fn project(account: &str, project_id: &str) -> Key {
+    Key::new(
+        account_partition(account),
+        format!("{PROJECT_PREFIX}{project_id}"),
+    )
+}
+
+/// Sort-key prefix of an account's projects in its partition.
+pub const PROJECT_PREFIX: &str = "PROJ#";
+
+/// `PLOG#<project>`: the project's status transitions, oldest first.
+pub fn project_transition(project_id: &str, millis: i64, id: &str) -> Key {
+    Key::new(
+        format!("PLOG#{project_id}"),
+        format!("{:013}#{id}", millis.max(0)),
+    )
+}
+
+/// The partition of a project's transitions.
+pub fn project_transition_partition(project_id: &str) -> String {
+    format!("PLOG#{project_id}")
+}
+
+/// `PDB#<project>`: the project database's catalogue: its tables and its counters.
+pub fn database_partition(project_id: &str) -> String {
+    format!("PDB#{project_id}")
+}
+
+/// Sort-key prefix of the tables in a project's catalogue.
+pub const TABLE_PREFIX: &str = "T#";
+
+/// A table's definition and counters, by name.
+pub fn table(project_id: &str, name: &str) -> Key {
+    Key::new(
+        database_partition(project_id),
+        format!("{TABLE_PREFIX}{name}"),
+    )
+}
+
+/// The project's counters (events logged, files stored, vectors stored).
+pub fn project_stats(project_id: &str) -> Key {
+    Key::new(database_partition(project_id), PROJECT_STATS_SK)
+}
+const PROJECT_STATS_SK: &str = "STATS";
+
+/// `ROW#<project>#<table id>`: a table's rows by row id.
+pub fn rows_partition(project_id: &str, table_id: &str) -> String {
+    format!("ROW#{project_id}#{table_id}")
+}
+
+pub fn row(project_id: &str, table_id: &str, row_id: &str) -> Key {
+    Key::new(rows_partition(project_id, table_id), row_id)
+}
+
+/// `RIX#<project>#<table id>#<n>`: the entries of a table's n-th declared index, each
+/// `<encoded value>#<row id>` with a copy of the row.
+pub fn row_index_partition(project_id: &str, table_id: &str, n: usize) -> String {
+    format!("RIX#{project_id}#{table_id}#{n}")
+}
+
+pub fn row_index(project_id: &str, table_id: &str, n: usize, encoded: &str, row_id: &str) -> Key {
+    Key::new(
+        row_index_partition(project_id, table_id, n),
+        format!("{encoded}#{row_id}"),
+    )
+}
+
+/// `PEVT#<project>`: published events, by time.
+pub fn events_partition(project_id: &str) -> String {
+    format!("PEVT#{project_id}")
+}
+
+pub fn event(project_id: &str, millis: i64, id: &str) -> Key {
+    Key::new(
+        events_partition(project_id),
+        format!("{:013}#{id}", millis.max(0)),
+    )
+}
+
+/// `GSI1PK` of a published event: its project and topic (hex), so a topic lists alone.
+pub fn event_topic_index(project_id: &str, topic_hex: &str) -> String {
+    format!("PEVTT#{project_id}#{topic_hex}")
+}
+
+/// `RLHF#<project>`: logged interactions, by time.
+pub fn rlhf_partition(project_id: &str) -> String {
+    format!("RLHF#{project_id}")
+}
+
+pub fn rlhf(project_id: &str, millis: i64, id: &str) -> Key {
+    Key::new(
+        rlhf_partition(project_id),
+        format!("{:013}#{id}", millis.max(0)),
+    )
+}
+
+/// `FILE#<project>`: file records by id.
+pub fn files_partition(project_id: &str) -> String {
+    format!("FILE#{project_id}")
+}
+
+pub fn file(project_id: &str, file_id: &str) -> Key {
+    Key::new(files_partition(project_id), file_id)
+}
+
+/// `GSI1PK` of a file record: its project, so files list by name (`GSI1SK`).
+pub fn file_name_index(project_id: &str) -> String {
+    format!("FNAME#{project_id}")
+}
+
 /// What one component of a key may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Chars {
@@ -273,6 +385,72 @@ pub const FAMILIES: &[Family] = &[
             Lit("#"),
             Var(Id),
         ],
+    },
+    Family {
+        name: "project",
+        space: KeySpace::Primary,
+        pk: &[Lit("ACCT#"), Var(Id)],
+        sk: &[Lit(PROJECT_PREFIX), Var(Id)],
+    },
+    Family {
+        name: "project transition",
+        space: KeySpace::Primary,
+        pk: &[Lit("PLOG#"), Var(Id)],
+        sk: &[Var(Number), Lit("#"), Var(Id)],
+    },
+    Family {
+        name: "table",
+        space: KeySpace::Primary,
+        pk: &[Lit("PDB#"), Var(Id)],
+        sk: &[Lit(TABLE_PREFIX), Var(Id)],
+    },
+    Family {
+        name: "project stats",
+        space: KeySpace::Primary,
+        pk: &[Lit("PDB#"), Var(Id)],
+        sk: &[Lit(PROJECT_STATS_SK)],
+    },
+    Family {
+        name: "row",
+        space: KeySpace::Primary,
+        pk: &[Lit("ROW#"), Var(Id), Lit("#"), Var(Id)],
+        sk: &[Var(Any)],
+    },
+    Family {
+        name: "row index entry",
+        space: KeySpace::Primary,
+        pk: &[Lit("RIX#"), Var(Id), Lit("#"), Var(Id), Lit("#"), Var(Number)],
+        sk: &[Var(Id), Lit("#"), Var(Any)],
+    },
+    Family {
+        name: "event",
+        space: KeySpace::Primary,
+        pk: &[Lit("PEVT#"), Var(Id)],
+        sk: &[Var(Number), Lit("#"), Var(Id)],
+    },
+    Family {
+        name: "event by topic",
+        space: KeySpace::Gsi1,
+        pk: &[Lit("PEVTT#"), Var(Id), Lit("#"), Var(Id)],
+        sk: &[Var(Number), Lit("#"), Var(Id)],
+    },
+    Family {
+        name: "rlhf interaction",
+        space: KeySpace::Primary,
+        pk: &[Lit("RLHF#"), Var(Id)],
+        sk: &[Var(Number), Lit("#"), Var(Id)],
+    },
+    Family {
+        name: "file",
+        space: KeySpace::Primary,
+        pk: &[Lit("FILE#"), Var(Id)],
+        sk: &[Var(Id)],
+    },
+    Family {
+        name: "file by name",
+        space: KeySpace::Gsi1,
+        pk: &[Lit("FNAME#"), Var(Id)],
+        sk: &[Var(Any)],
     },
 ];
 
@@ -484,6 +662,72 @@ mod tests {
                 KeySpace::Primary,
                 graph_in(acct, "Ym9i", "a25vd3M", enc).pk,
                 graph_in(acct, "Ym9i", "a25vd3M", enc).sk,
+            ),
+            (
+                "project",
+                KeySpace::Primary,
+                project(acct, "proj_01hx5").pk,
+                project(acct, "proj_01hx5").sk,
+            ),
+            (
+                "project transition",
+                KeySpace::Primary,
+                project_transition("proj_01hx5", 1_700_000_000_123, "01hx5").pk,
+                project_transition("proj_01hx5", 1_700_000_000_123, "01hx5").sk,
+            ),
+            (
+                "table",
+                KeySpace::Primary,
+                table("proj_01hx5", "users_2").pk,
+                table("proj_01hx5", "users_2").sk,
+            ),
+            (
+                "project stats",
+                KeySpace::Primary,
+                project_stats("proj_01hx5").pk,
+                project_stats("proj_01hx5").sk,
+            ),
+            (
+                "row",
+                KeySpace::Primary,
+                row("proj_01hx5", "tbl_01hx5", "any # row/id").pk,
+                row("proj_01hx5", "tbl_01hx5", "any # row/id").sk,
+            ),
+            (
+                "row index entry",
+                KeySpace::Primary,
+                row_index("proj_01hx5", "tbl_01hx5", 3, "S616263", "r#1").pk,
+                row_index("proj_01hx5", "tbl_01hx5", 3, "S616263", "r#1").sk,
+            ),
+            (
+                "event",
+                KeySpace::Primary,
+                event("proj_01hx5", 1_700_000_000_123, "evt_01hx5").pk,
+                event("proj_01hx5", 1_700_000_000_123, "evt_01hx5").sk,
+            ),
+            (
+                "event by topic",
+                KeySpace::Gsi1,
+                event_topic_index("proj_01hx5", "612e62"),
+                "1700000000123#evt_01hx5".to_owned(),
+            ),
+            (
+                "rlhf interaction",
+                KeySpace::Primary,
+                rlhf("proj_01hx5", 1_700_000_000_123, "rlhf_01hx5").pk,
+                rlhf("proj_01hx5", 1_700_000_000_123, "rlhf_01hx5").sk,
+            ),
+            (
+                "file",
+                KeySpace::Primary,
+                file("proj_01hx5", "file_01hx5").pk,
+                file("proj_01hx5", "file_01hx5").sk,
+            ),
+            (
+                "file by name",
+                KeySpace::Gsi1,
+                file_name_index("proj_01hx5"),
+                "docs/a b#.txt".to_owned(),
             ),
         ];
         assert_eq!(checks.len(), FAMILIES.len(), "every family is checked");

@@ -17,5 +17,5 @@ pub mod store;
 pub mod work;
 
 pub use context::{Context, Deployment, Settings};
-pub use error::{At, AuthFailure, DomainError, FieldError, Loc, Problems};
+pub use error::{At, AuthFailure, DomainError, FieldError, Loc, Problems, Refusal};
 pub use namespace::Namespace;

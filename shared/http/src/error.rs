@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use zerodb_domain::{AuthFailure, DomainError, FieldError};
+use zerodb_domain::{AuthFailure, DomainError, FieldError, Refusal};
 
 /// The error body every endpoint returns.
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,6 +42,12 @@ pub enum ApiError {
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         ApiError::Domain(e)
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::Domain(e.into())
     }
 }
 
@@ -142,6 +148,16 @@ fn domain_response(e: DomainError) -> Response {
             ),
             retry_after_secs,
         ),
+        DomainError::Coded { kind, code, detail } => {
+            let status = match kind {
+                Refusal::BadRequest => StatusCode::BAD_REQUEST,
+                Refusal::Forbidden => StatusCode::FORBIDDEN,
+                Refusal::NotFound => StatusCode::NOT_FOUND,
+                Refusal::Conflict => StatusCode::CONFLICT,
+                Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            };
+            envelope(status, code, detail)
+        }
         DomainError::InsufficientCredits(detail) => {
             envelope(StatusCode::PAYMENT_REQUIRED, "INSUFFICIENT_CREDITS", detail)
         }

@@ -161,6 +161,12 @@ fn serde_urlencoded_deserializer<T: DeserializeOwned>(q: &str) -> Result<T, Stri
     .map_err(|e| e.body_text())
 }
 
+/// The address a request came from, where the runtime knows it (zerodb-local's TCP
+/// peer, API Gateway's `sourceIp` on Lambda), put in the request's extensions by the
+/// server. Absent when a test drives the router directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// The authenticated caller; extracting it checks the credential and counts the request
 /// against the key's rate limit.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ pub mod telemetry;
 pub mod vendor;
 
 pub use error::{ApiError, ApiResult, ErrorBody};
-pub use extract::{ApiJson, ApiQuery, Auth, OptionalJson};
+pub use extract::{ApiJson, ApiQuery, Auth, ClientAddr, OptionalJson};
 pub use group::{Group, serve};
 pub use routes::{RouteInfo, RouteSet, Routes};
 pub use zerodb_domain::Context;

@@ -68,7 +68,26 @@ fn runtime() -> Result<Runtime, Error> {
 async fn router(groups: &[Group]) -> Result<axum::Router, Error> {
     zerodb_http::telemetry::init();
     let ctx = context(true).await?;
-    Ok(zerodb_http::serve(groups, &ctx).await?)
+    Ok(zerodb_http::serve(groups, &ctx)
+        .await?
+        .layer(axum::middleware::map_request(client_addr)))
+}
+
+/// API Gateway's `sourceIp` as the request's [`zerodb_http::ClientAddr`], for limits
+/// per source address.
+async fn client_addr(mut req: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => {
+            c.http.source_ip.as_deref().and_then(|s| s.parse().ok())
+        }
+        _ => None,
+    };
+    if let Some(ip) = ip {
+        req.extensions_mut().insert(zerodb_http::ClientAddr(ip));
+    }
+    req
 }
 
 /// Serves `groups` to API Gateway HTTP API (payload v2) events.

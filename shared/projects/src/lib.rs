@@ -1,0 +1,37 @@
+//! Projects and the project database (seed 004, seed 003's table, event and RLHF
+//! operations): the project lifecycle, the gate every project route passes, tables
+//! with Mongo-style queries over declared indexes, published events, RLHF logs, batch
+//! queries, and the purge that removes a deleted project's data a page at a time.
+
+pub mod batch;
+pub mod events;
+pub mod filter;
+pub mod project;
+pub mod purge;
+pub mod rlhf;
+pub mod schema;
+pub mod tables;
+
+pub use project::{Access, Project, ProjectLimits, Projects, Status, Tier};
+pub use tables::{TableLimits, Tables};
+
+use zerodb_domain::Context;
+
+/// The project service of this process, built once from its settings.
+pub async fn projects(ctx: &Context) -> anyhow::Result<Projects> {
+    ctx.service(|ctx| async move {
+        let limits = ProjectLimits::from_settings(ctx.settings()).map_err(anyhow::Error::msg)?;
+        Ok(Projects::new(&ctx, limits))
+    })
+    .await
+}
+
+/// The table service of this process.
+pub async fn tables(ctx: &Context) -> anyhow::Result<Tables> {
+    let projects = projects(ctx).await?;
+    ctx.service(|ctx| async move {
+        let limits = TableLimits::from_settings(ctx.settings()).map_err(anyhow::Error::msg)?;
+        Ok(Tables::new(&ctx, projects, limits))
+    })
+    .await
+}
