@@ -201,6 +201,8 @@ pub struct TestApp {
     pub stores: Stores,
     pub root_key: String,
     pub account_id: String,
+    /// The table's call counter, when built with [`TestApp::counting`].
+    pub counter: Option<Arc<CountingTable>>,
     _guard: Guard,
 }
 
@@ -211,11 +213,21 @@ pub fn context_of(
     clock: Arc<dyn zerodb_domain::clock::Clock>,
     auth: AuthSettings,
 ) -> Context {
+    context_with_settings(stores, clock, auth, Settings::default())
+}
+
+/// [`context_of`] with these settings.
+pub fn context_with_settings(
+    stores: Stores,
+    clock: Arc<dyn zerodb_domain::clock::Clock>,
+    auth: AuthSettings,
+    settings: Settings,
+) -> Context {
     Context::new(Parts {
         stores,
         clock,
         auth,
-        settings: Settings::default(),
+        settings,
         deployment: Deployment::Lambda,
         secrets: Arc::new(NoSecrets),
     })
@@ -234,7 +246,17 @@ pub fn test_context_with(
     per_minute: u32,
     limits: zerodb_domain::auth::AuthLimits,
 ) -> Context {
-    context_of(
+    test_context_settings(stores, clock, per_minute, limits, Settings::default())
+}
+
+fn test_context_settings(
+    stores: Stores,
+    clock: Arc<ManualClock>,
+    per_minute: u32,
+    limits: zerodb_domain::auth::AuthLimits,
+    settings: Settings,
+) -> Context {
+    context_with_settings(
         stores,
         clock,
         AuthSettings {
@@ -243,6 +265,7 @@ pub fn test_context_with(
             rate_counting: zerodb_domain::rate::RateCounting::Shared,
             limits,
         },
+        settings,
     )
 }
 
@@ -299,6 +322,34 @@ impl TestApp {
             per_minute,
             limits,
             Arc::new(zerodb_embed::LexicalEmbedder::new(384)),
+            Settings::default(),
+            false,
+        )
+        .await
+    }
+
+    /// An app whose process settings are these (limits of the groups, instant-db).
+    pub async fn with_settings(backend: Backend, pairs: &[(&str, &str)]) -> Self {
+        Self::build(
+            backend,
+            0,
+            Default::default(),
+            Arc::new(zerodb_embed::LexicalEmbedder::new(384)),
+            Settings::from_pairs(pairs.iter().copied()),
+            false,
+        )
+        .await
+    }
+
+    /// An app whose table counts the calls every request makes ([`TestApp::counter`]).
+    pub async fn counting(backend: Backend) -> Self {
+        Self::build(
+            backend,
+            0,
+            Default::default(),
+            Arc::new(zerodb_embed::LexicalEmbedder::new(384)),
+            Settings::default(),
+            true,
         )
         .await
     }
@@ -308,7 +359,7 @@ impl TestApp {
         backend: Backend,
         embedder: Arc<dyn zerodb_embed::Embedder>,
     ) -> Self {
-        Self::build(backend, 0, Default::default(), embedder).await
+        Self::build(backend, 0, Default::default(), embedder, Settings::default(), false).await
     }
 
     async fn build(
@@ -316,10 +367,17 @@ impl TestApp {
         per_minute: u32,
         limits: zerodb_domain::auth::AuthLimits,
         embedder: Arc<dyn zerodb_embed::Embedder>,
+        settings: Settings,
+        count: bool,
     ) -> Self {
-        let (stores, guard) = fresh_stores(backend).await;
+        let (mut stores, guard) = fresh_stores(backend).await;
+        let counter = count.then(|| CountingTable::new(stores.table.clone()));
+        if let Some(c) = &counter {
+            stores.table = c.clone();
+        }
         let clock = Arc::new(ManualClock::starting_now());
-        let ctx = test_context_with(stores.clone(), clock.clone(), per_minute, limits);
+        let ctx =
+            test_context_settings(stores.clone(), clock.clone(), per_minute, limits, settings);
         let memory = test_memory(&ctx, embedder);
         ctx.provide(memory.clone());
         let inference = test_inference(&ctx).await;
@@ -337,6 +395,7 @@ impl TestApp {
             stores,
             root_key: account.root_key.expose().to_owned(),
             account_id: account.account_id,
+            counter,
             _guard: guard,
         }
     }
@@ -438,6 +497,49 @@ impl TestApp {
     }
     pub async fn delete(&self, path: &str, auth: &str) -> Reply {
         self.call(Method::DELETE, path, Some(auth), None).await
+    }
+    pub async fn put(&self, path: &str, auth: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(auth), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, auth: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(auth), Some(body)).await
+    }
+    pub async fn delete_with(&self, path: &str, auth: &str, body: Value) -> Reply {
+        self.call(Method::DELETE, path, Some(auth), Some(body)).await
+    }
+
+    /// Creates a project with the root key; returns its id.
+    pub async fn project(&self, name: &str) -> String {
+        let r = self
+            .post("/api/v1/projects", &self.root_key, serde_json::json!({"name": name}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "create project: {}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs the events worker's handlers on every queued event until the queue is empty
+    /// (the purge sends itself again while work remains); returns the events seen.
+    pub async fn run_worker(&self) -> Vec<zerodb_domain::events::Event> {
+        let handler = events_worker::worker()
+            .handler(&self.ctx)
+            .await
+            .expect("events worker");
+        let queue = self.stores.queue(QueueName::Events).clone();
+        let mut seen = Vec::new();
+        loop {
+            let msgs = queue.receive(10, 30).await.expect("receive");
+            if msgs.is_empty() {
+                return seen;
+            }
+            let failed = handler.handle(&msgs).await;
+            assert!(failed.is_empty(), "the worker failed on {failed:?}");
+            for m in msgs {
+                queue.delete(&m.receipt).await.expect("delete");
+                if let Ok(e) = serde_json::from_str(&m.body) {
+                    seen.push(e);
+                }
+            }
+        }
     }
 
     /// Creates a key with the root key and returns (id, secret).
