@@ -51,7 +51,8 @@ pub fn group() -> Group {
         public::query,
         public::update,
         public::delete_rows,
-    ));
+    ))
+    .responding::<zerodb_http::openapi::DataErrors>();
     Group::new("database", "database-api", routes, |ctx| async move {
         let retention = ProjectEvents::retention_days(ctx.settings()).map_err(anyhow::Error::msg)?;
         Ok(DatabaseApi {

@@ -25,7 +25,8 @@ pub fn group() -> Group {
         projects::list,
         projects::get,
     ))
-    .route_layer(axum::middleware::from_fn(projects::invalid_api_key));
+    .route_layer(axum::middleware::from_fn(projects::invalid_api_key))
+    .responding::<zerodb_http::openapi::DataErrors>();
     let api = Routes::authenticated(zerodb_http::routes!(
         projects::create_v1,
         projects::list_v1,
@@ -35,8 +36,10 @@ pub fn group() -> Group {
         projects::set_status_v1,
         projects::statistics_v1,
         projects::transitions_v1,
-    ));
-    let open = Routes::public(zerodb_http::routes!(instant::instant_db));
+    ))
+    .responding::<zerodb_http::openapi::DataErrors>();
+    let open = Routes::public(zerodb_http::routes!(instant::instant_db))
+        .responding::<zerodb_http::openapi::DataErrors>();
     Group::new(
         "projects",
         "projects-api",

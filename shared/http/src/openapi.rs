@@ -93,3 +93,25 @@ pub enum AuthErrors {
     #[response(status = 429)]
     TooManyRequests(ErrorBody),
 }
+
+/// Responses every route on a project's data may give; groups add them with
+/// [`Routes::responding`].
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum DataErrors {
+    /// A refusal with its own code (INVALID_TIER, PROJECT_LIMIT_EXCEEDED, QUERY_TOO_BROAD, …).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// PROJECT_NOT_FOUND (also another account's project), TABLE_NOT_FOUND, API_404.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// TABLE_EXISTS, ROW_EXISTS, or a concurrent change.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Over the request body limit.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Validation failed: `{loc, msg, type}` per problem.
+    #[response(status = 422)]
+    Invalid(ValidationErrorBody),
+}

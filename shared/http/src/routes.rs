@@ -185,6 +185,23 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         }
     }
 
+    /// Adds these responses to every operation that does not document its own for the
+    /// same status (the refusals a whole group shares: a project's 404, a 409, a 422).
+    pub fn responding<R: IntoResponses>(mut self) -> Self {
+        let extra = R::responses();
+        for item in self.doc.paths.paths.values_mut() {
+            for op in operations(item) {
+                for (status, response) in &extra {
+                    op.responses
+                        .responses
+                        .entry(status.clone())
+                        .or_insert_with(|| response.clone());
+                }
+            }
+        }
+        self
+    }
+
     /// Both sets, as one.
     pub fn merge(mut self, other: Routes<S>) -> Self {
         self.router = self.router.merge(other.router);

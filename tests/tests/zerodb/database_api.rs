@@ -418,33 +418,56 @@ on_both_backends!(
 );
 
 /// Storage calls per request, each one DynamoDB request on AWS: the credential (one
-/// read, one rate-counter write), the project (one read), then the route's own.
+/// read, one rate-counter write), the project (one read), then the route's own. Every
+/// route of the projects and database groups, on a small table (one page).
 #[tokio::test]
 async fn storage_calls_per_route() {
+    use http::Method;
     let app = TestApp::counting(Backend::Embedded).await;
-    let key = &app.root_key;
+    let key = app.root_key.clone();
     let counter = app.counter.clone().unwrap();
     let pid = app.project("calls").await;
     let b = base(&pid);
-    let mut calls = Vec::new();
-    let mut measure = |name: &'static str, n: u64, expected: u64| {
-        calls.push((name, n));
+    let p = format!("/api/v1/projects/{pid}");
+    let rows = |n: usize| json!({"rows": (0..n).map(|i| json!({"k": i})).collect::<Vec<_>>()});
+    // (route, method, path, body, expected calls)
+    let cases: Vec<(&str, Method, String, Option<Value>, u64)> = vec![
+        ("create project", Method::POST, "/v1/public/projects".into(), Some(json!({"name": "x"})), 4), // auth 2, account 1, tx 1
+        ("list projects", Method::GET, "/v1/public/projects".into(), None, 3),
+        ("get project (usage)", Method::GET, format!("/v1/public/projects/{pid}"), None, 4),
+        ("patch project", Method::PATCH, p.clone(), Some(json!({"name": "y"})), 4),
+        ("statistics", Method::GET, format!("{p}/statistics"), None, 4),
+        ("transitions", Method::GET, format!("{p}/transitions"), None, 4),
+        ("create table", Method::POST, format!("{b}/tables"), Some(json!({"table_name": "t", "schema": {"indexes": ["k"]}})), 5), // + table count, put
+        ("list tables", Method::GET, format!("{b}/tables"), None, 4),
+        ("get table", Method::GET, format!("{b}/tables/t"), None, 4),
+        ("insert 10 rows (1 index): one transaction", Method::POST, format!("{b}/tables/t/rows"), Some(rows(10)), 5),
+        ("insert 60 rows (1 index): two transactions", Method::POST, format!("{b}/tables/t/rows"), Some(json!({"rows": (100..160).map(|i| json!({"k": i})).collect::<Vec<_>>()})), 6),
+        ("query by index", Method::POST, format!("{b}/tables/t/query"), Some(json!({"filter": {"k": 3}})), 5),
+        ("query by scan (one page)", Method::POST, format!("{b}/tables/t/query"), Some(json!({"filter": {"other": 3}})), 5),
+        ("count (the table's counter)", Method::POST, format!("{b}/tables/t/query"), Some(json!({"limit": 0})), 4),
+        ("update 1 row by index", Method::PUT, format!("{b}/tables/t/rows"), Some(json!({"filter": {"k": 3}, "update": {"$set": {"k": 1003}}})), 7), // + index read, row tx, counters
+        ("delete 1 row by index", Method::DELETE, format!("{b}/tables/t/rows"), Some(json!({"filter": {"k": 4}})), 6), // + index read, one tx
+        ("batch query (2 operations)", Method::POST, format!("{b}/batch/query"), Some(json!({"operations": [{"table": "t", "filters": {"k": 1}}, {"table": "t", "filters": {"k": 2}}]})), 7),
+        ("publish event", Method::POST, format!("{b}/events"), Some(json!({"topic": "a", "event_payload": {}})), 4),
+        ("publish 100 events", Method::POST, format!("{b}/events/batch"), Some(json!({"events": (0..100).map(|_| json!({"topic": "a", "event_payload": {}})).collect::<Vec<_>>()})), 5),
+        ("list events", Method::GET, format!("{b}/events"), None, 4),
+        ("list events of a topic", Method::GET, format!("{b}/events?topic=a"), None, 4),
+        ("log interaction", Method::POST, format!("{b}/rlhf/interactions"), Some(json!({"prompt": "p", "response": "r"})), 4),
+        ("list interactions", Method::GET, format!("{b}/rlhf/interactions"), None, 4),
+        ("drop table", Method::DELETE, format!("{b}/tables/t"), Some(json!({"confirm": true})), 5),
+        ("public: list tables (default project)", Method::GET, "/api/v1/public/tables/".into(), None, 5), // + account read
+        ("suspend project", Method::PUT, format!("{p}/status"), Some(json!({"status": "suspended"})), 4),
+        ("delete project", Method::DELETE, p.clone(), None, 5),
+    ];
+    let mut seen = Vec::new();
+    for (name, method, path, body, expected) in cases {
+        counter.take();
+        let r = app.call(method, &path, Some(&key), body).await;
+        assert!(r.status.is_success(), "{name}: {} {}", r.status, r.body);
+        let n = counter.take();
+        seen.push((name, n));
         assert_eq!(n, expected, "{name}");
-    };
-    counter.take();
-    app.post(&format!("{b}/tables"), key, json!({"table_name": "t", "schema": {"indexes": ["k"]}})).await;
-    measure("create table", counter.take(), 5); // auth 2, project 1, table count 1, put 1
-    app.post(&format!("{b}/tables/t/rows"), key, json!({"rows": (0..10).map(|i| json!({"k": i})).collect::<Vec<_>>()})).await;
-    measure("insert 10 rows, 1 index", counter.take(), 5); // auth 2, project 1, table 1, one transaction
-    query(&app, &pid, "t", json!({"filter": {"k": 3}})).await;
-    measure("query by index", counter.take(), 5); // auth 2, project 1, table 1, one index range
-    query(&app, &pid, "t", json!({"filter": {"other": 3}})).await;
-    measure("query by scan (one page)", counter.take(), 5);
-    app.post(&format!("{b}/events"), key, json!({"topic": "a", "event_payload": {}})).await;
-    measure("publish event", counter.take(), 4); // auth 2, project 1, one transaction
-    app.get(&format!("{b}/events"), key).await;
-    measure("list events", counter.take(), 4);
-    app.get(&format!("/v1/public/projects/{pid}"), key).await;
-    measure("get project with usage", counter.take(), 4); // auth 2, project 1, catalogue 1
-    println!("storage calls per request: {calls:?}");
+    }
+    println!("storage calls per request: {seen:#?}");
 }
