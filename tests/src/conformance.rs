@@ -538,6 +538,19 @@ pub async fn transactions_are_all_or_nothing(t: Arc<dyn Table>) {
         t.transact(too_many).await,
         Err(StoreError::TooManyOperations(101))
     ));
+    // DynamoDB's 4 MB per transaction: eleven items of 390 KB each are refused whole.
+    let big = "x".repeat(390 * 1024);
+    let too_big: Vec<TxOp> = (0..11)
+        .map(|i| TxOp::Put {
+            item: item("P#txbig", &format!("b{i}"), &[("blob", Value::S(big.clone()))]),
+            condition: None,
+        })
+        .collect();
+    assert!(matches!(
+        t.transact(too_big).await,
+        Err(StoreError::TransactionTooLarge(n)) if n > 4 * 1024 * 1024
+    ));
+    assert!(t.get(&Key::new("P#txbig", "b0")).await.unwrap().is_none());
 }
 
 pub async fn expired_items_are_never_returned(t: Arc<dyn Table>) {

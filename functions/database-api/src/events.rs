@@ -153,12 +153,26 @@ pub struct EventList {
 /// A time as epoch milliseconds: RFC 3339 or epoch seconds.
 pub fn millis(s: &str, name: &str) -> Result<i64, DomainError> {
     let s = s.trim();
+    // Keys hold 13 digits of milliseconds (until the year 2286).
+    let clamp = |ms: i64| ms.clamp(0, 9_999_999_999_999);
     if let Ok(secs) = s.parse::<i64>() {
-        return Ok(secs.saturating_mul(1000));
+        return Ok(clamp(secs.saturating_mul(1000)));
     }
     chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
+        .map(|t| clamp(t.timestamp_millis()))
         .map_err(|_| At::query(name).invalid(format!("{name} is an RFC 3339 time or epoch seconds")))
+}
+
+/// `since` and `until`, in order.
+pub fn window(since: Option<&str>, until: Option<&str>) -> Result<(Option<i64>, Option<i64>), DomainError> {
+    let since = since.map(|s| millis(s, "since")).transpose()?;
+    let until = until.map(|s| millis(s, "until")).transpose()?;
+    if let (Some(a), Some(b)) = (since, until)
+        && a > b
+    {
+        return Err(At::query("until").invalid("until is before since"));
+    }
+    Ok((since, until))
 }
 
 /// Events newest first (`zerodb:read`), optionally of one topic, within a window.
@@ -179,8 +193,7 @@ pub async fn list(
     if let Some(topic) = &q.topic {
         check_topic(topic).map_err(|m| At::query("topic").invalid(m))?;
     }
-    let since = q.since.as_deref().map(|s| millis(s, "since")).transpose()?;
-    let until = q.until.as_deref().map(|s| millis(s, "until")).transpose()?;
+    let (since, until) = window(q.since.as_deref(), q.until.as_deref())?;
     let cursor = q.cursor.as_deref().map(Cursor::from_client).transpose()?;
     let p = t.project(&caller, &pid, Access::Read).await?;
     let (events, next) = ev.list(&p, EventQuery { topic: q.topic, since, until, limit, cursor }).await?;

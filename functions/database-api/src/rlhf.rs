@@ -15,7 +15,7 @@ use zerodb_projects::filter::Filter;
 use zerodb_projects::rlhf::{MAX_BATCH, NewInteraction, Rlhf, RlhfQuery};
 use zerodb_projects::{Access, Tables};
 
-use crate::events::millis;
+use crate::events::window;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LogInteraction {
@@ -145,8 +145,7 @@ pub async fn list(
             Some(Filter::parse(&v).map_err(|e| At::query("filter").invalid(format!("{}: {}", e.path, e.msg)))?)
         }
     };
-    let since = q.since.as_deref().map(|s| millis(s, "since")).transpose()?;
-    let until = q.until.as_deref().map(|s| millis(s, "until")).transpose()?;
+    let (since, until) = window(q.since.as_deref(), q.until.as_deref())?;
     let cursor = q.cursor.as_deref().map(Cursor::from_client).transpose()?;
     let p = t.project(&caller, &pid, Access::Read).await?;
     let (items, next) = r.list(&p, RlhfQuery { since, until, filter, limit, cursor }).await?;

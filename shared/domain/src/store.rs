@@ -34,6 +34,31 @@ pub const GSI1_NAME: &str = "GSI1";
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// DynamoDB's transaction size limit.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// DynamoDB's limit on a transaction's total size.
+pub const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+
+/// A transaction's size as DynamoDB counts it, near enough to refuse the same ones: the
+/// items put, the values updated, the keys.
+pub fn transaction_size(ops: &[TxOp]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            TxOp::Put { item, .. } => item_size(item),
+            TxOp::Update { key, updates, .. } => {
+                key.pk.len()
+                    + key.sk.len()
+                    + updates
+                        .iter()
+                        .map(|u| match u {
+                            Update::Set(a, v) => a.len() + v.approx_size(),
+                            Update::Remove(a) => a.len(),
+                            Update::Add(a, _) => a.len() + 8,
+                        })
+                        .sum::<usize>()
+            }
+            TxOp::Delete { key, .. } | TxOp::Check { key, .. } => key.pk.len() + key.sk.len(),
+        })
+        .sum()
+}
 
 /// One attribute value, DynamoDB's type system without the set types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +383,8 @@ pub enum StoreError {
     TooLarge(usize),
     #[error("transaction has {0} operations, over the limit of 100")]
     TooManyOperations(usize),
+    #[error("transaction is {0} bytes, over the 4 MB transaction limit")]
+    TransactionTooLarge(usize),
     #[error("invalid pagination cursor")]
     BadCursor,
     #[error("item has no string PK and SK")]
@@ -440,6 +467,16 @@ pub trait Blobs: Send + Sync {
     async fn presign_get(
         &self,
         _key: &str,
+        _expires_secs: u64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// A time-limited upload URL (HTTP `PUT` of the object's bytes), where the backend
+    /// can issue one; with `size`, the URL accepts a body of exactly that many bytes.
+    async fn presign_put(
+        &self,
+        _key: &str,
+        _size: Option<u64>,
         _expires_secs: u64,
     ) -> Result<Option<String>, StoreError> {
         Ok(None)

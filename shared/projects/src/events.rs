@@ -128,7 +128,8 @@ impl ProjectEvents {
                 at: millis,
             })
             .collect();
-        for chunk in stored.chunks(99) {
+        let cost = |e: &StoredEvent| (1, e.payload.len() + 2 * e.topic.len() + 300);
+        for chunk in crate::project::transaction_runs(&stored, 1, cost) {
             let mut ops = Vec::with_capacity(chunk.len() + 1);
             let mut bytes = 0i64;
             for e in chunk {

@@ -890,3 +890,50 @@ pub fn count(project_id: &str, adds: &[(&str, i64)]) -> TxOp {
 pub fn number(item: &Item, attr: &str) -> i64 {
     item.get(attr).and_then(Value::as_i64).unwrap_or(0)
 }
+
+/// Bytes a transaction may carry here: DynamoDB's 4 MB less room for key and attribute
+/// overheads the estimate leaves out.
+pub const TX_BYTES: usize = zerodb_domain::store::MAX_TRANSACTION_BYTES - 256 * 1024;
+
+/// Splits `items` into runs that each fit one transaction (≤ 100 operations, ≤
+/// [`TX_BYTES`]) beside `reserve` operations of the caller's own; `cost` gives an item's
+/// operations and bytes. An item too big alone still gets a run of its own (the caller
+/// refuses those before writing).
+pub fn transaction_runs<T>(
+    items: &[T],
+    reserve: usize,
+    cost: impl Fn(&T) -> (usize, usize),
+) -> Vec<&[T]> {
+    let max_ops = zerodb_domain::store::MAX_TRANSACTION_ITEMS - reserve;
+    let mut runs = Vec::new();
+    let (mut start, mut ops, mut bytes) = (0, 0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let (o, b) = cost(item);
+        if i > start && (ops + o > max_ops || bytes + b > TX_BYTES) {
+            runs.push(&items[start..i]);
+            (start, ops, bytes) = (i, 0, 0);
+        }
+        ops += o;
+        bytes += b;
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_respect_operations_and_bytes() {
+        let items: Vec<(usize, usize)> = vec![(1, 10); 250];
+        let runs = transaction_runs(&items, 1, |c| *c);
+        assert_eq!(runs.iter().map(|r| r.len()).collect::<Vec<_>>(), vec![99, 99, 52]);
+        let big: Vec<(usize, usize)> = vec![(1, 1024 * 1024); 10];
+        let runs = transaction_runs(&big, 1, |c| *c);
+        assert!(runs.iter().all(|r| r.iter().map(|c| c.1).sum::<usize>() <= TX_BYTES));
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 10);
+    }
+}

@@ -145,7 +145,10 @@ impl Rlhf {
                 at,
             })
             .collect();
-        for chunk in stored.chunks(99) {
+        let cost = |i: &Interaction| {
+            (1, i.prompt.len() + i.response.len() + i.metadata.len() + i.feedback.as_ref().map_or(0, String::len) + 300)
+        };
+        for chunk in crate::project::transaction_runs(&stored, 1, cost) {
             let mut ops = Vec::with_capacity(chunk.len() + 1);
             let mut bytes = 0i64;
             for i in chunk {

@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 pub const MAX_INDEXES: usize = 5;
 /// Most declared fields per table.
 pub const MAX_FIELDS: usize = 200;
-/// Indexed strings are keyed by this many bytes at most (DynamoDB sort keys hold 1 KB;
-/// the hex encoding doubles it). Longer values still match: every candidate is checked
+/// Indexed strings are keyed by this many bytes at most: DynamoDB sort keys hold 1,024
+/// bytes, the hex encoding doubles a string, and the row id (≤ 256) follows it. Longer values still match: every candidate is checked
 /// against the whole row.
-const INDEXED_BYTES: usize = 400;
+const INDEXED_BYTES: usize = 360;
 
 /// A field's declared type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

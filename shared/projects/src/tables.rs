@@ -414,6 +414,14 @@ impl Tables {
                     self.limits.entries_per_row
                 )));
             }
+            // The row and its entries are written together, in one transaction.
+            if (1 + entries) * (text.len() + 300) > crate::project::TX_BYTES {
+                return Err(here.invalid(format!(
+                    "row of {} bytes with {entries} index entries (each a copy of the row) is over {} bytes in all; index fewer list elements or send a smaller row",
+                    text.len(),
+                    crate::project::TX_BYTES
+                )));
+            }
             out.push((id, doc, text));
         }
         let _ = def;
@@ -480,17 +488,13 @@ impl Tables {
     ) -> Result<Vec<String>, DomainError> {
         let schema = def.schema();
         let rows = self.prepare(def, &schema, rows, &at)?;
-        let per_row = 1 + schema.indexes.len().max(1) * 1;
-        let entries_max = rows
-            .iter()
-            .map(|(_, d, _)| Self::index_keys(p, def, &schema, "", d).len())
-            .max()
-            .unwrap_or(0);
-        let per_row = per_row.max(1 + entries_max);
-        let chunk = ((zerodb_domain::store::MAX_TRANSACTION_ITEMS - 1) / per_row).max(1);
+        let cost = |(_, doc, text): &(String, Value, String)| {
+            let copies = 1 + Self::index_keys(p, def, &schema, "", doc).len();
+            (copies, copies * (text.len() + 300))
+        };
         let mut ids = Vec::with_capacity(rows.len());
-        for part in rows.chunks(chunk) {
-            let mut ops = Vec::with_capacity(part.len() * per_row + 1);
+        for part in crate::project::transaction_runs(&rows, 1, cost) {
+            let mut ops = Vec::with_capacity(part.len() * (1 + schema.indexes.len()) + 1);
             let mut bytes = 0i64;
             for (id, doc, text) in part {
                 bytes += text.len() as i64;
@@ -952,10 +956,15 @@ impl Tables {
             )));
         }
         let entries: usize = schema.indexes.iter().map(|f| schema::entries(&doc, f).len()).sum();
-        if entries > self.limits.entries_per_row {
+        if entries > self.limits.entries_per_row
+            || (1 + entries) * (text.len() + 300) > crate::project::TX_BYTES
+        {
             return Err(at.clone().invalid(format!(
-                "row {} would have {entries} index entries; at most {}",
-                c.id, self.limits.entries_per_row
+                "row {} would have {entries} index entries of {} bytes each; at most {} entries and {} bytes in all",
+                c.id,
+                text.len(),
+                self.limits.entries_per_row,
+                crate::project::TX_BYTES
             )));
         }
         Ok(Some((doc, text)))

@@ -453,6 +453,12 @@ impl Table for AwsTable {
         if ops.is_empty() {
             return Ok(());
         }
+        // Refused here as the embedded store refuses it, rather than as DynamoDB's
+        // untyped ValidationException.
+        let size = zerodb_domain::store::transaction_size(&ops);
+        if size > zerodb_domain::store::MAX_TRANSACTION_BYTES {
+            return Err(StoreError::TransactionTooLarge(size));
+        }
         let ops = check_transaction(ops)?;
         let mut purges = 0;
         let mut conflicts = 0;

@@ -348,6 +348,10 @@ fn prepare_ops(ops: Vec<TxOp>) -> Result<Vec<Op>, StoreError> {
     if ops.len() > MAX_TRANSACTION_ITEMS {
         return Err(StoreError::TooManyOperations(ops.len()));
     }
+    let size = zerodb_domain::store::transaction_size(&ops);
+    if size > zerodb_domain::store::MAX_TRANSACTION_BYTES {
+        return Err(StoreError::TransactionTooLarge(size));
+    }
     let mut keys = HashSet::with_capacity(ops.len());
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {

@@ -405,7 +405,39 @@ async fn row_inserts_announce_each_row(backend: Backend) {
     assert_eq!(rows[0]["data"], json!({"table_name": "t", "row_id": "r1", "project_id": pid, "user_id": app.account_id}));
 }
 
+async fn large_writes_fit_dynamodbs_transactions(backend: Backend) {
+    // 70 rows (and 70 events) of 60 KB: 4.2 MB, over DynamoDB's 4 MB per transaction,
+    // so they must be split by bytes as well as by count; all are written.
+    let app = TestApp::new(backend).await;
+    let key = &app.root_key;
+    let pid = app.project("big").await;
+    let b = base(&pid);
+    app.post(&format!("{b}/tables"), key, json!({"table_name": "t"})).await;
+    let blob = "x".repeat(60 * 1024);
+    let rows: Vec<Value> = (0..70).map(|i| json!({"i": i, "blob": blob})).collect();
+    let r = app.post(&format!("{b}/tables/t/rows"), key, json!({"rows": rows})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(app.get(&format!("{b}/tables/t"), key).await.body["row_count"], 70);
+    let events: Vec<Value> = (0..70).map(|i| json!({"topic": "big", "event_payload": {"i": i, "blob": blob}})).collect();
+    let r = app.post(&format!("{b}/events/batch"), key, json!({"events": events})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(app.get(&format!("{b}/events?limit=100"), key).await.body["count"], 70);
+    // The largest row with the most index entries (40 copies of 60 KB: 2.5 MB) still
+    // fits one transaction; one entry more is refused up front.
+    app.post(&format!("{b}/tables"), key, json!({"table_name": "lists", "schema": {"indexes": ["tags"]}})).await;
+    let tags: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+    let r = app.post(&format!("{b}/tables/lists/rows"), key, json!({"rows": [{"tags": tags, "blob": blob}]})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let found = query(&app, &pid, "lists", json!({"filter": {"tags": "t39"}, "projection": {"tags": 1}})).await;
+    assert_eq!((found["plan"].clone(), found["total"].clone()), (json!("index:tags"), json!(1)));
+    let tags: Vec<String> = (0..41).map(|i| format!("t{i}")).collect();
+    let r = app.post(&format!("{b}/tables/lists/rows"), key, json!({"rows": [{"tags": tags}]})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body["detail"][0]["msg"].as_str().unwrap().contains("index entries"));
+}
+
 on_both_backends!(
+    large_writes_fit_dynamodbs_transactions,
     tables_answer_queries_the_same_by_index_and_by_scan,
     updates_and_deletes_by_filter_keep_indexes_true,
     bad_rows_and_limits_write_nothing,
