@@ -1,6 +1,7 @@
 //! Batch memory operations of seed 003, under `/api/v1/projects/{project_id}/database`:
-//! upsert, delete and update, up to 500 items each, with a result per item. A record that
-//! names no namespace lives in the project's, `project:<project_id>`.
+//! upsert, delete and update, up to 500 items each, with a result per item. Each passes
+//! the project gate first (the caller's project, not deleted, not suspended). A record
+//! that names no namespace lives in the project's, `project:<project_id>`.
 
 use axum::Json;
 use axum::extract::Path;
@@ -15,6 +16,7 @@ use zerodb_memory::model::{
     Content, Importance, MAX_BATCH, MemoryPatch, MemoryType, Tags, check_metadata,
 };
 use zerodb_memory::{ItemOutcome, MemoryService};
+use zerodb_projects::{Access, Projects};
 
 use crate::wire::new_memory;
 
@@ -176,13 +178,16 @@ fn item<T: serde::de::DeserializeOwned>(v: Json_) -> Result<T, String> {
     params(("project_id" = String, Path, description = "The project; records without a namespace go to `project:<project_id>`")),
     request_body = UpsertRequest,
     responses((status = 200, body = BatchResult),
+        (status = 404, description = "PROJECT_NOT_FOUND", body = zerodb_http::ErrorBody),
         (status = 422, description = "Empty or over 500 records", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn upsert(
     State(svc): State<MemoryService>,
+    State(projects): State<Projects>,
     Auth(caller): Auth,
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<UpsertRequest>,
 ) -> ApiResult<Json<BatchResult>> {
+    projects.gate(&caller, &project_id, Access::Write).await?;
     let ns = project_ns(&project_id)?;
     check_count("records", req.records.len(), "record")?;
     let records = req
@@ -213,13 +218,16 @@ pub async fn upsert(
     params(("project_id" = String, Path, description = "The project")),
     request_body = DeleteRequest,
     responses((status = 200, body = BatchResult),
+        (status = 404, description = "PROJECT_NOT_FOUND", body = zerodb_http::ErrorBody),
         (status = 422, description = "Empty or over 500 ids", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn delete(
     State(svc): State<MemoryService>,
+    State(projects): State<Projects>,
     Auth(caller): Auth,
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<DeleteRequest>,
 ) -> ApiResult<Json<BatchResult>> {
+    projects.gate(&caller, &project_id, Access::Write).await?;
     project_ns(&project_id)?;
     check_count("ids", req.ids.len(), "id")?;
     Ok(Json(summarize(svc.batch_delete(&caller, req.ids).await?)))
@@ -268,13 +276,16 @@ fn patch(r: UpdateRecord) -> Result<(String, MemoryPatch), (Option<String>, Stri
     params(("project_id" = String, Path, description = "The project")),
     request_body = UpdateRequest,
     responses((status = 200, body = BatchResult),
+        (status = 404, description = "PROJECT_NOT_FOUND", body = zerodb_http::ErrorBody),
         (status = 422, description = "Empty or over 500 updates", body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn update(
     State(svc): State<MemoryService>,
+    State(projects): State<Projects>,
     Auth(caller): Auth,
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<UpdateRequest>,
 ) -> ApiResult<Json<BatchResult>> {
+    projects.gate(&caller, &project_id, Access::Write).await?;
     project_ns(&project_id)?;
     check_count("updates", req.updates.len(), "update")?;
     let updates = req

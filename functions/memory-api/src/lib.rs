@@ -1,23 +1,28 @@
 //! The memory endpoint group: ZeroMemory v2 (remember, recall, forget, session cleanup,
-//! profiles), the knowledge graph, the project-scoped batch memory operations, and
-//! OpenAI-format embeddings from the memory embedder (this function holds the model).
+//! profiles), the knowledge graph, project memory (every `/database/memory` route of a
+//! project: ainative-python's and seed 003's batch operations), and OpenAI-format
+//! embeddings from the memory embedder (this function holds the model).
 
 pub mod batch;
 pub mod embeddings;
 pub mod graph;
 pub mod memory;
+pub mod project_memory;
 pub mod wire;
 
 use axum::extract::FromRef;
 use zerodb_domain::Context;
 use zerodb_http::{Group, Routes};
 use zerodb_memory::MemoryService;
+use zerodb_projects::Projects;
 
-/// What the memory handlers reach: the credential check, and the memory service.
+/// What the memory handlers reach: the credential check, the memory service, and the
+/// project service for the gate of project memory.
 #[derive(Clone, FromRef)]
 pub struct MemoryApi {
     pub ctx: Context,
     pub memory: MemoryService,
+    pub projects: Projects,
 }
 
 /// The memory group.
@@ -40,6 +45,14 @@ pub fn group() -> Group {
         batch::upsert,
         batch::delete,
         batch::update,
+        project_memory::create,
+        project_memory::list,
+        project_memory::search,
+        project_memory::bulk,
+        project_memory::get,
+        project_memory::update,
+        project_memory::delete,
+        project_memory::related,
     ));
     // OpenAI's format: errors also carry its `error` object, so its SDK raises typed errors.
     let embeddings = Routes::authenticated(zerodb_http::routes!(
@@ -56,6 +69,7 @@ pub fn group() -> Group {
         |ctx| async move {
             Ok(MemoryApi {
                 memory: zerodb_memory::shared(&ctx).await?,
+                projects: zerodb_projects::projects(&ctx).await?,
                 ctx,
             })
         },

@@ -20,6 +20,6 @@ pub mod worker;
 pub use graph::{Edge, Entity, GraphPath, GraphRepo, GraphStats};
 pub use model::{Memory, MemoryPatch, MemoryType, NewMemory};
 pub use service::{
-    ItemOutcome, MemoryService, Profile, RecallLimits, RecallQuery, Recalled, Scored,
+    ItemOutcome, Listed, MemoryService, Profile, RecallLimits, RecallQuery, Recalled, Scored,
 };
 pub use setup::{embedder, shared};

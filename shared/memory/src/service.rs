@@ -1,6 +1,7 @@
 //! The memory operations, with their scope checks: remember, recall by meaning, forget,
-//! session cleanup, batch upsert/update/delete, entity profiles, and the embedding of
-//! pending memories that runs off the request path.
+//! session cleanup, batch upsert/update/delete, entity profiles, the operations on one
+//! namespace by id (get, list, update, forget, bulk create: project memory), and the
+//! embedding of pending memories that runs off the request path.
 
 use std::sync::Arc;
 
@@ -107,6 +108,15 @@ pub enum ItemOutcome {
     Deleted(String),
     NotFound(String),
     Failed { id: Option<String>, error: String },
+}
+
+/// A page of a namespace ([`MemoryService::list_in`]).
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    /// Newest first.
+    pub memories: Vec<Memory>,
+    /// More admitted memories follow (or the scan bound stopped the listing first).
+    pub has_more: bool,
 }
 
 /// Facts about one entity, sorted out of its memories.
@@ -332,6 +342,18 @@ impl MemoryService {
         caller: &Principal,
         q: &RecallQuery,
     ) -> Result<Recalled, DomainError> {
+        self.recall_where(caller, q, &|_| true).await
+    }
+
+    /// As [`MemoryService::recall`], considering only the memories `keep` admits as well
+    /// (filters on what the query has no field for: project memory's user and expiry,
+    /// "related" leaving out the memory it starts from).
+    pub async fn recall_where(
+        &self,
+        caller: &Principal,
+        q: &RecallQuery,
+        keep: &(dyn Fn(&Memory) -> bool + Send + Sync),
+    ) -> Result<Recalled, DomainError> {
         require(caller, Permission::Read, &q.namespace)?;
         let account = &caller.account_id;
         let mut memories: Vec<Arc<Memory>> = self
@@ -344,7 +366,7 @@ impl MemoryService {
             )
             .await?
             .into_iter()
-            .filter(|m| q.admits(m))
+            .filter(|m| q.admits(m) && keep(m))
             .collect();
         let name = self.embedder.name().to_owned();
         let dims = self.embedder.dims();
@@ -495,6 +517,177 @@ impl MemoryService {
         } else {
             Err(not_found())
         }
+    }
+
+    /// One memory of a namespace, by id (one read). NotFound when the namespace holds no
+    /// memory of that id, whichever namespace of the account it may live in.
+    pub async fn get_in(
+        &self,
+        caller: &Principal,
+        ns: &Namespace,
+        id: &str,
+    ) -> Result<Memory, DomainError> {
+        require(caller, Permission::Read, ns)?;
+        let not_found = || DomainError::NotFound(format!("memory '{id}' not found"));
+        if !crate::model::is_memory_id(id) {
+            return Err(not_found());
+        }
+        self.repo
+            .get(&caller.account_id, ns, id)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// A page of a namespace, newest first: of the memories `keep` admits, `limit` after
+    /// the first `offset`. Reads a query page at a time and stops as soon as it knows
+    /// whether more follow, and after at most the recall scan bound of memories
+    /// (`has_more` is then true: the rest was not looked at).
+    pub async fn list_in(
+        &self,
+        caller: &Principal,
+        ns: &Namespace,
+        keep: &(dyn Fn(&Memory) -> bool + Send + Sync),
+        offset: usize,
+        limit: usize,
+    ) -> Result<Listed, DomainError> {
+        require(caller, Permission::Read, ns)?;
+        let account = &caller.account_id;
+        let mut out = Listed::default();
+        let (mut admitted, mut read) = (0usize, 0usize);
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.repo.page(account, ns, cursor).await?;
+            for m in page {
+                read += 1;
+                if read > self.limits.max_scan {
+                    out.has_more = true;
+                    return Ok(out);
+                }
+                if !keep(&m) {
+                    continue;
+                }
+                admitted += 1;
+                if admitted <= offset {
+                    continue;
+                }
+                if out.memories.len() == limit {
+                    out.has_more = true;
+                    return Ok(out);
+                }
+                out.memories.push(m);
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Changes one memory of a namespace: `change` sees the stored record and says what to
+    /// change (it may refuse, or answer NotFound for a record it treats as gone). Changing
+    /// the content drops the old embedding. Returns the record as stored.
+    pub async fn update_in(
+        &self,
+        caller: &Principal,
+        ns: &Namespace,
+        id: &str,
+        change: impl FnOnce(&Memory) -> Result<MemoryPatch, DomainError>,
+    ) -> Result<Memory, DomainError> {
+        require(caller, Permission::Write, ns)?;
+        let not_found = || DomainError::NotFound(format!("memory '{id}' not found"));
+        if !crate::model::is_memory_id(id) {
+            return Err(not_found());
+        }
+        let mut m = self
+            .repo
+            .get(&caller.account_id, ns, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let patch = change(&m)?;
+        self.touch();
+        apply(&mut m, patch, self.now_ms());
+        match self.repo.replace(&caller.account_id, &m).await {
+            Ok(()) => {}
+            // Deleted between our read and write.
+            Err(StoreError::Conflict) => {
+                return Err(DomainError::NotFound(format!("memory '{id}' not found")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.emit(vec![stored_event(caller, &m)]).await;
+        Ok(m)
+    }
+
+    /// Forgets one memory of a namespace by id: NotFound when the namespace holds no such
+    /// memory (one in another namespace of the account is left alone).
+    pub async fn forget_in(
+        &self,
+        caller: &Principal,
+        ns: &Namespace,
+        id: &str,
+    ) -> Result<(), DomainError> {
+        require(caller, Permission::Write, ns)?;
+        let not_found = || DomainError::NotFound(format!("memory '{id}' not found"));
+        if !crate::model::is_memory_id(id) {
+            return Err(not_found());
+        }
+        // The id pointer says where the memory lives; deleting under another namespace
+        // would take the pointer of a memory that stays.
+        match self.repo.locate(&caller.account_id, id).await? {
+            Some(at) if at == *ns => {}
+            _ => return Err(not_found()),
+        }
+        if self.repo.delete(&caller.account_id, ns, id).await? {
+            Ok(())
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// Stores many new memories (bulk create) and returns them, one result per memory in
+    /// order. Every scope is checked before anything is written: a refused memory refuses
+    /// the whole call. Written up to 50 to a transaction, as batch upsert does.
+    pub async fn remember_many(
+        &self,
+        caller: &Principal,
+        news: Vec<NewMemory>,
+    ) -> Result<Vec<Result<Memory, String>>, DomainError> {
+        for new in &news {
+            require(caller, Permission::Write, &new.namespace)?;
+            if new.entity_id.is_some() {
+                crate::graph::require_entity_write(caller)?;
+            }
+        }
+        self.touch();
+        let account = &caller.account_id;
+        let now = self.now_ms();
+        let memories: Vec<Memory> = news
+            .into_iter()
+            .map(|new| self.build(new, new_memory_id(), now))
+            .collect();
+        let mut entities: Vec<String> = memories
+            .iter()
+            .filter_map(|m| m.entity_id.clone())
+            .collect();
+        entities.sort_by_key(|e| normalize_name(e));
+        entities.dedup_by_key(|e| normalize_name(e));
+        for e in &entities {
+            self.graph.ensure_entity(account, e, now).await?;
+        }
+        let written = self.repo.insert_many(account, &memories).await?;
+        let mut events = Vec::new();
+        let out = memories
+            .into_iter()
+            .zip(written)
+            .map(|(m, ok)| {
+                ok.map(|()| {
+                    events.push(stored_event(caller, &m));
+                    m
+                })
+            })
+            .collect();
+        self.emit(events).await;
+        Ok(out)
     }
 
     /// Forgets every memory of a namespace carrying all `tags` (all of them when `tags` is
@@ -717,24 +910,7 @@ impl MemoryService {
         if require(caller, Permission::Write, &m.namespace).is_err() {
             return Ok((ItemOutcome::NotFound(id), None));
         }
-        if let Some(c) = patch.content {
-            m.content = c.into_string();
-            m.content_hash = content_hash(&m.content);
-            m.vector = None;
-        }
-        if let Some(t) = patch.memory_type {
-            m.memory_type = t;
-        }
-        if let Some(i) = patch.importance {
-            m.importance = i.get();
-        }
-        if let Some(t) = patch.tags {
-            m.tags = t.as_slice().to_vec();
-        }
-        if let Some(meta) = patch.metadata {
-            m.metadata = meta;
-        }
-        m.updated_at = now;
+        apply(&mut m, patch, now);
         match self.repo.replace(account, &m).await {
             Ok(()) => Ok((ItemOutcome::Updated(id), Some(m))),
             // Deleted between our read and write.
@@ -869,6 +1045,28 @@ impl MemoryService {
             .collect();
         Ok(save_vectors(&self.repo, account, work).await)
     }
+}
+
+/// A patch applied to a record: new content drops the embedding made for the old.
+fn apply(m: &mut Memory, patch: MemoryPatch, now: i64) {
+    if let Some(c) = patch.content {
+        m.content = c.into_string();
+        m.content_hash = content_hash(&m.content);
+        m.vector = None;
+    }
+    if let Some(t) = patch.memory_type {
+        m.memory_type = t;
+    }
+    if let Some(i) = patch.importance {
+        m.importance = i.get();
+    }
+    if let Some(t) = patch.tags {
+        m.tags = t.as_slice().to_vec();
+    }
+    if let Some(meta) = patch.metadata {
+        m.metadata = meta;
+    }
+    m.updated_at = now;
 }
 
 async fn save_vectors(

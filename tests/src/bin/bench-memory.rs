@@ -282,7 +282,17 @@ async fn bench() -> anyhow::Result<()> {
         }
     }
 
-    // Recall over 10,000 memories in one namespace.
+    // Recall over 10,000 memories in one namespace, loaded through the batch route of a
+    // project (it passes the project gate).
+    let project: serde_json::Value = client
+        .post(format!("{base}/api/v1/projects"))
+        .header("x-api-key", &key)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let project_id = project["id"].as_str().unwrap_or_default().to_owned();
     let memories = 10_000;
     let load = Instant::now();
     for chunk in (0..memories).collect::<Vec<_>>().chunks(500) {
@@ -292,7 +302,7 @@ async fn bench() -> anyhow::Result<()> {
             .collect();
         let r = client
             .post(format!(
-                "{base}/api/v1/projects/bench/database/memory/batch/upsert"
+                "{base}/api/v1/projects/{project_id}/database/memory/batch/upsert"
             ))
             .header("x-api-key", &key)
             .json(&json!({"records": records}))

@@ -18,5 +18,6 @@ mod memory_api;
 mod memory_bounds;
 mod memory_graph;
 mod memory_meaning;
+mod project_memory;
 mod projects_api;
 mod security_api;

@@ -33,6 +33,15 @@ async fn recall(app: &TestApp, key: &str, body: Value) -> Vec<Value> {
     r.body["results"].as_array().unwrap().clone()
 }
 
+/// A new project of the account `key` is root of; the batch memory routes pass its gate.
+async fn new_project(app: &TestApp, key: &str) -> String {
+    let r = app
+        .post("/api/v1/projects", key, json!({"name": "memory"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
 fn contents(items: &[Value]) -> Vec<String> {
     items
         .iter()
@@ -351,6 +360,7 @@ async fn session_delete_pages_through_everything(backend: Backend) {
     app.set_memory(memory).await;
     let k = app.root_key.clone();
     let k = &k;
+    let pid = new_project(&app, k).await;
     let total = 230;
     for chunk in (0..total).collect::<Vec<_>>().chunks(100) {
         let records: Vec<Value> = chunk
@@ -359,7 +369,7 @@ async fn session_delete_pages_through_everything(backend: Backend) {
             .collect();
         let r = app
             .post(
-                "/api/v1/projects/p1/database/memory/batch/upsert",
+                &format!("/api/v1/projects/{pid}/database/memory/batch/upsert"),
                 k,
                 json!({"records": records}),
             )
@@ -470,9 +480,10 @@ async fn scoped_keys_stay_in_their_namespaces(backend: Backend) {
         .post(&url("forget"), &a, json!({"namespace": "session:b"}))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let pid = new_project(&app, &app.root_key).await;
     let r = app
         .post(
-            "/api/v1/projects/p/database/memory/batch/delete",
+            &format!("/api/v1/projects/{pid}/database/memory/batch/delete"),
             &a,
             json!({"ids": [other["id"]]}),
         )
@@ -574,6 +585,7 @@ async fn accounts_never_see_each_other(backend: Backend) {
     assert_eq!(r.body["deleted"], 0);
     let r = app.delete("/api/v1/public/memory/session/x", &b).await;
     assert_eq!(r.body["deleted"], 0);
+    let b_project = new_project(&app, &b).await;
     for path in ["batch/delete", "batch/update"] {
         let body = if path == "batch/delete" {
             json!({"ids": [id]})
@@ -582,7 +594,7 @@ async fn accounts_never_see_each_other(backend: Backend) {
         };
         let r = app
             .post(
-                &format!("/api/v1/projects/x/database/memory/{path}"),
+                &format!("/api/v1/projects/{b_project}/database/memory/{path}"),
                 &b,
                 body,
             )
@@ -749,7 +761,9 @@ async fn graph_entities_edges_and_walks(backend: Backend) {
 async fn batch_upsert_update_delete(backend: Backend) {
     let app = TestApp::new(backend).await;
     let k = &app.root_key;
-    let base = "/api/v1/projects/proj-1/database/memory/batch";
+    let pid = new_project(&app, k).await;
+    let ns = format!("project:{pid}");
+    let base = format!("/api/v1/projects/{pid}/database/memory/batch");
     let r = app
         .post(&format!("{base}/upsert"), k, json!({"records": [
             {"content": "User prefers concise responses", "memory_type": "semantic", "importance": 0.8, "tags": ["preference"]},
@@ -782,12 +796,7 @@ async fn batch_upsert_update_delete(backend: Backend) {
         .map(|i| r.body["results"][i]["id"].as_str().unwrap().to_owned())
         .collect();
     // Records without a namespace live in the project's.
-    let all = recall(
-        &app,
-        k,
-        json!({"query": "*", "namespace": "project:proj-1"}),
-    )
-    .await;
+    let all = recall(&app, k, json!({"query": "*", "namespace": ns})).await;
     assert_eq!(all.len(), 2);
 
     // Upsert by id replaces.
@@ -818,7 +827,7 @@ async fn batch_upsert_update_delete(backend: Backend) {
     let hit = recall(
         &app,
         k,
-        json!({"query": "*", "namespace": "project:proj-1", "tags": ["high-priority"]}),
+        json!({"query": "*", "namespace": ns, "tags": ["high-priority"]}),
     )
     .await;
     assert_eq!(hit.len(), 1);
@@ -835,13 +844,9 @@ async fn batch_upsert_update_delete(backend: Backend) {
     assert_eq!(r.body["deleted"], 2, "{}", r.body);
     assert_eq!(r.body["not_found"], 1);
     assert!(
-        recall(
-            &app,
-            k,
-            json!({"query": "*", "namespace": "project:proj-1"})
-        )
-        .await
-        .is_empty()
+        recall(&app, k, json!({"query": "*", "namespace": ns}))
+            .await
+            .is_empty()
     );
 
     // Seed 003's limits, with the limit in the message.

@@ -14,7 +14,6 @@ use zerodb_tests::on_both_backends;
 use zerodb_tests::support::{Backend, CountingTable, TestApp};
 
 const V2: &str = "/api/v1/public/memory/v2";
-const BATCH: &str = "/api/v1/projects/p1/database/memory/batch";
 
 fn url(op: &str) -> String {
     format!("{V2}/{op}")
@@ -32,6 +31,18 @@ async fn counted(app: &mut TestApp) -> Arc<CountingTable> {
     .with_inline_writeback();
     app.set_memory(svc).await;
     counting
+}
+
+/// A project of the app's account, and its batch memory routes (which pass the project
+/// gate).
+async fn batch_routes(app: &TestApp) -> (String, String) {
+    let r = app
+        .post("/api/v1/projects", &app.root_key, json!({"name": "graph"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let pid = r.body["id"].as_str().unwrap().to_owned();
+    let batch = format!("/api/v1/projects/{pid}/database/memory/batch");
+    (pid, batch)
 }
 
 async fn ok(app: &TestApp, path: &str, key: &str, body: Value) -> Value {
@@ -111,6 +122,7 @@ async fn listing_entities_reads_no_memories(backend: Backend) {
 async fn memory_counts_stay_right_under_remember_and_forget(backend: Backend) {
     let app = TestApp::new(backend).await;
     let k = &app.root_key;
+    let (pid, batch) = batch_routes(&app).await;
     let mut ids = Vec::new();
     for (content, entity) in [
         ("Alice likes tea", "Alice"),
@@ -133,7 +145,7 @@ async fn memory_counts_stay_right_under_remember_and_forget(backend: Backend) {
     // Batch upsert: inserts counted (several naming one entity in one request)...
     let b = ok(
         &app,
-        &format!("{BATCH}/upsert"),
+        &format!("{batch}/upsert"),
         k,
         json!({"records": [
             {"content": "Carol a", "entity_id": "carol"},
@@ -150,9 +162,9 @@ async fn memory_counts_stay_right_under_remember_and_forget(backend: Backend) {
     // ...and a replace naming another entity moves the count.
     let b = ok(
         &app,
-        &format!("{BATCH}/upsert"),
+        &format!("{batch}/upsert"),
         k,
-        json!({"records": [{"id": carol_a, "content": "now about bob", "entity_id": "bob", "namespace": "project:p1"}]}),
+        json!({"records": [{"id": carol_a, "content": "now about bob", "entity_id": "bob", "namespace": format!("project:{pid}")}]}),
     )
     .await;
     assert_eq!(b["updated"], 1, "{b}");
@@ -161,7 +173,7 @@ async fn memory_counts_stay_right_under_remember_and_forget(backend: Backend) {
     // An update that leaves the entity alone leaves the count alone.
     ok(
         &app,
-        &format!("{BATCH}/update"),
+        &format!("{batch}/update"),
         k,
         json!({"updates": [{"id": ids[0], "importance": 0.9}]}),
     )
@@ -179,7 +191,7 @@ async fn memory_counts_stay_right_under_remember_and_forget(backend: Backend) {
     assert_eq!(count_of(&app, "alice").await, 1);
     let b = ok(
         &app,
-        &format!("{BATCH}/delete"),
+        &format!("{batch}/delete"),
         k,
         json!({"ids": [ids[3], ids[3]]}),
     )
@@ -193,7 +205,7 @@ async fn memory_counts_stay_right_under_remember_and_forget(backend: Backend) {
         &app,
         &url("forget"),
         k,
-        json!({"filter": {"namespace": "project:p1"}}),
+        json!({"filter": {"namespace": format!("project:{pid}")}}),
     )
     .await;
     assert_eq!(b["deleted"], 4, "{b}");
@@ -486,6 +498,7 @@ async fn stats_read_kept_totals(backend: Backend) {
 async fn restricted_keys_learn_nothing_outside_their_scope(backend: Backend) {
     let app = TestApp::new(backend).await;
     let root = &app.root_key;
+    let (_, batch) = batch_routes(&app).await;
     let (_, a) = app
         .create_key(&["memory:write:session/a", "memory:read:session/a"], None)
         .await;
@@ -517,14 +530,14 @@ async fn restricted_keys_learn_nothing_outside_their_scope(backend: Backend) {
             json!({"updates": [{"id": id, "importance": 0.1}]}),
         ),
     ] {
-        let b = ok(&app, &format!("{BATCH}/{op}"), &a, body).await;
+        let b = ok(&app, &format!("{batch}/{op}"), &a, body).await;
         assert_eq!(b["not_found"], 1, "{op}: {b}");
         assert!(!b.to_string().contains("b-secret-ns"), "{op}: {b}");
     }
     // Upsert naming that id: refused without saying where it lives.
     let b = ok(
         &app,
-        &format!("{BATCH}/upsert"),
+        &format!("{batch}/upsert"),
         &a,
         json!({"records": [{"id": id, "content": "mine now", "namespace": "session:a"}]}),
     )
@@ -545,6 +558,7 @@ async fn restricted_keys_learn_nothing_outside_their_scope(backend: Backend) {
 
 async fn entity_id_follows_the_graph_write_rule(backend: Backend) {
     let app = TestApp::new(backend).await;
+    let (_, batch) = batch_routes(&app).await;
     let (_, a) = app
         .create_key(&["memory:write:session/a", "memory:read:session/a"], None)
         .await;
@@ -564,7 +578,7 @@ async fn entity_id_follows_the_graph_write_rule(backend: Backend) {
     );
     let b = ok(
         &app,
-        &format!("{BATCH}/upsert"),
+        &format!("{batch}/upsert"),
         &a,
         json!({"records": [{"content": "also mallory", "namespace": "session:a", "entity_id": "mallory"}]}),
     )

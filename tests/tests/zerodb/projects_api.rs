@@ -260,8 +260,13 @@ async fn a_deleted_project_is_purged_by_the_worker(backend: Backend) {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         app.post(&format!("{base}/events"), key, json!({"topic": "a.b", "event_payload": {"n": 1}})).await;
         app.post(&format!("{base}/rlhf/interactions"), key, json!({"prompt": "p", "response": "r"})).await;
+        let r = app
+            .post("/api/v1/public/memory/v2/remember", key, json!({"content": "a project fact", "namespace": format!("project:{pid}")}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
     app.drain_events().await;
+
     assert_eq!(app.delete(&format!("/api/v1/projects/{id}"), key).await.status, StatusCode::OK);
     // The request left the data; the worker removes it.
     let partitions = |pid: &str| {
@@ -291,6 +296,12 @@ async fn a_deleted_project_is_purged_by_the_worker(backend: Backend) {
     assert!(seen.iter().any(|e| e.event == zerodb_projects::purge::PURGE_EVENT));
     for pk in partitions(&id) {
         assert_eq!(count(pk.clone()).await, 0, "{pk} purged");
+    }
+    for (pid, left) in [(&id, 0), (&keep, 1)] {
+        let r = app
+            .post("/api/v1/public/memory/v2/recall", key, json!({"query": "*", "namespace": format!("project:{pid}"), "limit": 10}))
+            .await;
+        assert_eq!(r.body["results"].as_array().map_or(0, Vec::len), left, "{pid}: {}", r.body);
     }
     let kept = app.get(&format!("/v1/public/projects/{keep}"), key).await;
     assert_eq!(kept.body["usage"]["tables_created"], 1, "{}", kept.body);
