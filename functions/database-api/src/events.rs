@@ -24,11 +24,11 @@ pub struct PublishEvent {
     /// A JSON object of at most 64 KB.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub event_payload: Option<Value>,
+    pub event_payload: Option<serde_json::Map<String, Value>>,
     /// Seed 004's example names the payload `data`.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub data: Option<Value>,
+    pub data: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,7 +57,7 @@ fn parse(e: PublishEvent, at: At) -> Result<(String, String), DomainError> {
     let topic = e.topic.or(e.event_type).ok_or_else(|| {
         DomainError::from(at.clone().field("topic").problem_of("field required", "value_error.missing"))
     })?;
-    let payload = e.event_payload.or(e.data).unwrap_or_else(|| Value::Object(Default::default()));
+    let payload = Value::Object(e.event_payload.or(e.data).unwrap_or_default());
     let text = ProjectEvents::check(&topic, &payload, &at)?;
     Ok((topic, text))
 }
@@ -125,6 +125,7 @@ pub async fn publish_batch(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventParams {
     #[serde(default)]
     pub topic: Option<String>,
@@ -135,6 +136,7 @@ pub struct EventParams {
     pub until: Option<String>,
     /// 1–1000, default 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     #[serde(default)]

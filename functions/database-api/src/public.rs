@@ -100,14 +100,17 @@ pub async fn insert(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RowParams {
     /// A JSON filter object, e.g. `{"age":{"$gte":25}}`.
     #[serde(default)]
     pub filter: Option<String>,
     /// 0–1000, default 100.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<usize>,
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1000000, value_type = Option<i64>)]
     pub offset: Option<usize>,
     /// `age`, `-age`, `age:desc`, comma-separated.
     #[serde(default)]
@@ -134,6 +137,9 @@ pub async fn query(
     let limit = q.limit.unwrap_or(100);
     if limit > t.limits().page_rows {
         return Err(At::query("limit").invalid(format!("limit is 0–{}", t.limits().page_rows)).into());
+    }
+    if q.offset.is_some_and(|o| o > 1_000_000) {
+        return Err(At::query("offset").invalid("offset is 0–1,000,000").into());
     }
     let sort = match q.sort {
         None => Default::default(),

@@ -27,7 +27,6 @@ pub struct LogInteraction {
     pub metadata: Option<Value>,
     /// A rating or label (number, string or object).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub feedback: Option<Value>,
 }
 
@@ -99,6 +98,7 @@ pub async fn log_batch(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RlhfParams {
     /// RFC 3339 or epoch seconds, inclusive.
     #[serde(default)]
@@ -110,6 +110,7 @@ pub struct RlhfParams {
     pub filter: Option<String>,
     /// 1–1000, default 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<usize>,
     #[serde(default)]
     pub cursor: Option<String>,

@@ -110,11 +110,14 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// 1–1000, default 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<usize>,
     #[serde(default)]
+    #[param(minimum = 0, maximum = 100000, value_type = Option<i64>)]
     pub offset: Option<usize>,
 }
 
@@ -141,6 +144,9 @@ pub async fn list(
         return Err(At::query("limit").invalid("limit is 1–1000").into());
     }
     let offset = q.offset.unwrap_or(0);
+    if offset > 100_000 {
+        return Err(At::query("offset").invalid("offset is 0–100,000").into());
+    }
     let p = project(&t, &caller, &pid, Access::Read).await?;
     let all = t.list(&p).await?;
     let total = all.len();
@@ -163,6 +169,7 @@ pub async fn get(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Confirm {
     /// Must be true: dropping a table removes every row.
     #[serde(default)]
@@ -179,7 +186,7 @@ pub struct Dropped {
 
 /// Drops a table (`zerodb:write`); needs `{"confirm": true}` (or `?confirm=true`).
 #[utoipa::path(delete, path = "/api/v1/projects/{project_id}/database/tables/{table}", tag = "tables",
-    params(("project_id" = String, Path), ("table" = String, Path), Confirm), request_body = Confirm,
+    params(("project_id" = String, Path), ("table" = String, Path), Confirm), request_body(content = Option<Confirm>, description = "`{\"confirm\": true}`, or `?confirm=true`"),
     responses((status = 200, body = Dropped)))]
 pub async fn drop(
     State(t): State<Tables>,
@@ -354,7 +361,7 @@ pub fn parse_query(q: QueryRows, max: usize, at: At) -> Result<RowQuery, DomainE
 /// Queries rows (`zerodb:read`): a filter on a declared index reads the index; any other
 /// filter scans the table, within a stated budget (`QUERY_TOO_BROAD` past it).
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/database/tables/{table}/query", tag = "tables",
-    params(("project_id" = String, Path), ("table" = String, Path)), request_body = QueryRows,
+    params(("project_id" = String, Path), ("table" = String, Path)), request_body(content = Option<QueryRows>, description = "Optional: no body is every row, 100 at most"),
     responses((status = 200, body = RowsPage),
         (status = 400, description = "QUERY_TOO_BROAD", body = zerodb_http::ErrorBody)))]
 pub async fn query(

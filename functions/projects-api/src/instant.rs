@@ -57,7 +57,7 @@ pub struct InstantDbResponse {
 
 /// Provisions an account, a project and a 72-hour key.
 #[utoipa::path(post, path = "/api/v1/public/instant-db", tag = "projects",
-    request_body = InstantDbRequest,
+    request_body(content = Option<InstantDbRequest>, description = "Optional: every field is only logged"),
     responses((status = 201, body = InstantDbResponse),
         (status = 403, description = "INSTANT_DB_DISABLED", body = zerodb_http::ErrorBody),
         (status = 429, description = "Too many from this address", body = zerodb_http::ErrorBody)))]

@@ -196,12 +196,15 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1–1000, default 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<usize>,
-    /// Default 0.
+    /// 0–100,000, default 0.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 100000, value_type = Option<i64>)]
     pub offset: Option<usize>,
     /// ACTIVE, SUSPENDED or DELETED (either case); deleted projects are listed only
     /// when asked for.
@@ -234,6 +237,9 @@ async fn list_in(
         return Err(At::query("limit").invalid("limit is 1–1000").into());
     }
     let offset = q.offset.unwrap_or(0);
+    if offset > 100_000 {
+        return Err(At::query("offset").invalid("offset is 0–100,000").into());
+    }
     let status = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {

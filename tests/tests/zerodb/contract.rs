@@ -511,11 +511,12 @@ fn queues_in_the_template_are_their_specs_with_one_consumer_each() {
 fn openapi_is_version_3_1_and_lists_auth_errors_on_protected_operations() {
     let json = serde_json::to_value(zerodb_local::openapi_document()).unwrap();
     assert!(json["openapi"].as_str().unwrap().starts_with("3.1"));
-    let mut protected = 0;
+    let mut open = std::collections::BTreeSet::new();
     for (path, item) in json["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            if op.get("security").is_some() {
-                protected += 1;
+            if op.get("security").is_none() {
+                open.insert(format!("{} {path}", method.to_uppercase()));
+            } else {
                 for code in ["401", "403", "429"] {
                     assert!(
                         op["responses"].get(code).is_some(),
@@ -529,8 +530,24 @@ fn openapi_is_version_3_1_and_lists_auth_errors_on_protected_operations() {
             );
         }
     }
-    // Everything but health and the document itself takes a credential.
-    assert_eq!(protected, served().len() - 3);
+    // Everything takes a credential but health, the document itself, instant-db (open
+    // account creation, off unless enabled) and the signed file URLs (the signature is
+    // the credential).
+    let expected: std::collections::BTreeSet<String> = [
+        "GET /api/v1/health",
+        "GET /api/v1/public/health",
+        "GET /openapi.json",
+        "POST /api/v1/public/instant-db",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert!(expected.is_subset(&open), "{expected:?} are open: {open:?}");
+    let signed: Vec<&String> = open.difference(&expected).collect();
+    assert!(
+        signed.iter().all(|r| r.contains("/signed/")),
+        "routes without a credential: {open:?}"
+    );
 }
 
 /// The Lambda serves the checked-in document, so it must match the code. Regenerate
