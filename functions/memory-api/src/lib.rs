@@ -42,6 +42,9 @@ pub fn group() -> Group {
         graph::neighbors,
         graph::traverse,
         graph::stats,
+    ));
+    // Routes on a project's data share its refusals (PROJECT_NOT_FOUND, 422s, …).
+    let project = Routes::authenticated(zerodb_http::routes!(
         batch::upsert,
         batch::delete,
         batch::update,
@@ -53,7 +56,8 @@ pub fn group() -> Group {
         project_memory::update,
         project_memory::delete,
         project_memory::related,
-    ));
+    ))
+    .responding::<zerodb_http::openapi::DataErrors>();
     // OpenAI's format: errors also carry its `error` object, so its SDK raises typed errors.
     let embeddings = Routes::authenticated(zerodb_http::routes!(
         embeddings::embeddings,
@@ -65,7 +69,7 @@ pub fn group() -> Group {
     Group::new(
         "memory",
         "memory-api",
-        memory.merge(embeddings),
+        memory.merge(project).merge(embeddings),
         |ctx| async move {
             Ok(MemoryApi {
                 memory: zerodb_memory::shared(&ctx).await?,

@@ -412,8 +412,8 @@ pub struct ListParams {
     pub user_id: Option<String>,
     /// Comma-separated: only memories carrying every one.
     pub tags: Option<String>,
-    /// Only memories of this priority.
-    #[param(pattern = "^(low|medium|high|critical)$")]
+    /// Only memories of this priority (empty: any).
+    #[param(pattern = "^(low|medium|high|critical)?$")]
     pub priority: Option<String>,
     /// Only memories whose content or title holds every word of it (any case).
     pub search: Option<String>,

@@ -1,4 +1,5 @@
-//! Every Lambda binary (auth, memory, security, inference, events worker) started by its
+//! Every Lambda binary (auth, memory, security, inference, projects, database, events
+//! worker) started by its
 //! real `main` against the fake Runtime API, on moto's DynamoDB/S3/SQS, answering the
 //! event shape it gets in production: HTTP API routes (exact and `{proxy+}`), the
 //! inference Function URL in streaming mode, and SQS batches with partial failures. This
@@ -564,6 +565,57 @@ async fn provider(
     .into_response()
 }
 
+/// projects-api and database-api on their HTTP API routes: a project made through seed
+/// 004's route, then a table, rows, a query by index and an event through the database
+/// function's `{proxy+}` route; instant-db (enabled by its variable) limited per
+/// `sourceIp`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_and_database_apis_serve_their_routes() {
+    let aws = Aws::new().await;
+    let r = invoke(
+        "projects-api",
+        aws.env(&[]),
+        vec![(
+            "1",
+            http_api_event("POST", "/v1/public/projects", "ANY /v1/public/projects", aws.key(), Some(json!({"name": "lambda"}))),
+        )],
+    )
+    .await;
+    assert_eq!(r["1"].status(), 201, "{:?}", r["1"]);
+    let pid = r["1"].json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r["1"].json()["status"], "ACTIVE");
+    let db = format!("/api/v1/projects/{pid}/database");
+    let route = "ANY /api/v1/projects/{project_id}/database/{proxy+}";
+    let r = invoke(
+        "database-api",
+        aws.env(&[]),
+        vec![
+            ("1", http_api_event("POST", &format!("{db}/tables"), route, aws.key(), Some(json!({"table_name": "t", "schema": {"indexes": ["k"]}})))),
+            ("2", http_api_event("POST", &format!("{db}/tables/t/rows"), route, aws.key(), Some(json!({"rows": [{"k": 1}, {"k": 2}]})))),
+            ("3", http_api_event("POST", &format!("{db}/tables/t/query"), route, aws.key(), Some(json!({"filter": {"k": 2}})))),
+            ("4", http_api_event("POST", &format!("{db}/events"), route, aws.key(), Some(json!({"topic": "a.b", "event_payload": {"x": 1}})))),
+        ],
+    )
+    .await;
+    for id in ["1", "2", "4"] {
+        assert_eq!(r[id].status(), 201, "{id}: {:?}", r[id]);
+    }
+    let q = r["3"].json();
+    assert_eq!((q["plan"].clone(), q["total"].clone()), (json!("index:k"), json!(1)), "{q}");
+    let mut events: Vec<(&str, Value)> = ["1", "2", "3"]
+        .into_iter()
+        .map(|id| (id, http_api_event("POST", "/api/v1/public/instant-db", "POST /api/v1/public/instant-db", json!({}), None)))
+        .collect();
+    let mut elsewhere = http_api_event("POST", "/api/v1/public/instant-db", "POST /api/v1/public/instant-db", json!({}), None);
+    elsewhere["requestContext"]["http"]["sourceIp"] = json!("203.0.113.7");
+    events.push(("4", elsewhere));
+    let r = invoke("projects-api", aws.env(&[("ZERODB_INSTANT_DB", "on"), ("ZERODB_INSTANT_DB_PER_ADDRESS", "2")]), events).await;
+    assert_eq!((r["1"].status(), r["2"].status()), (201, 201), "{:?}", r["1"]);
+    assert_eq!(r["3"].status(), 429, "a third from one address: {:?}", r["3"]);
+    assert_eq!(r["4"].status(), 201, "another address has its own budget: {:?}", r["4"]);
+    assert!(r["1"].json()["api_key"].as_str().unwrap().starts_with("sk_"));
+}
+
 #[test]
 fn a_lambda_missing_configuration_fails_init_naming_every_variable() {
     for binary in [
@@ -571,6 +623,8 @@ fn a_lambda_missing_configuration_fails_init_naming_every_variable() {
         "memory-api",
         "security-api",
         "inference-api",
+        "projects-api",
+        "database-api",
         "events-worker",
     ] {
         let out = Command::new(zerodb_tests::workspace_bin(binary))
