@@ -38,6 +38,7 @@ pub fn groups() -> Vec<Group> {
         inference_api::group(),
         projects_api::group(),
         database_api::group(),
+        files_api::group(),
     ]
 }
 

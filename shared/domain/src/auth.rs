@@ -521,6 +521,23 @@ impl AuthService {
         self.clock.as_ref()
     }
 
+    /// A key for signing something other than access tokens (signed file URLs),
+    /// derived from the token secret as HMAC-SHA256(secret, "zerodb-derive:" + purpose):
+    /// every process of a deployment derives the same key, what it signs can never pass
+    /// for a token (or the reverse), and the token secret itself never leaves here.
+    pub fn derived_key(&self, purpose: &str) -> Result<Vec<u8>, DomainError> {
+        use base64::Engine;
+        let mac = jsonwebtoken::crypto::sign(
+            format!("zerodb-derive:{purpose}").as_bytes(),
+            &self.encoding,
+            Algorithm::HS256,
+        )
+        .map_err(|e| DomainError::Unexpected(anyhow::anyhow!("deriving a key: {e}")))?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|e| DomainError::Unexpected(anyhow::anyhow!("deriving a key: {e}")))
+    }
+
     /// Creates an account with a root key; the key is returned once.
     #[tracing::instrument(skip_all)]
     pub async fn create_account(&self, name: &str) -> Result<NewAccount, DomainError> {

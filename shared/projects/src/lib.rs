@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod events;
+pub mod files;
 pub mod filter;
 pub mod project;
 pub mod purge;

@@ -192,4 +192,29 @@ impl Blobs for AwsBlobs {
             .map_err(|e| self.error("GetObject (presign)", e))?;
         Ok(Some(req.uri().to_owned()))
     }
+
+    /// With `size`, `Content-Length` is one of the signed headers, so S3 refuses a body of
+    /// any other length (a presigned PUT cannot otherwise bound what is sent). The content
+    /// type is not signed: the uploader may send any, and the file's record keeps its own.
+    async fn presign_put(
+        &self,
+        key: &str,
+        size: Option<u64>,
+        expires_secs: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let config =
+            PresigningConfig::expires_in(Duration::from_secs(expires_secs)).map_err(|e| {
+                StoreError::Backend(anyhow::Error::new(e).context("presigning an S3 upload"))
+            })?;
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_length(size.and_then(|n| i64::try_from(n).ok()))
+            .presigned(config)
+            .await
+            .map_err(|e| self.error("PutObject (presign)", e))?;
+        Ok(Some(req.uri().to_owned()))
+    }
 }

@@ -11,6 +11,7 @@ mod crash;
 mod database_api;
 mod events_worker;
 mod fake_provider;
+mod files_api;
 mod inference_api;
 mod lambda;
 mod local_server;
