@@ -333,6 +333,21 @@ impl Cursor {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// The position just after `item` in a query of `index`: what an adapter returns when
+    /// a page ends at that item, so a caller that stops inside a page (a byte budget)
+    /// goes on from there. `None` when the item lacks the index's key attributes.
+    pub fn after(item: &Item, index: Index) -> Option<Cursor> {
+        let names: &[&str] = match index {
+            Index::Primary => &[PK, SK],
+            Index::Gsi1 => &[PK, SK, GSI1PK, GSI1SK],
+        };
+        let mut attrs = BTreeMap::new();
+        for n in names {
+            attrs.insert((*n).to_owned(), item.get(*n)?.as_str()?.to_owned());
+        }
+        Some(Cursor::encode(&attrs))
+    }
+
     pub fn from_client(text: &str) -> Result<Cursor, StoreError> {
         let c = Cursor(text.to_owned());
         c.decode().map(|_| c).ok_or(StoreError::BadCursor)
