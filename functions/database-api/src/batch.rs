@@ -36,6 +36,9 @@ pub struct OpResult {
     pub rows: Vec<Value>,
     pub total: usize,
     pub count: usize,
+    /// More rows than `count` follow: the batch's 5 MiB answer gives each operation an
+    /// equal share.
+    pub has_more: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,16 +93,16 @@ pub async fn query(
         .map(|(index, (o, table))| match o {
             Some(Ok(page)) => {
                 ok += 1;
-                OpResult { index, table, status: "ok".into(), success: true, count: page.rows.len(), total: page.total, rows: page.rows, error: None, error_code: None }
+                OpResult { index, table, status: "ok".into(), success: true, count: page.rows.len(), total: page.total, has_more: page.truncated, rows: page.rows, error: None, error_code: None }
             }
             Some(Err(e)) => {
                 failed += 1;
                 let (code, msg) = describe(&e);
-                OpResult { index, table, status: "error".into(), success: false, rows: vec![], total: 0, count: 0, error: Some(msg), error_code: Some(code) }
+                OpResult { index, table, status: "error".into(), success: false, rows: vec![], total: 0, count: 0, has_more: false, error: Some(msg), error_code: Some(code) }
             }
             None => {
                 skipped += 1;
-                OpResult { index, table, status: "skipped".into(), success: false, rows: vec![], total: 0, count: 0, error: None, error_code: None }
+                OpResult { index, table, status: "skipped".into(), success: false, rows: vec![], total: 0, count: 0, has_more: false, error: None, error_code: None }
             }
         })
         .collect();

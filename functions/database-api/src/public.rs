@@ -56,7 +56,14 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/public/tables/", tag = "tables",
     responses((status = 200, body = Vec<TableView>)))]
 pub async fn list(State(t): State<Tables>, Auth(caller): Auth, headers: HeaderMap) -> ApiResult<Json<Vec<TableView>>> {
-    let p = project(&t, &caller, &headers, Access::Read).await?;
+    let p = match project(&t, &caller, &headers, Access::Read).await {
+        Ok(p) => p,
+        // An account with no project yet has no tables.
+        Err(DomainError::Coded { code: "PROJECT_NOT_FOUND", .. }) if !headers.contains_key("x-project-id") => {
+            return Ok(Json(vec![]));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(Json(t.list(&p).await?.iter().map(view).collect()))
 }
 
@@ -110,7 +117,7 @@ pub struct RowParams {
     #[param(minimum = 0, maximum = 1000, value_type = Option<i64>)]
     pub limit: Option<usize>,
     #[serde(default)]
-    #[param(minimum = 0, maximum = 1000000, value_type = Option<i64>)]
+    #[param(minimum = 0, maximum = 10000, value_type = Option<i64>)]
     pub offset: Option<usize>,
     /// `age`, `-age`, `age:desc`, comma-separated.
     #[serde(default)]
@@ -138,8 +145,10 @@ pub async fn query(
     if limit > t.limits().page_rows {
         return Err(At::query("limit").invalid(format!("limit is 0–{}", t.limits().page_rows)).into());
     }
-    if q.offset.is_some_and(|o| o > 1_000_000) {
-        return Err(At::query("offset").invalid("offset is 0–1,000,000").into());
+    if q.offset.is_some_and(|o| o > zerodb_projects::tables::MAX_OFFSET) {
+        return Err(At::query("offset")
+            .invalid(format!("offset is 0–{}", zerodb_projects::tables::MAX_OFFSET))
+            .into());
     }
     let sort = match q.sort {
         None => Default::default(),
@@ -153,6 +162,7 @@ pub async fn query(
             &d,
             RowQuery { filter, sort, projection: Projection::Whole, limit, offset: q.offset.unwrap_or(0) },
             At::query("filter"),
+            zerodb_projects::tables::PAGE_BYTES,
         )
         .await?;
     Ok(Json(page.rows))

@@ -317,10 +317,14 @@ pub struct QueryRows {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub projection: Option<Value>,
-    /// 0–1000, default 100; 0 returns only `total`.
+    /// 0–1000, default 100; 0 returns only `total`. A page also stops at about 5 MiB of
+    /// rows (`has_more` then says more follow).
     #[serde(default, deserialize_with = "zerodb_http::extract::whole_number")]
+    #[schema(minimum = 0, maximum = 1000)]
     pub limit: Option<i64>,
+    /// 0–10,000.
     #[serde(default, deserialize_with = "zerodb_http::extract::whole_number")]
+    #[schema(minimum = 0, maximum = 10000)]
     pub offset: Option<i64>,
 }
 
@@ -344,8 +348,11 @@ pub fn parse_query(q: QueryRows, max: usize, at: At) -> Result<RowQuery, DomainE
         return Err(at.field("limit").invalid(format!("limit is 0–{max}")));
     }
     let offset = q.offset.unwrap_or(0);
-    if !(0..=1_000_000).contains(&offset) {
-        return Err(at.field("offset").invalid("offset is 0–1,000,000"));
+    if !(0..=zerodb_projects::tables::MAX_OFFSET as i64).contains(&offset) {
+        return Err(at.field("offset").invalid(format!(
+            "offset is 0–{}; narrow the filter to reach rows further on",
+            zerodb_projects::tables::MAX_OFFSET
+        )));
     }
     let sort = q.sort.unwrap_or_default().parse(at.clone().field("sort"))?;
     let projection = Projection::parse(q.projection.as_ref().unwrap_or(&Value::Null)).map_err(|e| at.clone().field("projection").invalid(e.msg))?;
@@ -374,9 +381,9 @@ pub async fn query(
     let p = project(&t, &caller, &pid, Access::Read).await?;
     let d = t.get(&p, &table).await?;
     let (limit, offset) = (q.limit, q.offset);
-    let page = t.query(&p, &d, q, At::body("filter")).await?;
+    let page = t.query(&p, &d, q, At::body("filter"), zerodb_projects::tables::PAGE_BYTES).await?;
     Ok(Json(RowsPage {
-        has_more: offset + page.rows.len() < page.total,
+        has_more: page.truncated || offset + page.rows.len() < page.total,
         rows: page.rows,
         total: page.total,
         limit,

@@ -30,9 +30,64 @@ pub enum Op {
     Gte(Value),
     Lt(Value),
     Lte(Value),
-    In(Vec<Value>),
-    Nin(Vec<Value>),
+    In(Values),
+    Nin(Values),
     Exists(bool),
+}
+
+/// The values of an `$in`/`$nin`: scalars in a set (a field's elements are looked up,
+/// not compared with each value in turn), the rest (objects, lists) in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Values {
+    pub all: Vec<Value>,
+    scalars: std::collections::HashSet<String>,
+    others: Vec<Value>,
+}
+
+impl Values {
+    fn new(all: Vec<Value>) -> Self {
+        let mut scalars = std::collections::HashSet::new();
+        let mut others = Vec::new();
+        for v in &all {
+            match scalar_key(v) {
+                Some(k) => {
+                    scalars.insert(k);
+                }
+                None => others.push(v.clone()),
+            }
+        }
+        Values { all, scalars, others }
+    }
+
+    fn contains(&self, v: &Value) -> bool {
+        match scalar_key(v) {
+            Some(k) => self.scalars.contains(&k),
+            None => self.others.iter().any(|o| same(o, v)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Value> {
+        self.all.iter()
+    }
+}
+
+/// A scalar's identity for equality: numbers by value (`1` and `1.0` alike).
+fn scalar_key(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => Some("z".into()),
+        Value::Bool(b) => Some(format!("b{b}")),
+        Value::Number(n) => n.as_f64().map(|f| format!("n{}", if f == 0.0 { 0.0 } else { f })),
+        Value::String(s) => Some(format!("s{s}")),
+        _ => None,
+    }
 }
 
 /// A parsed filter.
@@ -50,6 +105,10 @@ const OPS: &str = "$eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists";
 const MAX_DEPTH: usize = 8;
 /// Most conditions in one filter.
 const MAX_TERMS: usize = 200;
+/// Most values all `$in`/`$nin` lists of one filter hold together.
+const MAX_LIST_VALUES: usize = 1000;
+/// Deepest dotted path.
+const MAX_PATH_PARTS: usize = 16;
 
 impl Filter {
     /// Parses a filter object (`null` or `{}` match every row).
@@ -57,7 +116,14 @@ impl Filter {
         let mut terms = 0;
         match v {
             Value::Null => Ok(Filter::All),
-            Value::Object(m) => parse_object(m, "", 0, &mut terms),
+            Value::Object(m) => {
+                let f = parse_object(m, "", 0, &mut terms)?;
+                let values = f.list_values();
+                if values > MAX_LIST_VALUES {
+                    return Err(err("", format!("$in and $nin hold {values} values in all; at most {MAX_LIST_VALUES}")));
+                }
+                Ok(f)
+            }
             _ => Err(err("", "a filter is a JSON object, e.g. {\"age\": {\"$gte\": 25}}")),
         }
     }
@@ -69,6 +135,15 @@ impl Filter {
             Filter::And(fs) => fs.iter().all(|f| f.matches(row)),
             Filter::Or(fs) => fs.iter().any(|f| f.matches(row)),
             Filter::Field(path, op) => op_matches(op, lookup(row, path)),
+        }
+    }
+
+    fn list_values(&self) -> usize {
+        match self {
+            Filter::All => 0,
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().map(Filter::list_values).sum(),
+            Filter::Field(_, Op::In(v) | Op::Nin(v)) => v.len(),
+            Filter::Field(..) => 0,
         }
     }
 
@@ -159,8 +234,8 @@ fn parse_object(
 
 fn parse_op(op: &str, arg: &Value, at: &str) -> Result<Op, FilterError> {
     let list = || match arg {
-        Value::Array(a) if a.len() <= 1000 => Ok(a.clone()),
-        Value::Array(_) => Err(err(at, format!("{op} takes at most 1,000 values"))),
+        Value::Array(a) if a.len() <= MAX_LIST_VALUES => Ok(Values::new(a.clone())),
+        Value::Array(_) => Err(err(at, format!("{op} takes at most {MAX_LIST_VALUES} values"))),
         _ => Err(err(at, format!("{op} takes a list of values"))),
     };
     Ok(match op {
@@ -187,7 +262,25 @@ fn check_path(path: &str, at: &str) -> Result<(), FilterError> {
     if path.is_empty() || path.len() > 256 || path.split('.').any(str::is_empty) {
         return Err(err(at, "field names are 1–256 characters, dotted paths without empty parts"));
     }
+    if path.split('.').count() > MAX_PATH_PARTS {
+        return Err(err(at, format!("a dotted path has at most {MAX_PATH_PARTS} parts")));
+    }
     Ok(())
+}
+
+/// How deeply a value nests (a scalar is 0).
+pub fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(m) => stack.extend(m.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// `_id` is Mongo's name for the row id, which rows here carry as `id`.
@@ -239,6 +332,15 @@ fn eq_field(field: Option<&Value>, v: &Value) -> bool {
     }
 }
 
+/// `$in`: the field, or one of its elements, is one of the values (a missing field
+/// matches `null`).
+fn in_values(field: Option<&Value>, vs: &Values) -> bool {
+    match field {
+        None => vs.contains(&Value::Null),
+        Some(f) => vs.contains(f) || matches!(f, Value::Array(items) if items.iter().any(|i| vs.contains(i))),
+    }
+}
+
 fn range(field: Option<&Value>, v: &Value, ok: fn(Ordering) -> bool) -> bool {
     match field {
         None => false,
@@ -255,8 +357,8 @@ fn op_matches(op: &Op, field: Option<&Value>) -> bool {
         Op::Gte(v) => range(field, v, |o| o != Ordering::Less),
         Op::Lt(v) => range(field, v, |o| o == Ordering::Less),
         Op::Lte(v) => range(field, v, |o| o != Ordering::Greater),
-        Op::In(vs) => vs.iter().any(|v| eq_field(field, v)),
-        Op::Nin(vs) => !vs.iter().any(|v| eq_field(field, v)),
+        Op::In(vs) => in_values(field, vs),
+        Op::Nin(vs) => !in_values(field, vs),
         Op::Exists(want) => field.is_some() == *want,
     }
 }
@@ -310,6 +412,26 @@ impl Sort {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// A row's values of the sort's fields, to sort by without keeping the row parsed.
+    pub fn keys(&self, row: &Value) -> Vec<Value> {
+        self.0
+            .iter()
+            .map(|(f, _)| lookup(row, f).cloned().unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// Orders two rows by their [`Sort::keys`].
+    pub fn cmp_keys(&self, a: &[Value], b: &[Value]) -> Ordering {
+        for ((_, asc), (x, y)) in self.0.iter().zip(a.iter().zip(b)) {
+            let o = total_order(Some(x).filter(|v| !v.is_null()), Some(y).filter(|v| !v.is_null()));
+            let o = if *asc { o } else { o.reverse() };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
     }
 
     pub fn cmp(&self, a: &Value, b: &Value) -> Ordering {

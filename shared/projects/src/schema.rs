@@ -230,6 +230,21 @@ pub fn encode(v: &Value) -> Option<String> {
     }
 }
 
+/// For a string bound that an entry's cut could meet (as long as the shortest cut, 3
+/// bytes under the limit, since cuts fall on character boundaries): the encoding of the
+/// prefix every such entry keeps, by which range bounds are then compared.
+pub fn bound_prefix(v: &Value) -> Option<String> {
+    let s = v.as_str()?;
+    if s.len() < INDEXED_BYTES - 3 {
+        return None;
+    }
+    let mut end = INDEXED_BYTES - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!("S{}", hex::encode(&s.as_bytes()[..end])))
+}
+
 /// Whether a string is longer than its index key (a range bound on it must then be
 /// loosened to its prefix).
 pub fn truncated(v: &Value) -> bool {

@@ -131,6 +131,8 @@ pub struct RowPage {
     pub plan: String,
     /// Rows read to answer.
     pub examined: usize,
+    /// The page stopped short of `limit` at its byte budget (more rows follow).
+    pub truncated: bool,
 }
 
 /// An update's outcome.
@@ -141,10 +143,11 @@ pub struct Updated {
     pub upserted_id: Option<String>,
 }
 
-/// One candidate row: its id, document and version.
+/// One candidate row: its id, stored text and version. Kept as text: a parsed document
+/// takes many times its size in memory.
 struct Cand {
     id: String,
-    doc: Value,
+    text: String,
     version: i64,
     bytes: i64,
 }
@@ -153,6 +156,8 @@ struct Cand {
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
     Scan,
+    /// The rows with these ids, read by key.
+    Ids(Vec<String>),
     /// Range reads of index `n` (on `field`), one per key range.
     Index {
         n: usize,
@@ -190,17 +195,32 @@ fn table_not_found(name: &str) -> DomainError {
     )
 }
 
-fn too_broad(what: &str, limit: usize, plan: &Plan) -> DomainError {
+fn too_broad(what: &str, plan: &Plan) -> DomainError {
     let hint = match plan {
         Plan::Scan => "declare an index on a field you filter by (schema.indexes), or narrow the filter",
-        Plan::Index { .. } => "narrow the indexed condition",
+        _ => "narrow the indexed condition",
     };
     DomainError::coded(
         Refusal::BadRequest,
         "QUERY_TOO_BROAD",
-        format!("this query would read more than {limit} {what}; {hint}"),
+        format!("this query would take more than {what}; {hint}"),
     )
 }
+
+/// Most rows a query may skip.
+pub const MAX_OFFSET: usize = 10_000;
+/// Bytes of row text one request keeps at once (sorted pages, rows to change).
+pub const KEEP_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes one update may write, rows and index copies together.
+pub const WRITE_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes one row may write with its index copies.
+pub const ROW_WRITE_BYTES: usize = 512 * 1024;
+/// Rows of JSON nest at most this deep.
+pub const MAX_DEPTH: usize = 32;
+/// A page of rows holds about this many bytes at most: a Lambda response carries 6 MB.
+pub const PAGE_BYTES: usize = 5 * 1024 * 1024;
+/// Work one query may do before it is refused.
+const QUERY_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Tables {
     pub fn new(ctx: &Context, projects: Projects, limits: TableLimits) -> Self {
@@ -241,15 +261,7 @@ impl Tables {
         description: Option<String>,
     ) -> Result<TableDef, DomainError> {
         schema::check_table_name(name).map_err(|m| At::body("table_name").invalid(m))?;
-        let existing = self
-            .table
-            .query(
-                Query::partition(keys::database_partition(&p.id))
-                    .begins_with(keys::TABLE_PREFIX)
-                    .limit(self.limits.tables + 1),
-            )
-            .await?;
-        if existing.items.len() >= self.limits.tables {
+        if self.list(p).await?.len() >= self.limits.tables {
             return Err(DomainError::coded(
                 Refusal::BadRequest,
                 "TABLE_LIMIT_EXCEEDED",
@@ -288,18 +300,27 @@ impl Tables {
 
     /// The project's tables, by name.
     pub async fn list(&self, p: &Project) -> Result<Vec<TableDef>, DomainError> {
-        let page = self
-            .table
-            .query(
-                Query::partition(keys::database_partition(&p.id))
-                    .begins_with(keys::TABLE_PREFIX)
-                    .limit(self.limits.tables + 1),
-            )
-            .await?;
-        page.items
-            .into_iter()
-            .map(|i| from_item(i).map_err(DomainError::from))
-            .collect()
+        let mut out = Vec::new();
+        let mut cursor = None;
+        // Pages (a large schema makes a table's item large); bounded by the table limit.
+        loop {
+            let page = self
+                .table
+                .query(
+                    Query::partition(keys::database_partition(&p.id))
+                        .begins_with(keys::TABLE_PREFIX)
+                        .limit(self.limits.tables + 1)
+                        .after(cursor),
+                )
+                .await?;
+            for i in page.items {
+                out.push(from_item(i)?);
+            }
+            match page.cursor {
+                Some(c) if out.len() <= self.limits.tables => cursor = Some(c),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// A table by name, or by id (ainative-python passes either).
@@ -371,6 +392,7 @@ impl Tables {
         }
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(rows.len());
+        let mut written = 0usize;
         for (i, row) in rows.into_iter().enumerate() {
             let here = at.clone().index(i);
             let Value::Object(mut m) = row else {
@@ -399,27 +421,12 @@ impl Tables {
                 .check(&m)
                 .map_err(|(field, msg)| here.clone().field(&field).invalid(msg))?;
             let doc = Value::Object(m);
-            let text = doc.to_string();
-            if text.len() > self.limits.row_bytes {
-                return Err(here.invalid(format!(
-                    "row is {} bytes as JSON; the limit is {} bytes",
-                    text.len(),
-                    self.limits.row_bytes
-                )));
-            }
-            let entries: usize = schema.indexes.iter().map(|f| schema::entries(&doc, f).len()).sum();
-            if entries > self.limits.entries_per_row {
-                return Err(here.invalid(format!(
-                    "row has {entries} index entries (list values index each element); at most {}",
-                    self.limits.entries_per_row
-                )));
-            }
-            // The row and its entries are written together, in one transaction.
-            if (1 + entries) * (text.len() + 300) > crate::project::TX_BYTES {
-                return Err(here.invalid(format!(
-                    "row of {} bytes with {entries} index entries (each a copy of the row) is over {} bytes in all; index fewer list elements or send a smaller row",
-                    text.len(),
-                    crate::project::TX_BYTES
+            let text = self.check_row(&doc, schema, &id).map_err(|m| here.clone().invalid(m))?;
+            written += (1 + schema.indexes.iter().map(|f| schema::entries(&doc, f).len()).sum::<usize>()) * text.len();
+            if written > WRITE_BYTES {
+                return Err(at.clone().invalid(format!(
+                    "these rows and their index copies write over {} MiB; send fewer rows",
+                    WRITE_BYTES >> 20
                 )));
             }
             out.push((id, doc, text));
@@ -545,8 +552,28 @@ impl Tables {
 
     fn plan(schema: &Schema, filter: &Filter) -> Plan {
         use crate::filter::Op;
-        let mut best: Option<(u8, Plan)> = None;
         let conj = filter.conjuncts();
+        // Rows are keyed by id: an id's equality reads the row itself.
+        for (path, op) in &conj {
+            if *path != "id" {
+                continue;
+            }
+            let ids = |vs: &[Value]| -> Vec<String> {
+                vs.iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            match op {
+                Op::Eq(v) => return Plan::Ids(ids(std::slice::from_ref(v))),
+                Op::In(vs) if vs.len() <= 100 => return Plan::Ids(ids(&vs.all)),
+                _ => {}
+            }
+        }
+        let mut best: Option<(u8, Plan)> = None;
         for (n, field) in schema.indexes.iter().enumerate() {
             let ops: Vec<&Op> = conj.iter().filter(|(p, _)| p == field).map(|(_, o)| *o).collect();
             for op in &ops {
@@ -581,7 +608,8 @@ impl Tables {
     }
 
     /// One key range from `$gt/$gte/$lt/$lte` on one field, when they compare values of
-    /// one kind (numbers, or strings).
+    /// one kind (numbers, or strings). Bounds in the wrong order give a range that
+    /// matches nothing.
     fn range(ops: &[&crate::filter::Op]) -> Option<SortKey> {
         use crate::filter::Op;
         let mut kind: Option<char> = None;
@@ -604,18 +632,23 @@ impl Tables {
                 return None;
             }
             kind = Some(k);
-            let trunc = schema::truncated(v);
-            if is_lower {
+            // A bound long enough to meet a cut entry is compared by the prefix every
+            // such entry keeps; the whole filter is checked on each candidate after.
+            let b = match schema::bound_prefix(v) {
+                Some(prefix) if is_lower => prefix,
+                Some(prefix) => format!("{prefix}~"),
                 // Strictly above: past every entry of this value ('$' sorts after '#').
-                let b = if strict && !trunc { format!("{e}$") } else { e };
+                None if is_lower && strict => format!("{e}$"),
+                None if is_lower => e,
+                None if strict => e,
+                None => format!("{e}$"),
+            };
+            if is_lower {
                 if lower.as_ref().is_none_or(|l| b > *l) {
                     lower = Some(b);
                 }
-            } else {
-                let b = if strict && !trunc { e } else { format!("{e}$") };
-                if upper.as_ref().is_none_or(|u| b < *u) {
-                    upper = Some(b);
-                }
+            } else if upper.as_ref().is_none_or(|u| b < *u) {
+                upper = Some(b);
             }
         }
         let k = kind?;
@@ -626,26 +659,44 @@ impl Tables {
     }
 
     /// Visits every candidate row of the plan that matches the filter, within the scan
-    /// budget; `visit` returns false to stop early.
+    /// budget (rows, bytes, time); `visit` gets the row and its parsed document, and
+    /// returns false to stop early. The document is dropped after the visit: callers
+    /// keep text.
     async fn scan(
         &self,
         p: &Project,
         def: &TableDef,
         plan: &Plan,
         filter: &Filter,
-        mut visit: impl FnMut(Cand) -> bool,
+        mut visit: impl FnMut(Cand, &Value) -> bool,
     ) -> Result<usize, DomainError> {
+        let started = std::time::Instant::now();
+        let mut rows = 0usize;
+        if let Plan::Ids(ids) = plan {
+            let mut seen = std::collections::HashSet::new();
+            for id in ids {
+                if !seen.insert(id.as_str()) {
+                    continue;
+                }
+                rows += 1;
+                let Some(c) = self.reread(p, def, id).await? else { continue };
+                let Ok(doc) = serde_json::from_str::<Value>(&c.text) else { continue };
+                if filter.matches(&doc) && !visit(c, &doc) {
+                    break;
+                }
+            }
+            return Ok(rows);
+        }
         let queries: Vec<Query> = match plan {
-            Plan::Scan => vec![Query::partition(keys::rows_partition(&p.id, &def.id))],
             Plan::Index { n, ranges, .. } => ranges
                 .iter()
                 .map(|r| Query::partition(keys::row_index_partition(&p.id, &def.id, *n)).sort(r.clone()))
                 .collect(),
+            _ => vec![Query::partition(keys::rows_partition(&p.id, &def.id))],
         };
-        let multikey = matches!(plan, Plan::Index { ranges, .. } if ranges.len() > 1)
-            || matches!(plan, Plan::Index { .. });
+        let dedupe = matches!(plan, Plan::Index { .. });
         let mut seen = std::collections::HashSet::new();
-        let (mut rows, mut bytes) = (0usize, 0usize);
+        let mut bytes = 0usize;
         for q in queries {
             let mut cursor = None;
             loop {
@@ -658,27 +709,37 @@ impl Tables {
                     let text = item.get(DOC).and_then(V::as_str).unwrap_or("{}");
                     bytes += text.len();
                     if rows > self.limits.scan_rows {
-                        return Err(too_broad("rows", self.limits.scan_rows, plan));
+                        return Err(too_broad(&format!("{} rows", self.limits.scan_rows), plan));
                     }
                     if bytes > self.limits.scan_bytes {
-                        return Err(too_broad("bytes", self.limits.scan_bytes, plan));
+                        return Err(too_broad(&format!("{} bytes", self.limits.scan_bytes), plan));
                     }
-                    let Ok(doc) = serde_json::from_str::<Value>(text) else { continue };
+                    if rows % 256 == 0 {
+                        if started.elapsed() > QUERY_TIME {
+                            return Err(too_broad(&format!("{} s of work", QUERY_TIME.as_secs()), plan));
+                        }
+                        // Long scans share the cores with the requests beside them.
+                        tokio::task::yield_now().await;
+                    }
+                    let Ok(doc) = serde_json::from_str::<Value>(text) else {
+                        tracing::warn!(project_id = %p.id, table = %def.name, "a stored row is not JSON; skipped");
+                        continue;
+                    };
                     if !filter.matches(&doc) {
                         continue;
                     }
                     let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
                     // A row with several entries in range (list values) counts once.
-                    if multikey && !seen.insert(id.clone()) {
+                    if dedupe && !seen.insert(id.clone()) {
                         continue;
                     }
                     let c = Cand {
                         id,
                         version: item.get(VERSION).and_then(V::as_i64).unwrap_or(1),
                         bytes: text.len() as i64,
-                        doc,
+                        text: text.to_owned(),
                     };
-                    if !visit(c) {
+                    if !visit(c, &doc) {
                         return Ok(rows);
                     }
                 }
@@ -695,69 +756,101 @@ impl Tables {
         Filter::parse(filter.unwrap_or(&Value::Null)).map_err(|e| filter_error(at.clone(), e))
     }
 
-    /// Runs a query: the rows of the page, and the total that match.
+    /// Runs a query: the rows of the page (at most `page_bytes` of them, `truncated`
+    /// when cut short), and the total that match.
     pub async fn query(
         &self,
         p: &Project,
         def: &TableDef,
         q: RowQuery,
         filter_at: At,
+        page_bytes: usize,
     ) -> Result<RowPage, DomainError> {
+        if q.offset > MAX_OFFSET {
+            return Err(filter_at.invalid(format!("offset is at most {MAX_OFFSET}; narrow the filter instead")));
+        }
         let filter = Self::parse_filter(q.filter.as_ref(), &filter_at)?;
         let schema = def.schema();
         let want = q.offset.saturating_add(q.limit);
         // No filter and no sort: the first rows in id order, and the counter's total.
         if filter == Filter::All && q.sort.is_empty() {
-            let mut rows = Vec::new();
-            let examined = if want == 0 {
+            let mut page = Page::new(q.limit, page_bytes);
+            let mut seen = 0usize;
+            let examined = if q.limit == 0 {
                 0
             } else {
-                self.scan(p, def, &Plan::Scan, &filter, |c| {
-                    rows.push(c.doc);
-                    rows.len() < want
+                self.scan(p, def, &Plan::Scan, &filter, |c, _| {
+                    seen += 1;
+                    seen <= q.offset || page.push(c.text)
                 })
                 .await?
             };
-            let rows = rows.into_iter().skip(q.offset).map(|r| q.projection.apply(r)).collect();
-            return Ok(RowPage { rows, total: def.row_count.max(0) as usize, plan: "count".into(), examined });
+            let (rows, truncated) = page.finish(&q.projection);
+            return Ok(RowPage { rows, total: def.row_count.max(0) as usize, plan: "count".into(), examined, truncated });
         }
         let plan = Self::plan(&schema, &filter);
-        let mut kept: Vec<Value> = Vec::new();
-        let mut total = 0usize;
         let sort = &q.sort;
+        let mut total = 0usize;
+        let mut page = Page::new(q.limit, page_bytes);
+        // Sorted: the best `want` rows so far, as their sort keys and text.
+        let mut kept: Vec<(Vec<Value>, String)> = Vec::new();
+        let mut kept_bytes = 0usize;
+        let mut over = false;
         let examined = self
-            .scan(p, def, &plan, &filter, |c| {
+            .scan(p, def, &plan, &filter, |c, doc| {
                 total += 1;
-                if want > 0 {
-                    kept.push(c.doc);
-                    // Keep memory to the page: trim to the best `want` rows now and then.
-                    if !sort.is_empty() && kept.len() >= want.saturating_mul(2).max(1024) {
-                        kept.sort_by(|a, b| sort.cmp(a, b));
-                        kept.truncate(want);
-                    } else if sort.is_empty() && kept.len() > want {
-                        kept.truncate(want);
+                if sort.is_empty() {
+                    if total > q.offset {
+                        page.push(c.text);
+                    }
+                    return true;
+                }
+                if want == 0 {
+                    return true;
+                }
+                kept_bytes += c.text.len();
+                kept.push((sort.keys(doc), c.text));
+                if kept.len() >= want.saturating_mul(2).max(1024) || kept_bytes > KEEP_BYTES {
+                    kept.sort_by(|a, b| sort.cmp_keys(&a.0, &b.0));
+                    kept.truncate(want);
+                    kept_bytes = kept.iter().map(|k| k.1.len()).sum();
+                    if kept_bytes > KEEP_BYTES {
+                        over = true;
+                        return false;
                     }
                 }
                 true
             })
             .await?;
-        if !sort.is_empty() {
-            kept.sort_by(|a, b| sort.cmp(a, b));
+        if over {
+            return Err(DomainError::coded(
+                Refusal::BadRequest,
+                "QUERY_TOO_BROAD",
+                format!(
+                    "the {want} rows up to this page hold over {} MiB; ask for a smaller offset or limit",
+                    KEEP_BYTES >> 20
+                ),
+            ));
         }
-        let rows = kept
-            .into_iter()
-            .skip(q.offset)
-            .take(q.limit)
-            .map(|r| q.projection.apply(r))
-            .collect();
+        if !sort.is_empty() {
+            kept.sort_by(|a, b| sort.cmp_keys(&a.0, &b.0));
+            for (_, text) in kept.into_iter().skip(q.offset) {
+                if !page.push(text) {
+                    break;
+                }
+            }
+        }
+        let (rows, truncated) = page.finish(&q.projection);
         let plan = match plan {
             Plan::Scan => "scan".to_owned(),
+            Plan::Ids(_) => "id".to_owned(),
             Plan::Index { field, .. } => format!("index:{field}"),
         };
-        Ok(RowPage { rows, total, plan, examined })
+        Ok(RowPage { rows, total, plan, examined, truncated })
     }
 
-    /// Every matching row, refused past the write limit before anything is written.
+    /// Every matching row, refused past the write limits (rows, bytes) before anything is
+    /// written.
     async fn matching(
         &self,
         p: &Project,
@@ -767,9 +860,11 @@ impl Tables {
     ) -> Result<Vec<Cand>, DomainError> {
         let plan = Self::plan(&def.schema(), filter);
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let mut over = false;
-        self.scan(p, def, &plan, filter, |c| {
-            if out.len() >= cap {
+        self.scan(p, def, &plan, filter, |c, _| {
+            bytes += c.text.len();
+            if out.len() >= cap || bytes > KEEP_BYTES {
                 over = true;
                 return false;
             }
@@ -782,7 +877,8 @@ impl Tables {
                 Refusal::BadRequest,
                 "TOO_MANY_ROWS",
                 format!(
-                    "the filter matches more than {cap} rows; one call changes at most {cap}: narrow the filter or repeat with a limit"
+                    "the filter matches more than {cap} rows or {} MiB of them; one call changes at most that: narrow the filter or repeat with a limit",
+                    KEEP_BYTES >> 20
                 ),
             ));
         }
@@ -794,11 +890,11 @@ impl Tables {
             return Ok(None);
         };
         let text = item.get(DOC).and_then(V::as_str).unwrap_or("{}");
-        Ok(serde_json::from_str(text).ok().map(|doc| Cand {
+        Ok(Some(Cand {
             id: id.to_owned(),
             bytes: text.len() as i64,
             version: item.get(VERSION).and_then(V::as_i64).unwrap_or(1),
-            doc,
+            text: text.to_owned(),
         }))
     }
 
@@ -813,12 +909,13 @@ impl Tables {
         text: &str,
     ) -> Result<(), StoreError> {
         let v = old.version + 1;
+        let old_doc: Value = serde_json::from_str(&old.text).unwrap_or(Value::Null);
         let new_keys = Self::index_keys(p, def, schema, &old.id, new);
         let mut ops = vec![TxOp::Put {
             item: Self::row_item(p, def, &old.id, text, v),
             condition: Some(Condition::Equals(VERSION.into(), V::int(old.version))),
         }];
-        for k in Self::index_keys(p, def, schema, &old.id, &old.doc) {
+        for k in Self::index_keys(p, def, schema, &old.id, &old_doc) {
             if !new_keys.contains(&k) {
                 ops.push(TxOp::Delete { key: k, condition: None });
             }
@@ -835,7 +932,7 @@ impl Tables {
 
     /// Applies an update to every matching row (`$set`, `$inc`, `$unset`); with
     /// `upsert`, inserts one row when none match. All changed rows are checked against
-    /// the schema before any is written.
+    /// the schema and the write budget before any is written.
     pub async fn update(
         &self,
         p: &Project,
@@ -861,10 +958,24 @@ impl Tables {
             let ids = self.insert(p, def, vec![Value::Object(row)], At::body("update")).await?;
             return Ok(Updated { matched: 0, modified: 0, upserted_id: ids.into_iter().next() });
         }
-        // Check every new row first: a schema or size failure writes nothing.
+        // Check every new row first: a schema, size or budget failure writes nothing.
         let mut planned = Vec::with_capacity(matched.len());
+        let mut written = 0usize;
         for c in matched {
             let new = self.changed(&c, &change, &schema, &at.1)?;
+            if let Some((doc, text)) = &new {
+                written += (1 + Self::index_keys(p, def, &schema, "", doc).len()) * text.len();
+                if written > WRITE_BYTES {
+                    return Err(DomainError::coded(
+                        Refusal::BadRequest,
+                        "TOO_MANY_ROWS",
+                        format!(
+                            "this update would write over {} MiB (rows and their index copies); narrow the filter",
+                            WRITE_BYTES >> 20
+                        ),
+                    ));
+                }
+            }
             planned.push((c, new));
         }
         let total = planned.len();
@@ -881,7 +992,10 @@ impl Tables {
                                 // Changed under us: read it again and re-apply, if it
                                 // still matches.
                                 match self.reread(p, def, &c.id).await? {
-                                    Some(fresh) if filter.matches(&fresh.doc) => {
+                                    Some(fresh)
+                                        if serde_json::from_str::<Value>(&fresh.text)
+                                            .is_ok_and(|d| filter.matches(&d)) =>
+                                    {
                                         new = self.changed(&fresh, change, schema, at1)?;
                                         c = fresh;
                                     }
@@ -913,14 +1027,19 @@ impl Tables {
             }
         }
         if delta != 0 {
-            let _ = self
+            // One counter write for the whole update (per-row ones would contend on the
+            // table's item); a failure here leaves `bytes` off, never the rows.
+            if let Err(e) = self
                 .table
                 .update(
                     &keys::table(&p.id, &def.name),
                     vec![Update::Add(BYTES.into(), delta)],
                     Some(Condition::Equals(TABLE_ID.into(), V::S(def.id.clone()))),
                 )
-                .await;
+                .await
+            {
+                tracing::warn!(error = %e, table = %def.name, delta, "table byte count not updated");
+            }
         }
         if let Some(e) = first_err {
             return Err(e);
@@ -936,38 +1055,50 @@ impl Tables {
         schema: &Schema,
         at: &At,
     ) -> Result<Option<(Value, String)>, DomainError> {
-        let Value::Object(mut m) = c.doc.clone() else { return Ok(None) };
+        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&c.text) else { return Ok(None) };
+        let before = Value::Object(m.clone());
         change.apply(&mut m).map_err(|e| filter_error(at.clone(), e))?;
         m.insert("id".into(), Value::String(c.id.clone()));
         schema.check(&m).map_err(|(field, msg)| {
             at.clone().invalid(format!("row {}: {field}: {msg}", c.id))
         })?;
         let doc = Value::Object(m);
-        if crate::filter::same(&doc, &c.doc) {
+        if crate::filter::same(&doc, &before) {
             return Ok(None);
+        }
+        self.check_row(&doc, schema, &c.id).map(|text| Some((doc, text))).map_err(|m| at.clone().invalid(m))
+    }
+
+    /// A row's limits, as insert and update check them: its size, nesting and index
+    /// copies. The row's JSON text when it passes.
+    fn check_row(&self, doc: &Value, schema: &Schema, id: &str) -> Result<String, String> {
+        if crate::filter::depth(doc) > MAX_DEPTH {
+            return Err(format!("row {id} nests deeper than {MAX_DEPTH} levels"));
         }
         let text = doc.to_string();
         if text.len() > self.limits.row_bytes {
-            return Err(at.clone().invalid(format!(
-                "row {} would be {} bytes as JSON; the limit is {} bytes",
-                c.id,
+            return Err(format!(
+                "row {id} is {} bytes as JSON; the limit is {} bytes",
                 text.len(),
                 self.limits.row_bytes
-            )));
+            ));
         }
-        let entries: usize = schema.indexes.iter().map(|f| schema::entries(&doc, f).len()).sum();
-        if entries > self.limits.entries_per_row
-            || (1 + entries) * (text.len() + 300) > crate::project::TX_BYTES
-        {
-            return Err(at.clone().invalid(format!(
-                "row {} would have {entries} index entries of {} bytes each; at most {} entries and {} bytes in all",
-                c.id,
+        let entries: usize = schema.indexes.iter().map(|f| schema::entries(doc, f).len()).sum();
+        if entries > self.limits.entries_per_row {
+            return Err(format!(
+                "row {id} has {entries} index entries (list values index each element); at most {}",
+                self.limits.entries_per_row
+            ));
+        }
+        // Every entry is a copy of the row: bound what one row writes.
+        if (1 + entries) * text.len() > ROW_WRITE_BYTES {
+            return Err(format!(
+                "row {id} of {} bytes with {entries} index entries (each a copy of the row) writes over {} KiB; index fewer list elements or send a smaller row",
                 text.len(),
-                self.limits.entries_per_row,
-                crate::project::TX_BYTES
-            )));
+                ROW_WRITE_BYTES >> 10
+            ));
         }
-        Ok(Some((doc, text)))
+        Ok(text)
     }
 
     /// Deletes the matching rows (at most `limit` when it is not 0), with their index
@@ -986,14 +1117,20 @@ impl Tables {
             let plan = Self::plan(&schema, &filter);
             let mut out = Vec::new();
             let cap = limit.min(self.limits.write_rows);
-            self.scan(p, def, &plan, &filter, |c| {
+            let mut bytes = 0usize;
+            self.scan(p, def, &plan, &filter, |c, _| {
+                bytes += c.text.len();
                 out.push(c);
-                out.len() < cap
+                out.len() < cap && bytes < KEEP_BYTES
             })
             .await?;
             out
         } else {
             self.matching(p, def, &filter, self.limits.write_rows).await?
+        };
+        let keys_of = |c: &Cand| -> Vec<Key> {
+            let doc: Value = serde_json::from_str(&c.text).unwrap_or(Value::Null);
+            Self::index_keys(p, def, &schema, &c.id, &doc)
         };
         let mut deleted = 0usize;
         while !rows.is_empty() {
@@ -1001,7 +1138,7 @@ impl Tables {
             let mut batch = Vec::new();
             let (mut n, mut bytes) = (0i64, 0i64);
             while let Some(c) = rows.last() {
-                let ks = Self::index_keys(p, def, &schema, &c.id, &c.doc);
+                let ks = keys_of(c);
                 if !ops.is_empty() && ops.len() + 2 + ks.len() > zerodb_domain::store::MAX_TRANSACTION_ITEMS {
                     break;
                 }
@@ -1022,17 +1159,13 @@ impl Tables {
                     // A row changed (or went) meanwhile: one at a time, as it is now.
                     for c in batch {
                         if let Some(fresh) = self.reread(p, def, &c.id).await?
-                            && filter.matches(&fresh.doc)
+                            && serde_json::from_str::<Value>(&fresh.text).is_ok_and(|d| filter.matches(&d))
                         {
                             let mut ops = vec![TxOp::Delete {
                                 key: keys::row(&p.id, &def.id, &fresh.id),
                                 condition: Some(Condition::Equals(VERSION.into(), V::int(fresh.version))),
                             }];
-                            ops.extend(
-                                Self::index_keys(p, def, &schema, &fresh.id, &fresh.doc)
-                                    .into_iter()
-                                    .map(|key| TxOp::Delete { key, condition: None }),
-                            );
+                            ops.extend(keys_of(&fresh).into_iter().map(|key| TxOp::Delete { key, condition: None }));
                             ops.push(Self::counters(p, def, -1, -fresh.bytes));
                             match self.table.transact(ops).await {
                                 Ok(()) => deleted += 1,
@@ -1046,6 +1179,46 @@ impl Tables {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// A page of rows being filled: at most `limit` rows and about `bytes` of their text
+/// (a page stops before the row that would pass the bytes, but always holds one).
+struct Page {
+    texts: Vec<String>,
+    limit: usize,
+    bytes: usize,
+    used: usize,
+    truncated: bool,
+}
+
+impl Page {
+    fn new(limit: usize, bytes: usize) -> Self {
+        Page { texts: Vec::new(), limit, bytes, used: 0, truncated: false }
+    }
+
+    /// Adds a row; false once the page is full (the caller may stop).
+    fn push(&mut self, text: String) -> bool {
+        if self.texts.len() >= self.limit || self.truncated {
+            return false;
+        }
+        if !self.texts.is_empty() && self.used + text.len() > self.bytes {
+            self.truncated = true;
+            return false;
+        }
+        self.used += text.len();
+        self.texts.push(text);
+        self.texts.len() < self.limit
+    }
+
+    fn finish(self, projection: &Projection) -> (Vec<Value>, bool) {
+        let rows = self
+            .texts
+            .into_iter()
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .map(|r| projection.apply(r))
+            .collect();
+        (rows, self.truncated)
     }
 }
 

@@ -422,21 +422,104 @@ async fn large_writes_fit_dynamodbs_transactions(backend: Backend) {
     let r = app.post(&format!("{b}/events/batch"), key, json!({"events": events})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(app.get(&format!("{b}/events?limit=100"), key).await.body["count"], 70);
-    // The largest row with the most index entries (40 copies of 60 KB: 2.5 MB) still
-    // fits one transaction; one entry more is refused up front.
+    // A row writes itself and a copy per index entry: 40 entries of a 10 KB row fit
+    // (410 KB), 41 entries do not, nor 11 copies of a 60 KB row (660 KB, over 512 KiB).
     app.post(&format!("{b}/tables"), key, json!({"table_name": "lists", "schema": {"indexes": ["tags"]}})).await;
-    let tags: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
-    let r = app.post(&format!("{b}/tables/lists/rows"), key, json!({"rows": [{"tags": tags, "blob": blob}]})).await;
+    let small = "y".repeat(10 * 1024);
+    let tags = |n: usize| -> Vec<String> { (0..n).map(|i| format!("t{i}")).collect() };
+    let r = app.post(&format!("{b}/tables/lists/rows"), key, json!({"rows": [{"tags": tags(40), "blob": small}]})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let found = query(&app, &pid, "lists", json!({"filter": {"tags": "t39"}, "projection": {"tags": 1}})).await;
     assert_eq!((found["plan"].clone(), found["total"].clone()), (json!("index:tags"), json!(1)));
-    let tags: Vec<String> = (0..41).map(|i| format!("t{i}")).collect();
-    let r = app.post(&format!("{b}/tables/lists/rows"), key, json!({"rows": [{"tags": tags}]})).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    assert!(r.body["detail"][0]["msg"].as_str().unwrap().contains("index entries"));
+    for row in [json!({"tags": tags(41)}), json!({"tags": tags(10), "blob": blob})] {
+        let r = app.post(&format!("{b}/tables/lists/rows"), key, json!({"rows": [row]})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body["detail"][0]["msg"].as_str().unwrap().contains("index entries"));
+    }
+    assert_eq!(app.get(&format!("{b}/tables/lists"), key).await.body["row_count"], 1);
+}
+
+async fn reads_are_bounded_and_plans_answer_exactly(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let key = &app.root_key;
+    let pid = app.project("bounds").await;
+    let b = base(&pid);
+    // Strings near the index's cut (360 bytes, on character boundaries): indexed ranges
+    // answer as a scan does.
+    for (t, schema) in [("ix", json!({"indexes": ["name"]})), ("plain", json!({}))] {
+        app.post(&format!("{b}/tables"), key, json!({"table_name": t, "schema": schema})).await;
+        let long = "a".repeat(360);
+        let rows = json!({"rows": [
+            {"id": "n1", "name": format!("{long}b")},
+            {"id": "n2", "name": "b"},
+            {"id": "n3", "name": format!("{}€zzz", "a".repeat(358))},
+            {"id": "n4", "name": "a".repeat(357)},
+            {"id": "n5", "name": "a"},
+        ]});
+        assert_eq!(app.post(&format!("{b}/tables/{t}/rows"), key, rows).await.status, StatusCode::CREATED);
+    }
+    let ids = |r: &Value| -> Vec<String> {
+        let mut v: Vec<String> = r["rows"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect();
+        v.sort();
+        v
+    };
+    for filter in [
+        json!({"name": {"$gt": "a".repeat(360)}}),
+        json!({"name": {"$gte": format!("{}b", "a".repeat(358))}}),
+        json!({"name": {"$lt": format!("{}b", "a".repeat(358))}}),
+        json!({"name": {"$lte": "a".repeat(359)}}),
+        json!({"name": {"$gt": "a", "$lt": "a".repeat(400)}}),
+        json!({"name": format!("{}b", "a".repeat(360))}),
+    ] {
+        let a = query(&app, &pid, "ix", json!({"filter": filter, "limit": 10})).await;
+        let s = query(&app, &pid, "plain", json!({"filter": filter, "limit": 10})).await;
+        assert_eq!(a["plan"], "index:name");
+        assert_eq!(ids(&a), ids(&s), "{filter}");
+    }
+    // Bounds in the wrong order match nothing (they were a 500 on the embedded store).
+    let r = query(&app, &pid, "ix", json!({"filter": {"name": {"$gt": "b", "$lt": "a"}}})).await;
+    assert_eq!(r["total"], 0);
+    // A row is found by its id without reading the table.
+    let r = query(&app, &pid, "plain", json!({"filter": {"_id": "n2"}})).await;
+    assert_eq!((r["plan"].clone(), ids(&r)), (json!("id"), vec!["n2".to_owned()]));
+    let r = query(&app, &pid, "plain", json!({"filter": {"id": {"$in": ["n1", "n5", "nope"]}, "name": "a"}})).await;
+    assert_eq!(ids(&r), vec!["n5".to_owned()]);
+    // Offsets, $in lists, dotted paths and nesting have limits that say so.
+    let r = app.post(&format!("{b}/tables/plain/query"), key, json!({"offset": 10_001})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let many: Vec<i64> = (0..600).collect();
+    let r = app.post(&format!("{b}/tables/plain/query"), key, json!({"filter": {"a": {"$in": many}, "b": {"$nin": many}}})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body["detail"][0]["msg"].as_str().unwrap().contains("at most 1000"), "{}", r.body);
+    let deep_path = vec!["a"; 17].join(".");
+    let r = app.put(&format!("{b}/tables/plain/rows"), key, json!({"filter": {"id": "n2"}, "update": {"$set": {deep_path: 1}}})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut deep = json!(1);
+    for _ in 0..33 {
+        deep = json!({"x": deep});
+    }
+    let r = app.post(&format!("{b}/tables/plain/rows"), key, json!({"rows": [{"deep": deep}]})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body["detail"][0]["msg"].as_str().unwrap().contains("deeper"), "{}", r.body);
+    // A page stops at about 5 MiB of rows (a Lambda answers at most 6 MB) and says more
+    // follow.
+    app.post(&format!("{b}/tables"), key, json!({"table_name": "big"})).await;
+    let blob = "x".repeat(60 * 1024);
+    for half in 0..2 {
+        let rows: Vec<Value> = (0..50).map(|i| json!({"i": half * 50 + i, "blob": blob})).collect();
+        assert_eq!(app.post(&format!("{b}/tables/big/rows"), key, json!({"rows": rows})).await.status, StatusCode::CREATED);
+    }
+    for body in [json!({"limit": 100}), json!({"limit": 100, "sort": {"i": 1}}), json!({"limit": 100, "filter": {"i": {"$gte": 0}}})] {
+        let r = query(&app, &pid, "big", body.clone()).await;
+        let n = r["rows"].as_array().unwrap().len();
+        assert!((60..100).contains(&n), "{body}: {n} rows");
+        assert_eq!((r["total"].clone(), r["has_more"].clone()), (json!(100), json!(true)), "{body}");
+        assert!(r.to_string().len() < 6_000_000);
+    }
 }
 
 on_both_backends!(
+    reads_are_bounded_and_plans_answer_exactly,
     large_writes_fit_dynamodbs_transactions,
     tables_answer_queries_the_same_by_index_and_by_scan,
     updates_and_deletes_by_filter_keep_indexes_true,
