@@ -7,28 +7,50 @@
 use std::sync::Arc;
 
 use zerodb_domain::Context;
-use zerodb_domain::events::{Dispatcher, EventHandler};
+use zerodb_domain::events::{Dispatcher, EventHandler, EventSink};
 use zerodb_domain::queues::QueueName;
 use zerodb_domain::work::Worker;
 use zerodb_memory::worker::EmbedNewMemories;
-use zerodb_projects::purge::Purge;
+use zerodb_projects::purge::{self, Purge};
 
 /// The handlers of write events, over the process's services.
 pub async fn handlers(ctx: &Context) -> anyhow::Result<Vec<Arc<dyn EventHandler>>> {
     Ok(vec![
         Arc::new(EmbedNewMemories(zerodb_memory::shared(ctx).await?)),
-        Arc::new(Purge {
-            table: ctx.stores().table.clone(),
-            blobs: ctx.stores().blobs.clone(),
-            events: ctx.events().clone(),
-        }),
-        Arc::new(PurgeProjectMemory(zerodb_memory::shared(ctx).await?)),
+        Arc::new(Purge::new(
+            ctx.stores().table.clone(),
+            ctx.stores().blobs.clone(),
+            ctx.events().clone(),
+        )),
+        Arc::new(PurgeProjectMemory::new(
+            zerodb_memory::shared(ctx).await?,
+            ctx.events().clone(),
+        )),
     ])
 }
 
+/// Memories forgotten per purge event before the rest is handed to the next one.
+pub const MEMORY_PURGE_BUDGET: usize = 5000;
+
 /// A deleted project's memories (namespace `project:<id>`), forgotten through the memory
-/// service so its indexes and caches forget them too.
-pub struct PurgeProjectMemory(pub zerodb_memory::MemoryService);
+/// service so its indexes and caches forget them too: at most `budget` per event, then
+/// the event is sent again (stage `memory`, which only this handler takes) while
+/// memories remain.
+pub struct PurgeProjectMemory {
+    pub memory: zerodb_memory::MemoryService,
+    pub events: EventSink,
+    pub budget: usize,
+}
+
+impl PurgeProjectMemory {
+    pub fn new(memory: zerodb_memory::MemoryService, events: EventSink) -> Self {
+        PurgeProjectMemory {
+            memory,
+            events,
+            budget: MEMORY_PURGE_BUDGET,
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl EventHandler for PurgeProjectMemory {
@@ -37,8 +59,11 @@ impl EventHandler for PurgeProjectMemory {
     }
 
     fn wants(&self, e: &zerodb_domain::events::Event) -> bool {
-        // The whole project's purge (a dropped table's names a table).
-        e.event == zerodb_projects::purge::PURGE_EVENT && e.data.get("table").is_none_or(|t| t.is_null())
+        // The whole project's purge (a dropped table's names a table): its first event,
+        // and this handler's own continuations, never the table purge's.
+        e.event == purge::PURGE_EVENT
+            && e.data.get("table").is_none_or(|t| t.is_null())
+            && matches!(purge::stage(e), None | Some(purge::STAGE_MEMORY))
     }
 
     async fn handle(
@@ -63,7 +88,24 @@ impl EventHandler for PurgeProjectMemory {
                 via_token: false,
                 rate_bucket: String::new(),
             };
-            done += self.0.forget_where(&owner, &ns, &[]).await?;
+            let (forgotten, more) = self
+                .memory
+                .forget_where_bounded(&owner, &ns, &[], self.budget)
+                .await?;
+            done += forgotten;
+            if more {
+                tracing::info!(project_id = %project, forgotten, "memory purge goes on in another event");
+                // Unsent, the rest would never be forgotten: fail, so this event is
+                // delivered again.
+                self.events
+                    .send(vec![purge::continuation(e, purge::STAGE_MEMORY)])
+                    .await
+                    .map_err(|err| {
+                        zerodb_domain::DomainError::Unexpected(anyhow::anyhow!(
+                            "the memory purge of project {project} could not hand on its remaining work: {err}"
+                        ))
+                    })?;
+            }
         }
         Ok(done)
     }

@@ -121,7 +121,8 @@ pub struct PublicListParams {
 }
 
 /// Files by name, as an array (`file:read`); when more follow, the `X-Next-Cursor`
-/// header holds the `cursor` of the next page.
+/// header holds the `cursor` of the next page. `[]` for an account with no project yet
+/// when no `X-Project-ID` is sent.
 #[utoipa::path(get, operation_id = "public_files_list", path = "/api/v1/public/files/", tag = "files", params(PublicListParams),
     responses((status = 200, body = Vec<FileView>,
         headers(("X-Next-Cursor" = String, description = "Present while more files follow")))))]
@@ -140,7 +141,15 @@ pub async fn list(
         .filter(|c| !c.is_empty())
         .map(Cursor::from_client)
         .transpose()?;
-    let p = project(&f, &caller, &headers, Access::Read).await?;
+    let named = named_project(&headers)?;
+    let p = match f.default_project(&caller, named, Access::Read).await {
+        Ok(p) => p,
+        // No project named and none yet (reading never makes one): no files.
+        Err(e) if named.is_none() && zerodb_projects::project::is_project_not_found(&e) => {
+            return Ok(Json(Vec::<FileView>::new()).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (files, next) = f.list(&p, prefix.as_deref(), limit, cursor).await?;
     let mut resp = Json(files.iter().map(view).collect::<Vec<_>>()).into_response();
     if let Some(c) = next.and_then(|c| HeaderValue::from_str(c.as_str()).ok()) {

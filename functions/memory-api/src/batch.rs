@@ -1,7 +1,9 @@
 //! Batch memory operations of seed 003, under `/api/v1/projects/{project_id}/database`:
-//! upsert, delete and update, up to 500 items each, with a result per item. Each passes
-//! the project gate first (the caller's project, not deleted, not suspended). A record
-//! that names no namespace lives in the project's, `project:<project_id>`.
+//! upsert, delete and update, up to 500 items each, with a result per item. Each checks
+//! the memory write scope on the project's namespace, `project:<project_id>`, first (a
+//! key without it learns nothing of the account's projects: 403 whatever the id), then
+//! passes the project gate (the caller's project, not deleted, not suspended). A record
+//! that names no namespace lives in the project's namespace.
 
 use axum::Json;
 use axum::extract::Path;
@@ -9,7 +11,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json_};
 use utoipa::ToSchema;
-use zerodb_domain::namespace::NamespaceKind;
+use zerodb_domain::auth::Principal;
 use zerodb_domain::{At, DomainError, Namespace, Problems};
 use zerodb_http::{ApiJson, ApiResult, Auth};
 use zerodb_memory::model::{
@@ -142,9 +144,9 @@ fn summarize(outcomes: Vec<ItemOutcome>) -> BatchResult {
     r
 }
 
-fn project_ns(project_id: &str) -> Result<Namespace, DomainError> {
-    crate::wire::namespace_id_at(At::path("project_id"), project_id)
-        .map(|id| Namespace::Scoped(NamespaceKind::Project, id))
+/// The project's namespace, once the caller may write it (scope first, then the gate).
+async fn enter(projects: &Projects, caller: &Principal, project_id: &str) -> Result<Namespace, DomainError> {
+    crate::project_memory::enter(projects, caller, project_id, Access::Write).await
 }
 
 fn check_count(field: &str, n: usize, what: &str) -> Result<(), DomainError> {
@@ -187,8 +189,7 @@ pub async fn upsert(
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<UpsertRequest>,
 ) -> ApiResult<Json<BatchResult>> {
-    projects.gate(&caller, &project_id, Access::Write).await?;
-    let ns = project_ns(&project_id)?;
+    let ns = enter(&projects, &caller, &project_id).await?;
     check_count("records", req.records.len(), "record")?;
     let records = req
         .records
@@ -227,8 +228,7 @@ pub async fn delete(
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<DeleteRequest>,
 ) -> ApiResult<Json<BatchResult>> {
-    projects.gate(&caller, &project_id, Access::Write).await?;
-    project_ns(&project_id)?;
+    enter(&projects, &caller, &project_id).await?;
     check_count("ids", req.ids.len(), "id")?;
     Ok(Json(summarize(svc.batch_delete(&caller, req.ids).await?)))
 }
@@ -285,8 +285,7 @@ pub async fn update(
     Path(project_id): Path<String>,
     ApiJson(req): ApiJson<UpdateRequest>,
 ) -> ApiResult<Json<BatchResult>> {
-    projects.gate(&caller, &project_id, Access::Write).await?;
-    project_ns(&project_id)?;
+    enter(&projects, &caller, &project_id).await?;
     check_count("updates", req.updates.len(), "update")?;
     let updates = req
         .updates

@@ -102,7 +102,7 @@ impl Priority {
 /// `project:<project_id>` first (403; a key without it learns nothing of the project),
 /// then the gate (404 `PROJECT_NOT_FOUND` for another account's, a deleted or an unknown
 /// project; 403 `PROJECT_SUSPENDED` for a write to a suspended one).
-async fn enter(
+pub(crate) async fn enter(
     projects: &Projects,
     caller: &Principal,
     project_id: &str,

@@ -216,6 +216,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|(name, ready)| format!("{name}{}", if *ready { "" } else { " (no key)" }))
         .collect();
     println!("  inference providers: {}", providers.join(", "));
+    println!(
+        "  instant-db: {}",
+        match (running.instant_db, running.addr.ip().to_canonical().is_loopback()) {
+            (true, true) => "on (this machine only; ZERODB_INSTANT_DB=off turns it off)",
+            (true, false) => "ON: anyone who reaches this address can create accounts",
+            (false, true) => "off",
+            (false, false) => "off (not a loopback address; ZERODB_INSTANT_DB=on turns it on)",
+        }
+    );
     match &running.new_root_key {
         Some(key) => {
             println!("  root key: {key}");

@@ -81,12 +81,9 @@ pub async fn router(ctx: &Context) -> anyhow::Result<axum::Router> {
 
 /// The settings of a local process: the environment, with the model
 /// `./infra/fetch-model.sh` caches as the default `ZERODB_MINILM_DIR` when one is there.
+/// (instant-db's default depends on the address served: [`instant_db_default`].)
 pub fn local_settings() -> Settings {
-    let mut settings = Settings::from_env();
-    // Clients provision themselves through instant-db; locally that is the point.
-    if settings.get("ZERODB_INSTANT_DB").is_none() {
-        settings = settings.with("ZERODB_INSTANT_DB", "on");
-    }
+    let settings = Settings::from_env();
     if settings.get("ZERODB_MINILM_DIR").is_some() {
         return settings;
     }
@@ -99,6 +96,18 @@ pub fn local_settings() -> Settings {
         Some(dir) => settings.with("ZERODB_MINILM_DIR", dir.display().to_string()),
         None => settings,
     }
+}
+
+/// `settings` with instant-db's default for a server listening on `addr`: on when only
+/// this machine can reach it (a loopback address), so local clients provision
+/// themselves; off on any other address (`0.0.0.0`, a LAN address), where it would let
+/// anyone who reaches the port create accounts. An explicit `ZERODB_INSTANT_DB` wins.
+pub fn instant_db_default(settings: Settings, addr: SocketAddr) -> Settings {
+    if settings.get("ZERODB_INSTANT_DB").is_some() {
+        return settings;
+    }
+    let loopback = addr.ip().to_canonical().is_loopback();
+    settings.with("ZERODB_INSTANT_DB", if loopback { "on" } else { "off" })
 }
 
 /// Settings of a local server.
@@ -222,6 +231,8 @@ pub struct Running {
     pub embedder: String,
     /// Providers of the inference gateway, each with whether its key was found.
     pub providers: Vec<(String, bool)>,
+    /// Whether `POST /api/v1/public/instant-db` creates accounts ([`instant_db_default`]).
+    pub instant_db: bool,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -266,7 +277,11 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
     };
 
     let conn_limits = serve::ConnLimits::from_settings(&config.settings)?;
-    let ctx = local_context(stack.stores.clone(), settings, config.settings.clone());
+    let process_settings = instant_db_default(config.settings.clone(), config.addr);
+    let instant_db = zerodb_projects::ProjectLimits::from_settings(&process_settings)
+        .map_err(anyhow::Error::msg)?
+        .instant_db;
+    let ctx = local_context(stack.stores.clone(), settings, process_settings);
     let app = router(&ctx).await?;
     let embedder = zerodb_memory::embedder(&ctx).await?.name().to_owned();
     let inference = zerodb_inference::shared(&ctx).await?;
@@ -313,6 +328,7 @@ pub async fn start(config: LocalConfig) -> anyhow::Result<Running> {
         new_root_key,
         embedder,
         providers,
+        instant_db,
         shutdown: tx,
         task,
     })

@@ -35,10 +35,9 @@ impl EventSink {
         }
     }
 
-    /// Sends the events (in batches of ten); never fails the caller.
-    pub async fn emit(&self, events: Vec<(String, String, serde_json::Value)>) {
+    fn bodies(&self, events: Vec<(String, String, serde_json::Value)>) -> Vec<String> {
         let now = rfc3339(self.clock.now());
-        let bodies: Vec<String> = events
+        events
             .into_iter()
             .filter_map(|(event, channel, data)| {
                 serde_json::to_string(&Event {
@@ -50,7 +49,12 @@ impl EventSink {
                 })
                 .ok()
             })
-            .collect();
+            .collect()
+    }
+
+    /// Sends the events (in batches of ten); never fails the caller.
+    pub async fn emit(&self, events: Vec<(String, String, serde_json::Value)>) {
+        let bodies = self.bodies(events);
         for chunk in bodies.chunks(10) {
             if let Err(e) = self.queue.send_batch(chunk.to_vec()).await {
                 let total = self
@@ -60,6 +64,21 @@ impl EventSink {
                 tracing::warn!(error = %e, lost = chunk.len(), total_failures = total, "event send failed; the write stands");
             }
         }
+    }
+
+    /// Sends the events (in batches of ten) and returns the first failure, for a caller
+    /// whose work is lost unless the event is sent: a worker handing the rest of its work
+    /// to another event fails (so its own event is delivered again) rather than dropping
+    /// it. Batches before a failed one stay sent.
+    pub async fn send(
+        &self,
+        events: Vec<(String, String, serde_json::Value)>,
+    ) -> Result<(), crate::store::StoreError> {
+        let bodies = self.bodies(events);
+        for chunk in bodies.chunks(10) {
+            self.queue.send_batch(chunk.to_vec()).await?;
+        }
+        Ok(())
     }
 
     /// Events that could not be sent since start.

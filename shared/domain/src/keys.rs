@@ -140,6 +140,18 @@ pub fn project(account: &str, project_id: &str) -> Key {
 /// Sort-key prefix of an account's projects in its partition.
 pub const PROJECT_PREFIX: &str = "PROJ#";
 
+/// A deleted project's record, kept (with a TTL) under a prefix of its own, so the
+/// account's live projects are read without reading its deleted ones.
+pub fn deleted_project(account: &str, project_id: &str) -> Key {
+    Key::new(
+        account_partition(account),
+        format!("{DELETED_PROJECT_PREFIX}{project_id}"),
+    )
+}
+
+/// Sort-key prefix of an account's deleted projects in its partition.
+pub const DELETED_PROJECT_PREFIX: &str = "PROJDEL#";
+
 /// `PLOG#<project>`: the project's status transitions, oldest first.
 pub fn project_transition(project_id: &str, millis: i64, id: &str) -> Key {
     Key::new(
@@ -391,6 +403,12 @@ pub const FAMILIES: &[Family] = &[
         space: KeySpace::Primary,
         pk: &[Lit("ACCT#"), Var(Id)],
         sk: &[Lit(PROJECT_PREFIX), Var(Id)],
+    },
+    Family {
+        name: "deleted project",
+        space: KeySpace::Primary,
+        pk: &[Lit("ACCT#"), Var(Id)],
+        sk: &[Lit(DELETED_PROJECT_PREFIX), Var(Id)],
     },
     Family {
         name: "project transition",
@@ -668,6 +686,12 @@ mod tests {
                 KeySpace::Primary,
                 project(acct, "proj_01hx5").pk,
                 project(acct, "proj_01hx5").sk,
+            ),
+            (
+                "deleted project",
+                KeySpace::Primary,
+                deleted_project(acct, "proj_01hx5").pk,
+                deleted_project(acct, "proj_01hx5").sk,
             ),
             (
                 "project transition",

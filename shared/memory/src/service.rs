@@ -698,22 +698,47 @@ impl MemoryService {
         ns: &Namespace,
         tags: &[String],
     ) -> Result<usize, DomainError> {
+        self.forget_where_bounded(caller, ns, tags, usize::MAX)
+            .await
+            .map(|(deleted, _)| deleted)
+    }
+
+    /// As [`MemoryService::forget_where`], but forgets at most `max` memories (at least
+    /// one); returns how many it forgot and whether any that match may remain, so a
+    /// worker can go on in another invocation (a call starts from the namespace's first
+    /// memory again: what it forgot is gone).
+    pub async fn forget_where_bounded(
+        &self,
+        caller: &Principal,
+        ns: &Namespace,
+        tags: &[String],
+        max: usize,
+    ) -> Result<(usize, bool), DomainError> {
         require(caller, Permission::Write, ns)?;
+        let max = max.max(1);
         let account = &caller.account_id;
-        let mut deleted = 0;
+        let (mut deleted, mut taken) = (0, 0usize);
         let mut cursor = None;
         loop {
             // Deleting while paging is safe: the cursor is a key position, not an offset.
             let (page, next) = self.repo.page(account, ns, cursor).await?;
-            let targets: Vec<(Namespace, String)> = page
+            let mut targets: Vec<(Namespace, String)> = page
                 .into_iter()
                 .filter(|m| m.has_all_tags(tags))
                 .map(|m| (m.namespace, m.id))
                 .collect();
+            let room = max - taken;
+            let left_in_page = targets.len() > room;
+            targets.truncate(room);
+            taken += targets.len();
             deleted += self.repo.delete_many(account, &targets).await?;
+            if left_in_page {
+                return Ok((deleted, true));
+            }
             match next {
+                Some(_) if taken >= max => return Ok((deleted, true)),
                 Some(c) => cursor = Some(c),
-                None => return Ok(deleted),
+                None => return Ok((deleted, false)),
             }
         }
     }

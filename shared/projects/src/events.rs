@@ -14,7 +14,7 @@ use zerodb_domain::store::{
 };
 use zerodb_domain::{At, Context, DomainError, Settings, ids, keys};
 
-use crate::project::{Project, STAT_EVENT_BYTES, STAT_EVENTS, count};
+use crate::project::{ANSWER_BYTES, Project, STAT_EVENT_BYTES, STAT_EVENTS, count, json_string_bytes};
 
 /// Seed 003's batch limit.
 pub const MAX_BATCH: usize = 100;
@@ -160,7 +160,9 @@ impl ProjectEvents {
         Ok(stored)
     }
 
-    /// Events newest first, one page.
+    /// Events newest first, one page. A page stops before its payloads pass
+    /// [`ANSWER_BYTES`] (a Lambda answers at most 6 MB: 1,000 events of 64 KB would not
+    /// fit), its cursor then going on after the last event returned.
     pub async fn list(
         &self,
         p: &Project,
@@ -168,8 +170,9 @@ impl ProjectEvents {
     ) -> Result<(Vec<StoredEvent>, Option<Cursor>), DomainError> {
         let lo = format!("{:013}", q.since.unwrap_or(0).max(0));
         let hi = format!("{:013}~", q.until.unwrap_or(9_999_999_999_999).max(0));
+        let index = if q.topic.is_some() { Index::Gsi1 } else { Index::Primary };
         let query = match &q.topic {
-            Some(t) => Query::partition(keys::event_topic_index(&p.id, &hex::encode(t))).on(Index::Gsi1),
+            Some(t) => Query::partition(keys::event_topic_index(&p.id, &hex::encode(t))).on(index),
             None => Query::partition(keys::events_partition(&p.id)),
         }
         .sort(SortKey::Between(lo, hi))
@@ -177,9 +180,18 @@ impl ProjectEvents {
         .limit(q.limit.clamp(1, MAX_PAGE))
         .after(q.cursor);
         let page = self.table.query(query).await?;
-        let mut out = Vec::with_capacity(page.items.len());
+        let mut out: Vec<StoredEvent> = Vec::with_capacity(page.items.len());
+        let (mut bytes, mut last) = (0usize, None);
         for item in page.items {
-            out.push(from_item(item)?);
+            let after = Cursor::after(&item, index);
+            let e: StoredEvent = from_item(item)?;
+            let size = e.payload.len() + json_string_bytes(&e.topic);
+            if !out.is_empty() && bytes + size > ANSWER_BYTES {
+                return Ok((out, last));
+            }
+            bytes += size;
+            out.push(e);
+            last = after;
         }
         Ok((out, page.cursor))
     }

@@ -300,6 +300,12 @@ pub fn not_found() -> DomainError {
     DomainError::coded(Refusal::NotFound, "PROJECT_NOT_FOUND", "Project not found")
 }
 
+/// Whether `e` is [`not_found`]'s 404 (so a route that lists the default project can
+/// answer an account with no project as an empty list).
+pub fn is_project_not_found(e: &DomainError) -> bool {
+    matches!(e, DomainError::Coded { code: "PROJECT_NOT_FOUND", .. })
+}
+
 fn stamp(p: &Project) -> serde_json::Value {
     json!({"project_id": p.id, "user_id": p.account_id})
 }
@@ -380,7 +386,9 @@ impl Projects {
             PROJECT_COUNT.into(),
             Value::int(count.unwrap_or(0) + 1),
         )];
-        if account.get(DEFAULT_PROJECT).is_none() {
+        // The account's first live project is its default; an account whose default was
+        // deleted adopts its oldest live one when it next needs one (`default_gate`).
+        if account.get(DEFAULT_PROJECT).is_none() && count.unwrap_or(0) <= 0 {
             account_updates.push(Update::Set(
                 DEFAULT_PROJECT.into(),
                 Value::S(project.id.clone()),
@@ -490,6 +498,11 @@ impl Projects {
         access: Access,
     ) -> Result<Project, DomainError> {
         let p = self.load(&caller.account_id, project_id).await?;
+        Self::admit(p, access)
+    }
+
+    /// The gate's checks of a project already read.
+    fn admit(p: Project, access: Access) -> Result<Project, DomainError> {
         if access == Access::Write && p.status == Status::Suspended {
             return Err(DomainError::coded(
                 Refusal::Forbidden,
@@ -514,7 +527,10 @@ impl Projects {
     }
 
     /// The project of ainative-agent's `/public/...` routes: `X-Project-ID` when sent,
-    /// else the account's default project (its first), made on first use.
+    /// else the account's default project. An account with none yet adopts its oldest
+    /// live project as its default; one with no live project gets a "Default project"
+    /// made on its first write (a read is 404 `PROJECT_NOT_FOUND`: reading never creates
+    /// anything, and a read-only key never causes a project).
     pub async fn default_gate(
         &self,
         caller: &Principal,
@@ -524,17 +540,70 @@ impl Projects {
         if let Some(id) = named {
             return self.gate(caller, id, access).await;
         }
+        // A few rounds at most: each one that does not answer saw another request change
+        // the default at the same moment.
+        for _ in 0..4 {
+            if let Some(p) = self.default_project(caller, access).await? {
+                return Self::admit(p, access);
+            }
+        }
+        Err(DomainError::Conflict(
+            "the account's default project changed during the request; retry".into(),
+        ))
+    }
+
+    /// One round of [`Projects::default_gate`]: the default project, or `None` when a
+    /// concurrent change means the account must be read again.
+    async fn default_project(
+        &self,
+        caller: &Principal,
+        access: Access,
+    ) -> Result<Option<Project>, DomainError> {
+        let account_key = keys::account(&caller.account_id);
         let account = self
             .table
-            .get(&keys::account(&caller.account_id))
+            .get(&account_key)
             .await?
             .ok_or_else(|| DomainError::NotFound("account not found".into()))?;
         if let Some(id) = account.get(DEFAULT_PROJECT).and_then(Value::as_str) {
-            return self.gate(caller, id, access).await;
+            match self.load(&caller.account_id, id).await {
+                Ok(p) => return Ok(Some(p)),
+                Err(e) if is_project_not_found(&e) => {
+                    // The default was deleted while it was being chosen: forget it (if
+                    // it is still the default) and choose again.
+                    let still = Condition::Equals(DEFAULT_PROJECT.into(), Value::S(id.to_owned()));
+                    match self.table.update(&account_key, vec![Update::Remove(DEFAULT_PROJECT.into())], Some(still)).await {
+                        Ok(_) | Err(zerodb_domain::store::StoreError::Conflict) => return Ok(None),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        // The account's implicit project: any caller that may use the database may
-        // cause it, as it only names where its data goes.
-        let p = self
+        // No default yet: the oldest live project becomes it, if no other request has
+        // chosen one meanwhile.
+        if let Some(p) = self.live(&caller.account_id).await?.into_iter().next() {
+            let unset = Condition::All(vec![
+                Condition::Exists,
+                Condition::AttributeNotExists(DEFAULT_PROJECT.into()),
+            ]);
+            return match self
+                .table
+                .update(&account_key, vec![Update::Set(DEFAULT_PROJECT.into(), Value::S(p.id.clone()))], Some(unset))
+                .await
+            {
+                Ok(_) => Ok(Some(p)),
+                Err(zerodb_domain::store::StoreError::Conflict) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        if access != Access::Write {
+            return Err(not_found());
+        }
+        // No project at all: the first write makes the account's implicit project. The
+        // caller's write scope was checked by its route; the project only names where
+        // its data goes.
+        let made = self
             .create_unchecked(
                 caller,
                 NewProject {
@@ -549,50 +618,68 @@ impl Projects {
                 },
             )
             .await;
-        match p {
-            Ok(p) => Ok(p),
-            // Two first requests at once: the other one made it.
-            Err(DomainError::Conflict(_)) => Box::pin(self.default_gate(caller, None, access)).await,
+        match made {
+            Ok(p) => Ok(Some(p)),
+            // Two first writes at once: the other one made it.
+            Err(DomainError::Conflict(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// The account's projects, oldest first; deleted ones only when asked for by status.
+    /// The account's live projects (not deleted), oldest first.
+    async fn live(&self, account: &str) -> Result<Vec<Project>, DomainError> {
+        let mut out = self.query_projects(account, keys::PROJECT_PREFIX).await?;
+        // Records deleted before deleted ones had a prefix of their own.
+        out.retain(|p| p.status != Status::Deleted);
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    /// Every project record under `prefix` of the account's partition, at most
+    /// [`MAX_LISTED`].
+    async fn query_projects(&self, account: &str, prefix: &str) -> Result<Vec<Project>, DomainError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .table
+                .query(
+                    Query::partition(keys::account_partition(account))
+                        .begins_with(prefix)
+                        .limit(500)
+                        .after(cursor),
+                )
+                .await?;
+            for item in page.items {
+                out.push(from_item::<Project>(item)?);
+            }
+            match page.cursor {
+                Some(c) if out.len() < MAX_LISTED => cursor = Some(c),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The account's projects, oldest first; deleted ones only when asked for by status
+    /// (they are kept under a prefix of their own, so they never crowd the live ones).
     pub async fn list(
         &self,
         caller: &Principal,
         status: Option<Status>,
     ) -> Result<Vec<Project>, DomainError> {
         caller.require(Service::Zerodb, Permission::Read, None)?;
-        let mut out = Vec::new();
-        let mut cursor = None;
-        let mut read = 0usize;
-        loop {
-            let page = self
-                .table
-                .query(
-                    Query::partition(keys::account_partition(&caller.account_id))
-                        .begins_with(keys::PROJECT_PREFIX)
-                        .limit(500)
-                        .after(cursor),
-                )
-                .await?;
-            read += page.items.len();
-            for item in page.items {
-                let p: Project = from_item(item)?;
-                let wanted = match status {
-                    Some(s) => p.status == s,
-                    None => p.status != Status::Deleted,
-                };
-                if wanted {
-                    out.push(p);
-                }
+        let mut out = match status {
+            Some(Status::Deleted) => {
+                self.query_projects(&caller.account_id, keys::DELETED_PROJECT_PREFIX)
+                    .await?
             }
-            match page.cursor {
-                Some(c) if read < MAX_LISTED => cursor = Some(c),
-                _ => break,
+            Some(s) => {
+                let mut live = self.live(&caller.account_id).await?;
+                live.retain(|p| p.status == s);
+                live
             }
-        }
+            None => self.live(&caller.account_id).await?,
+        };
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }
@@ -668,13 +755,24 @@ impl Projects {
         }
         p.status = to;
         p.updated_at = self.now();
-        let mut item = to_item(&keys::project(&p.account_id, &p.id), &p, None)?;
+        let status_read = Condition::Equals("status".into(), Value::S(from.as_str().into()));
         let mut ops = vec![];
         if to == Status::Deleted {
-            item.insert(
-                zerodb_domain::store::TTL.into(),
-                Value::int(p.updated_at + DELETED_RECORD_SECS),
-            );
+            // The live record goes (if its status is still the one read), and the
+            // deleted one is kept under its own prefix until its TTL, so the id never
+            // answers with data and the live projects are read without it.
+            ops.push(TxOp::Delete {
+                key: keys::project(&p.account_id, &p.id),
+                condition: Some(status_read),
+            });
+            ops.push(TxOp::Put {
+                item: to_item(
+                    &keys::deleted_project(&p.account_id, &p.id),
+                    &p,
+                    Some(p.updated_at + DELETED_RECORD_SECS),
+                )?,
+                condition: None,
+            });
             let account = self.table.get(&keys::account(&p.account_id)).await?;
             let mut updates = vec![Update::Add(PROJECT_COUNT.into(), -1)];
             if account
@@ -690,14 +788,12 @@ impl Projects {
                 updates,
                 condition: Some(Condition::Exists),
             });
+        } else {
+            ops.push(TxOp::Put {
+                item: to_item(&keys::project(&p.account_id, &p.id), &p, None)?,
+                condition: Some(status_read),
+            });
         }
-        ops.push(TxOp::Put {
-            item,
-            condition: Some(Condition::Equals(
-                "status".into(),
-                Value::S(from.as_str().into()),
-            )),
-        });
         ops.push(self.transition(&p, Some(from), to, caller, reason)?);
         self.table.transact(ops).await.map_err(|e| match e {
             zerodb_domain::store::StoreError::Conflict => DomainError::Conflict(
@@ -889,6 +985,24 @@ pub fn count(project_id: &str, adds: &[(&str, i64)]) -> TxOp {
 /// An item's attribute as a number (0 when absent).
 pub fn number(item: &Item, attr: &str) -> i64 {
     item.get(attr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// Most bytes of stored text (payloads, prompts, responses) one list answers: a Lambda's
+/// response carries at most 6 MB, so a list stops its page here and hands back a cursor
+/// that goes on after the last item it returned.
+pub const ANSWER_BYTES: usize = 5 * 1024 * 1024;
+
+/// Bytes `s` takes as a JSON string (quotes, backslashes and control characters are
+/// escaped).
+pub fn json_string_bytes(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 /// Bytes a transaction may carry here: DynamoDB's 4 MB less room for key and attribute

@@ -2,7 +2,9 @@
 //! the events worker rather than inside the request: the request commits the drop (the
 //! definition or the project record) and emits an internal purge event; the handler
 //! deletes a bounded number of items per event and, when more remain, sends the event
-//! again to go on. Every step is idempotent, so a retried event does no harm.
+//! again to go on (marked [`STAGE_DATA`], so the memory purge does not take it), failing
+//! the event when that send fails so the queue delivers it again. Every step is
+//! idempotent, so a retried event does no harm.
 
 use std::sync::Arc;
 
@@ -18,7 +20,15 @@ use crate::tables::TableDef;
 /// The internal event that asks for a purge (hooks never see the `internal` channel).
 pub const PURGE_EVENT: &str = "zerodb.internal.purge";
 /// Items deleted per event before the rest is handed to the next one.
-const BUDGET: usize = 5000;
+pub const BUDGET: usize = 5000;
+/// `stage` of a purge event that goes on with the tables, files, events and RLHF of a
+/// project (or a dropped table's rows): sent by [`Purge`] alone, handled by it alone.
+pub const STAGE_DATA: &str = "data";
+/// `stage` of a purge event that goes on forgetting a deleted project's memories: sent
+/// and handled by the events worker's memory purge alone. The first event of a purge has
+/// no stage and is handled by both; each continuation only by the handler that sent it,
+/// so neither ever sets the other going again.
+pub const STAGE_MEMORY: &str = "memory";
 
 /// The event that purges a dropped table (`table`) or a whole deleted project.
 pub fn purge_event(account_id: &str, project_id: &str, table: Option<&TableDef>) -> (String, String, Value) {
@@ -33,6 +43,20 @@ pub fn purge_event(account_id: &str, project_id: &str, table: Option<&TableDef>)
     )
 }
 
+/// The stage a purge event names (`None` for the first event of a purge).
+pub fn stage(e: &Event) -> Option<&str> {
+    e.data.get("stage").and_then(Value::as_str)
+}
+
+/// The event that goes on with `e`'s purge at `stage`.
+pub fn continuation(e: &Event, stage: &str) -> (String, String, Value) {
+    let mut data = e.data.clone();
+    if let Some(m) = data.as_object_mut() {
+        m.insert("stage".into(), json!(stage));
+    }
+    (e.event.clone(), e.channel.clone(), data)
+}
+
 /// Where a project's file bytes live in the Blobs store.
 pub fn file_blob_prefix(project_id: &str) -> String {
     format!("files/{project_id}/")
@@ -43,6 +67,8 @@ pub struct Purge {
     pub table: Arc<dyn Table>,
     pub blobs: Arc<dyn Blobs>,
     pub events: EventSink,
+    /// Items deleted per event ([`BUDGET`]).
+    pub budget: usize,
 }
 
 enum Step {
@@ -51,6 +77,10 @@ enum Step {
 }
 
 impl Purge {
+    pub fn new(table: Arc<dyn Table>, blobs: Arc<dyn Blobs>, events: EventSink) -> Self {
+        Purge { table, blobs, events, budget: BUDGET }
+    }
+
     /// Deletes up to `budget` items of one partition; `Done` when it is empty.
     async fn partition(&self, pk: &str, budget: &mut usize) -> Result<Step, DomainError> {
         loop {
@@ -142,24 +172,30 @@ impl EventHandler for Purge {
     }
 
     fn wants(&self, event: &Event) -> bool {
-        event.event == PURGE_EVENT
+        // Not the memory purge's continuations: those are its own.
+        event.event == PURGE_EVENT && matches!(stage(event), None | Some(STAGE_DATA))
     }
 
     async fn handle(&self, events: &[&Event]) -> Result<usize, DomainError> {
         let mut done = 0;
         for e in events {
             let Some(project_id) = e.data.get("project_id").and_then(Value::as_str) else { continue };
-            let mut budget = BUDGET;
+            let mut budget = self.budget.max(1);
+            let start = budget;
             let step = match e.data.get("table").and_then(|t| t.get("id")).and_then(Value::as_str) {
                 Some(table_id) => self.table_data(project_id, table_id, &mut budget).await?,
                 None => self.project(project_id, &mut budget).await?,
             };
-            done += BUDGET - budget;
+            done += start - budget;
             if let Step::More = step {
-                tracing::info!(project_id, deleted = BUDGET - budget, "purge goes on in another event");
-                self.events
-                    .emit(vec![(e.event.clone(), e.channel.clone(), e.data.clone())])
-                    .await;
+                tracing::info!(project_id, deleted = start - budget, "purge goes on in another event");
+                // Unsent, the rest would never be purged: fail, so this event is
+                // delivered again (every step is idempotent).
+                self.events.send(vec![continuation(e, STAGE_DATA)]).await.map_err(|err| {
+                    DomainError::Unexpected(anyhow::anyhow!(
+                        "the purge of project {project_id} could not hand on its remaining work: {err}"
+                    ))
+                })?;
             }
         }
         Ok(done)

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zerodb_domain::clock::{Clock, rfc3339};
 use zerodb_domain::item::{from_item, to_item};
-use zerodb_domain::store::{Cursor, Query, SortKey, Table, TxOp};
+use zerodb_domain::store::{Cursor, Index, Query, SortKey, Table, TxOp};
 use zerodb_domain::{At, Context, DomainError, ids, keys};
 
 use crate::filter::Filter;
-use crate::project::{Project, STAT_RLHF, STAT_RLHF_BYTES, count};
+use crate::project::{ANSWER_BYTES, Project, STAT_RLHF, STAT_RLHF_BYTES, count, json_string_bytes};
 
 /// Seed 003's batch limit.
 pub const MAX_BATCH: usize = 1000;
@@ -23,6 +23,12 @@ pub const MAX_TEXT_CHARS: usize = 100_000;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Reads a filtered list makes before it returns what it found (and a cursor).
 const MAX_READS: usize = 50;
+/// Largest interaction as stored: prompt, response, metadata and feedback bytes plus
+/// [`ITEM_OVERHEAD_BYTES`], below DynamoDB's 400 KB item limit (checked for every
+/// interaction before any is written, so a batch never stops half-written).
+pub const MAX_ITEM_BYTES: usize = 380 * 1024;
+/// What an interaction's item holds besides its texts: keys, id, time, attribute names.
+pub const ITEM_OVERHEAD_BYTES: usize = 1024;
 
 /// One logged interaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +47,14 @@ pub struct Interaction {
 }
 
 impl Interaction {
+    /// Bytes its texts take in a JSON answer.
+    fn answer_bytes(&self) -> usize {
+        json_string_bytes(&self.prompt)
+            + json_string_bytes(&self.response)
+            + self.metadata.len()
+            + self.feedback.as_ref().map_or(0, String::len)
+    }
+
     /// The interaction as clients see it (and as filters match it).
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
@@ -105,6 +119,21 @@ impl NewInteraction {
                 "feedback is over {MAX_METADATA_BYTES} bytes as JSON"
             )));
         }
+        // Characters are not bytes: 100,000 CJK characters are 300,000 bytes.
+        let stored = prompt.len()
+            + response.len()
+            + metadata.len()
+            + feedback.as_ref().map_or(0, String::len)
+            + ITEM_OVERHEAD_BYTES;
+        if stored > MAX_ITEM_BYTES {
+            return Err(at.clone().invalid(format!(
+                "this interaction is {stored} bytes as stored (prompt {}, response {}, metadata {}, feedback {} bytes, and {ITEM_OVERHEAD_BYTES} of overhead); the limit is {MAX_ITEM_BYTES} bytes: shorten the prompt or response",
+                prompt.len(),
+                response.len(),
+                metadata.len(),
+                feedback.as_ref().map_or(0, String::len),
+            )));
+        }
         Ok(NewInteraction { prompt, response, metadata, feedback })
     }
 }
@@ -163,6 +192,8 @@ impl Rlhf {
 
     /// Interactions newest first; with a filter, pages are read until the page is full
     /// or a bounded number of items has been read (the cursor then goes on from there).
+    /// A page also stops before its texts pass [`ANSWER_BYTES`] (a Lambda answers at
+    /// most 6 MB), its cursor then going on after the last interaction returned.
     pub async fn list(&self, p: &Project, q: RlhfQuery) -> Result<(Vec<Interaction>, Option<Cursor>), DomainError> {
         let lo = format!("{:013}", q.since.unwrap_or(0).max(0));
         let hi = format!("{:013}~", q.until.unwrap_or(9_999_999_999_999).max(0));
@@ -170,6 +201,10 @@ impl Rlhf {
         let mut out = Vec::new();
         let mut cursor = q.cursor;
         let mut reads = 0;
+        let mut bytes = 0usize;
+        // The position after the last interaction read (returned, or passed over by the
+        // filter).
+        let mut last: Option<Cursor> = None;
         loop {
             // A page never holds more than the rest of the answer, so the adapter's own
             // cursor always says where the next call goes on.
@@ -185,10 +220,18 @@ impl Rlhf {
                 .await?;
             reads += 1;
             for item in page.items {
+                let after = Cursor::after(&item, Index::Primary);
                 let it: Interaction = from_item(item)?;
                 if q.filter.as_ref().is_none_or(|f| f.matches(&it.to_json())) {
+                    let size = it.answer_bytes();
+                    if !out.is_empty() && bytes + size > ANSWER_BYTES {
+                        // The next call starts at this one: after the last read.
+                        return Ok((out, last));
+                    }
+                    bytes += size;
                     out.push(it);
                 }
+                last = after;
             }
             match page.cursor {
                 Some(c) if out.len() < limit && reads < MAX_READS => cursor = Some(c),

@@ -666,6 +666,9 @@ async fn scopes_tenancy_and_suspension_decide_who_may_do_what(backend: Backend) 
 
     // Another account: the project is not found, nor the file by its id, nor in a list.
     let other = app.new_account("other").await;
+    // B has a project of its own (a read never makes one).
+    let r = app.post("/api/v1/projects", &other, json!({"name": "b's"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let reqs: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, f.clone(), None),
         (

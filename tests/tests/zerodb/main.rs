@@ -21,4 +21,5 @@ mod memory_graph;
 mod memory_meaning;
 mod project_memory;
 mod projects_api;
+mod projects_review;
 mod security_api;

@@ -481,12 +481,25 @@ async fn scoped_keys_stay_in_their_namespaces(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let pid = new_project(&app, &app.root_key).await;
+    let batch_delete = format!("/api/v1/projects/{pid}/database/memory/batch/delete");
+    // The batch routes take the memory write scope on the project's namespace first.
     let r = app
-        .post(
-            &format!("/api/v1/projects/{pid}/database/memory/batch/delete"),
-            &a,
-            json!({"ids": [other["id"]]}),
+        .post(&batch_delete, &a, json!({"ids": [other["id"]]}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(!r.body.to_string().contains("session:b"), "{}", r.body);
+    // With it, an id of another namespace is as if it did not exist.
+    let (_, ap) = app
+        .create_key(
+            &[
+                "memory:write:session/a",
+                &format!("memory:write:project/{pid}"),
+            ],
+            Some(3600),
         )
+        .await;
+    let r = app
+        .post(&batch_delete, &ap, json!({"ids": [other["id"]]}))
         .await;
     assert_eq!(
         (r.body["not_found"].clone(), r.body["failed"].clone()),

@@ -498,9 +498,17 @@ async fn stats_read_kept_totals(backend: Backend) {
 async fn restricted_keys_learn_nothing_outside_their_scope(backend: Backend) {
     let app = TestApp::new(backend).await;
     let root = &app.root_key;
-    let (_, batch) = batch_routes(&app).await;
+    let (pid, batch) = batch_routes(&app).await;
+    // The batch routes take the write scope on the project's namespace first.
     let (_, a) = app
-        .create_key(&["memory:write:session/a", "memory:read:session/a"], None)
+        .create_key(
+            &[
+                "memory:write:session/a",
+                "memory:read:session/a",
+                &format!("memory:write:project/{pid}"),
+            ],
+            None,
+        )
         .await;
     let other = ok(
         &app,
@@ -558,9 +566,17 @@ async fn restricted_keys_learn_nothing_outside_their_scope(backend: Backend) {
 
 async fn entity_id_follows_the_graph_write_rule(backend: Backend) {
     let app = TestApp::new(backend).await;
-    let (_, batch) = batch_routes(&app).await;
+    let (pid, batch) = batch_routes(&app).await;
+    // The batch routes take the write scope on the project's namespace first.
     let (_, a) = app
-        .create_key(&["memory:write:session/a", "memory:read:session/a"], None)
+        .create_key(
+            &[
+                "memory:write:session/a",
+                "memory:read:session/a",
+                &format!("memory:write:project/{pid}"),
+            ],
+            None,
+        )
         .await;
     let r = app
         .post(
