@@ -1,10 +1,11 @@
 //! Benchmark: the project database over TCP on zerodb-local's stack (embedded storage,
 //! every commit synced): row insert throughput with and without declared indexes, and
 //! queries at 100,000 rows by an indexed field and by the same field unindexed (a scan),
-//! against the unauthenticated health route measured in the same run. Prints figures;
+//! against the unauthenticated health route measured in the same run; file upload and
+//! download of 1 MB and 50 MB against the Blobs store written directly. Prints figures;
 //! asserts nothing (the tests do).
 //!
-//! Run: `cargo run --profile perf -p zerodb-tests --bin bench-tables`
+//! Run: `cargo run --profile perf -p zerodb-tests --bin bench-database`
 //! (`BENCH_ROWS` changes the table size, default 100,000.)
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ struct Server {
     base: String,
     key: String,
     counting: Arc<CountingTable>,
+    blobs: Arc<dyn zerodb_domain::store::Blobs>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,15 +38,16 @@ async fn serve() -> anyhow::Result<Server> {
     };
     let account = zerodb_local::create_account(stores.table.clone(), "bench").await?;
     let ctx = zerodb_local::local_context(stores, settings, zerodb_domain::Settings::default());
+    let blobs = stack.stores.blobs.clone();
     let app = zerodb_http::serve(
-        &[projects_api::group(), database_api::group(), auth_api::meta("{}")],
+        &[projects_api::group(), database_api::group(), files_api::group(), auth_api::meta("{}")],
         &ctx,
     )
     .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(Server { base, key: account.root_key.expose().to_owned(), counting, _dir: dir })
+    Ok(Server { base, key: account.root_key.expose().to_owned(), counting, blobs, _dir: dir })
 }
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {
@@ -165,5 +168,51 @@ async fn main() -> anyhow::Result<()> {
     let count: Vec<Value> = (0..200).map(|_| json!({"limit": 0})).collect();
     let (mut l, calls) = latencies(&c, &s, &format!("{db}/tables/plain/query"), &count).await;
     println!("{:<52} {:>9.3} {:>9.3} {:>11.1}", "count, no filter (the table's counter)", pct(&mut l, 0.5), pct(&mut l, 0.95), calls);
+
+    files(&c, &s, &db).await?;
+    Ok(())
+}
+
+/// Uploads through an upload URL (this server's signed one locally), downloads through
+/// the API, each beside the Blobs store written and read directly (the storage floor).
+async fn files(c: &reqwest::Client, s: &Server, db: &str) -> anyhow::Result<()> {
+    println!();
+    println!("{:<40} {:>5} {:>10} {:>10} {:>12}", "files", "runs", "p50 ms", "MB/s", "vs storage");
+    for (mb, runs) in [(1usize, 20usize), (50, 3)] {
+        let bytes: Vec<u8> = (0..mb * 1_000_000).map(|i| (i % 251) as u8).collect();
+        let (mut put, mut get, mut floor_put, mut floor_get) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for run in 0..runs {
+            let t = Instant::now();
+            let ticket = call(c, s, reqwest::Method::POST, &format!("{db}/files/upload-url"),
+                Some(json!({"file_name": format!("bench/{mb}mb-{run}.bin"), "content_type": "application/octet-stream", "size_bytes": bytes.len()}))).await;
+            let r = c.put(ticket["upload_url"].as_str().unwrap()).body(bytes.clone()).send().await?;
+            assert!(r.status().is_success(), "upload: {}", r.status());
+            r.bytes().await?;
+            put.push(t.elapsed());
+            let id = ticket["file_id"].as_str().unwrap();
+            let t = Instant::now();
+            let r = c.get(format!("{}{db}/files/{id}/download", s.base)).header("x-api-key", &s.key).send().await?;
+            assert!(r.status().is_success(), "download: {}", r.status());
+            let got = r.bytes().await?;
+            get.push(t.elapsed());
+            assert_eq!(got.len(), bytes.len());
+            let key = format!("bench-floor/{mb}-{run}");
+            let t = Instant::now();
+            s.blobs.put(&key, bytes.clone(), Some("application/octet-stream")).await?;
+            floor_put.push(t.elapsed());
+            let t = Instant::now();
+            let b = s.blobs.get(&key).await?.expect("blob");
+            floor_get.push(t.elapsed());
+            assert_eq!(b.bytes.len(), bytes.len());
+        }
+        for (what, lat, floor) in [("upload (ticket + PUT)", &mut put, &mut floor_put), ("download (GET, bytes)", &mut get, &mut floor_get)] {
+            let p50 = pct(lat, 0.5);
+            let f50 = pct(floor, 0.5);
+            println!(
+                "{:<40} {:>5} {:>10.1} {:>10.0} {:>11.2}×",
+                format!("{what}, {mb} MB"), runs, p50, mb as f64 / (p50 / 1000.0), p50 / f50.max(0.001)
+            );
+        }
+    }
     Ok(())
 }
