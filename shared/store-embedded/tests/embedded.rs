@@ -518,10 +518,13 @@ async fn queries_handle_unusual_keys_and_cursors() {
         .await
         .unwrap();
     assert_eq!(capped.items.len(), 6);
+    // Bounds in the wrong order match nothing, as the AWS adapter answers them.
     assert!(
         t.query(Query::partition("P#o").sort(SortKey::Between("b".into(), "a".into())))
             .await
-            .is_err()
+            .unwrap()
+            .items
+            .is_empty()
     );
 }
 
