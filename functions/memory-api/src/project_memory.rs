@@ -206,9 +206,9 @@ pub struct CreateMemory {
     #[serde(default)]
     #[schema(max_items = 50)]
     pub tags: Option<Vec<String>>,
-    /// `low`, `medium` (default), `high` or `critical`: the memory's importance.
+    /// `low`, `medium` (default; also when empty), `high` or `critical`: the memory's importance.
     #[serde(default)]
-    #[schema(pattern = "^(low|medium|high|critical)$")]
+    #[schema(pattern = "^(low|medium|high|critical)?$")]
     pub priority: Option<String>,
     /// Free-form JSON object (≤ 32 KB with title, user_id and expires_at).
     #[serde(default)]
