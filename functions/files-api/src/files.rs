@@ -194,7 +194,9 @@ pub async fn upload_url(
         (None, None) => (0, "size_bytes"),
     };
     f.check_declared(declared, At::body(at))?;
-    let expires = expires_in(req.expires_in, At::body("expires_in"))?;
+    // An upload URL lives an hour at most (it can be used again until it expires).
+    let expires = expires_in(req.expires_in, At::body("expires_in"))?
+        .min(zerodb_projects::files::MAX_UPLOAD_URL_SECS);
     let p = f.project(&caller, &pid, Access::Write).await?;
     let r = f.register(&p, &caller, new, declared).await?;
     let u = f.url(&p, &r, expires).await?;
@@ -288,6 +290,7 @@ pub async fn url(
         f.project(&caller, &pid, Access::Write).await?;
     }
     let u = f.url(&p, &r, expires).await?;
+    let expires = if r.status == FileStatus::Stored { expires } else { expires.min(zerodb_projects::files::MAX_UPLOAD_URL_SECS) };
     Ok(Json(url_view(&r.id, u, expires, &headers, &uri)))
 }
 

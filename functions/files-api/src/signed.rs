@@ -101,8 +101,10 @@ pub async fn put(
     body: Body,
 ) -> ApiResult<Json<FileView>> {
     let grant = f.verify(&token, UrlMethod::Put)?;
-    let bytes = read_body(body, &headers, f.limits().max_bytes).await?;
-    Ok(Json(view(&f.put_signed(&grant, bytes).await?)))
+    // Refused before a byte of the body is read: a used or stale URL costs no memory.
+    let (p, r, most) = f.put_allowed(&grant).await?;
+    let bytes = read_body(body, &headers, most).await?;
+    Ok(Json(view(&f.put_signed(p, r, bytes).await?)))
 }
 
 /// A stored file's bytes.

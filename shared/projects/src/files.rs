@@ -47,6 +47,8 @@ pub const MAX_CONTENT_TYPE_BYTES: usize = 255;
 pub const MAX_PAGE: usize = 1000;
 /// Signed URLs live 1 s to 7 days (SigV4's longest), 1 hour unless asked.
 pub const MAX_URL_SECS: u64 = 7 * 24 * 3600;
+/// Longest life of an upload URL (one can be used again until it expires).
+pub const MAX_UPLOAD_URL_SECS: u64 = 3600;
 pub const DEFAULT_URL_SECS: u64 = 3600;
 /// What a file's content type is when the client does not say.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -175,6 +177,14 @@ pub fn check_name(name: &str, max: usize) -> Result<(), String> {
     }
     if name.chars().any(char::is_control) {
         return Err("file name must not hold control characters (newlines, tabs, NUL, ...)".into());
+    }
+    // Invisible and direction-changing characters let a name show as another
+    // (`invoice\u{202e}fdp.exe`).
+    let format = |c: char| {
+        matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+    };
+    if name.chars().any(format) {
+        return Err("file name must not hold invisible or direction-changing characters (U+200B–U+200F, U+202A–U+202E, U+2060–U+2069, U+2028, U+2029, U+FEFF)".into());
     }
     Ok(())
 }
@@ -643,12 +653,23 @@ impl Files {
     /// A stored file's bytes.
     pub async fn read(&self, p: &Project, r: &FileRecord) -> Result<Vec<u8>, DomainError> {
         ensure_stored(r)?;
+        let key = blob_key(&p.id, &r.id);
+        // The object's size first: an S3 upload URL stays usable until it expires, so the
+        // bytes may have been replaced since the record was written. Only bytes that are
+        // still the record's are read into memory.
+        let head = self.blobs.head(&key).await?.ok_or_else(not_found)?;
+        if head.size != r.size.max(0) as u64 {
+            return Err(DomainError::coded(
+                Refusal::Conflict,
+                "FILE_BYTES_CHANGED",
+                format!(
+                    "File {}'s stored bytes ({} bytes) are no longer the {} it was uploaded with (an upload URL was used again); upload a new file",
+                    r.id, head.size, r.size
+                ),
+            ));
+        }
         // Gone between the record's read and this one: deleted meanwhile.
-        let blob = self
-            .blobs
-            .get(&blob_key(&p.id, &r.id))
-            .await?
-            .ok_or_else(not_found)?;
+        let blob = self.blobs.get(&key).await?.ok_or_else(not_found)?;
         Ok(blob.bytes)
     }
 
@@ -740,7 +761,12 @@ impl Files {
         r: &FileRecord,
         expires_secs: u64,
     ) -> Result<FileUrl, DomainError> {
-        let expires_secs = expires_secs.clamp(1, MAX_URL_SECS);
+        // An upload URL can be used again until it expires (S3 cannot revoke one): an hour
+        // at most; download URLs as asked, up to seven days.
+        let expires_secs = match r.status {
+            FileStatus::Stored => expires_secs.clamp(1, MAX_URL_SECS),
+            _ => expires_secs.clamp(1, MAX_UPLOAD_URL_SECS),
+        };
         let key = blob_key(&p.id, &r.id);
         let (method, direct) = match r.status {
             FileStatus::Stored => (
@@ -867,20 +893,30 @@ impl Files {
         self.projects.gate(&holder, &g.project_id, access).await
     }
 
-    /// The bytes PUT to a signed upload URL: stored, then the record with the counters.
-    pub async fn put_signed(&self, g: &Grant, bytes: Vec<u8>) -> Result<FileRecord, DomainError> {
+    /// Whether a signed upload may go on, before its body is read: the project takes
+    /// writes and the file still waits for its bytes. Returns them, and the most bytes
+    /// to read.
+    pub async fn put_allowed(&self, g: &Grant) -> Result<(Project, FileRecord, u64), DomainError> {
         let p = self.grant_project(g, Access::Write).await?;
         let r = self.load(&p.id, &g.file_id).await?;
         if r.status == FileStatus::Stored {
             return Err(DomainError::coded(
                 Refusal::Conflict,
                 "FILE_ALREADY_UPLOADED",
-                format!(
-                    "File {} already has its bytes; upload a new file to replace it",
-                    r.id
-                ),
+                format!("File {} already has its bytes; upload a new file to replace it", r.id),
             ));
         }
+        let most = if r.declared_size > 0 {
+            (r.declared_size as u64).min(self.limits.max_bytes)
+        } else {
+            self.limits.max_bytes
+        };
+        Ok((p, r, most))
+    }
+
+    /// The bytes PUT to a signed upload URL that [`Files::put_allowed`] let through:
+    /// stored, then the record with the counters (conditional on it still waiting).
+    pub async fn put_signed(&self, p: Project, r: FileRecord, bytes: Vec<u8>) -> Result<FileRecord, DomainError> {
         self.check_size(bytes.len() as u64, r.declared_size)?;
         let size = bytes.len() as u64;
         let sha = sha256_hex(&bytes);
@@ -908,6 +944,9 @@ mod tests {
         assert!(check_name("reports/2026/q1.pdf", 1024).is_ok());
         assert!(check_name("", 1024).is_err());
         assert!(check_name("a\nb", 1024).is_err());
+        assert!(check_name("invoice\u{202e}fdp.exe", 1024).is_err());
+        assert!(check_name("a\u{2028}b", 1024).is_err());
+        assert!(check_name("naïve résumé.pdf", 1024).is_ok());
         assert!(
             check_name(&"x".repeat(1025), 1024)
                 .unwrap_err()

@@ -187,6 +187,9 @@ impl Blobs for AwsBlobs {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            // Saved, never rendered: whatever type the bytes were sent with, a browser
+            // following the link does not run them as a page of this bucket.
+            .response_content_disposition("attachment")
             .presigned(config)
             .await
             .map_err(|e| self.error("GetObject (presign)", e))?;

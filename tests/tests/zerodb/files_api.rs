@@ -834,7 +834,42 @@ async fn names_up_to_the_key_limit_are_stored_and_listed(backend: Backend) {
     assert!(r.body.to_string().contains("the limit is 1024"));
 }
 
+/// An upload URL can be used again until it expires (S3 cannot revoke one): bytes that
+/// are no longer the record's are never read into memory or served, an upload URL lives
+/// an hour at most, a used one is refused before its body is read, and names that could
+/// show as another are refused.
+async fn replaced_bytes_are_not_served_and_upload_urls_are_short_lived(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let key = &app.root_key;
+    let pid = app.project("replaced").await;
+    let f = upload(&app, &pid, "a.txt", b"hello").await;
+    let id = f["id"].as_str().unwrap().to_owned();
+    // As if the upload URL were used again after the file was stored.
+    let blob = format!("{}{id}", zerodb_projects::purge::file_blob_prefix(&pid));
+    app.stores.blobs.put(&blob, content(50_000, 3), Some("text/html")).await.unwrap();
+    let r = app.get(&format!("{}/{id}/download", files(&pid)), key).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.code(), "FILE_BYTES_CHANGED");
+    let t = app
+        .post(&format!("{}/upload-url", files(&pid)), key, json!({"file_name": "b.bin", "size_bytes": 4, "expires_in": 604800}))
+        .await;
+    assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
+    assert_eq!(t.body["expires_in"].as_u64().map(|s| s <= 3600), Some(true), "{}", t.body);
+    let url = t.body["upload_url"].as_str().unwrap().to_owned();
+    if backend == Backend::Embedded {
+        let (status, _) = fetch(&app, Method::PUT, &url, Some(b"1234".to_vec())).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = fetch(&app, Method::PUT, &url, Some(content(1_000_000, 1))).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&body));
+    }
+    let r = app
+        .post(&files(&pid), key, json!({"file_name": "invoice\u{202e}fdp.exe", "content_base64": b64(b"x")}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+}
+
 on_both_backends!(
+    replaced_bytes_are_not_served_and_upload_urls_are_short_lived,
     names_up_to_the_key_limit_are_stored_and_listed,
     files_round_trip_and_list_by_prefix_a_page_at_a_time,
     the_agent_form_registers_then_uploads_to_its_url,
