@@ -29,7 +29,7 @@ fn too_large(limit: u64) -> ApiError {
     DomainError::coded(
         Refusal::TooLarge,
         "FILE_TOO_LARGE",
-        format!("The body is more than {limit} bytes, the most one file may have (ZERODB_FILE_MAX_BYTES)"),
+        format!("The body is more than {limit} bytes, the most this upload takes (its declared size, or ZERODB_FILE_MAX_BYTES when none was declared)"),
     )
     .into()
 }
@@ -103,7 +103,9 @@ pub async fn put(
     let grant = f.verify(&token, UrlMethod::Put)?;
     // Refused before a byte of the body is read: a used or stale URL costs no memory.
     let (p, r, most) = f.put_allowed(&grant).await?;
-    let bytes = read_body(body, &headers, most).await?;
+    // One byte past the declared size is read, so a body of the wrong size is told so
+    // (422) rather than only that it is too large.
+    let bytes = read_body(body, &headers, most.saturating_add(1).min(f.limits().max_bytes.max(most))).await?;
     Ok(Json(view(&f.put_signed(p, r, bytes).await?)))
 }
 
