@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use zerodb_domain::At;
 use zerodb_http::{ApiJson, ApiResult, Auth};
 use zerodb_projects::batch::{BatchOp, MAX_OPERATIONS, run};
 use zerodb_projects::{Access, Tables};
@@ -71,17 +70,10 @@ pub async fn query(
     Path(pid): Path<String>,
     ApiJson(req): ApiJson<BatchQuery>,
 ) -> ApiResult<Json<BatchResult>> {
-    if req.operations.is_empty() || req.operations.len() > MAX_OPERATIONS {
-        return Err(At::body("operations")
-            .invalid(format!("{} operations sent; a batch holds 1–{MAX_OPERATIONS}", req.operations.len()))
-            .into());
-    }
-    let mut ops = Vec::with_capacity(req.operations.len());
-    for (i, v) in req.operations.into_iter().enumerate() {
-        let at = At::body("operations").index(i);
-        let op: Operation = serde_json::from_value(v).map_err(|e| at.clone().invalid(format!("not a query: {e}")))?;
-        ops.push(BatchOp { query: parse_query(op.query, t.limits().page_rows, at)?, table: op.table });
-    }
+    let page_rows = t.limits().page_rows;
+    let ops = crate::batch_items(req.operations, "operations", MAX_OPERATIONS, "a query", |op: Operation, at| {
+        Ok(BatchOp { query: parse_query(op.query, page_rows, at)?, table: op.table })
+    })?;
     let tables: Vec<String> = ops.iter().map(|o| o.table.clone()).collect();
     let p = t.project(&caller, &pid, Access::Read).await?;
     let outcomes = run(&t, &p, ops, req.parallel.unwrap_or(true), req.stop_on_error.unwrap_or(false)).await;

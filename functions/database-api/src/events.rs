@@ -104,18 +104,7 @@ pub async fn publish_batch(
     Path(pid): Path<String>,
     ApiJson(req): ApiJson<PublishBatch>,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
-    if req.events.is_empty() || req.events.len() > MAX_BATCH {
-        return Err(At::body("events")
-            .invalid(format!("{} events sent; a batch holds 1–{MAX_BATCH}", req.events.len()))
-            .into());
-    }
-    let mut checked = Vec::with_capacity(req.events.len());
-    for (i, e) in req.events.into_iter().enumerate() {
-        let at = At::body("events").index(i);
-        let e: PublishEvent = serde_json::from_value(e)
-            .map_err(|e| at.clone().invalid(format!("not an event: {e}")))?;
-        checked.push(parse(e, at)?);
-    }
+    let checked = crate::batch_items(req.events, "events", MAX_BATCH, "an event", |e: PublishEvent, at| parse(e, at))?;
     let p = t.project(&caller, &pid, Access::Write).await?;
     let stored = ev.publish(&p, checked).await?;
     Ok((

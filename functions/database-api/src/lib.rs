@@ -25,6 +25,36 @@ pub struct DatabaseApi {
     pub rlhf: Rlhf,
 }
 
+/// The items of a seed 003 batch (`field`, 1–`max` of them), each read as a `T` and
+/// checked where it stands (`["body", field, i]`), before anything is written: a count
+/// out of bounds or any bad item is a 422, and the batch is refused whole.
+pub(crate) fn batch_items<T, U>(
+    items: Vec<serde_json::Value>,
+    field: &str,
+    max: usize,
+    kind: &str,
+    mut check: impl FnMut(T, zerodb_domain::At) -> Result<U, zerodb_domain::DomainError>,
+) -> Result<Vec<U>, zerodb_domain::DomainError>
+where
+    T: serde::de::DeserializeOwned,
+{
+    use zerodb_domain::At;
+    if items.is_empty() || items.len() > max {
+        return Err(At::body(field).invalid(format!(
+            "{} {field} sent; a batch holds 1–{max}",
+            items.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, v) in items.into_iter().enumerate() {
+        let at = At::body(field).index(i);
+        let one: T = serde_json::from_value(v)
+            .map_err(|e| at.clone().invalid(format!("not {kind}: {e}")))?;
+        out.push(check(one, at)?);
+    }
+    Ok(out)
+}
+
 /// The database group.
 pub fn group() -> Group {
     let routes = Routes::authenticated(zerodb_http::routes!(

@@ -77,18 +77,7 @@ pub async fn log_batch(
     Path(pid): Path<String>,
     ApiJson(req): ApiJson<LogBatch>,
 ) -> ApiResult<(StatusCode, Json<Logged>)> {
-    if req.interactions.is_empty() || req.interactions.len() > MAX_BATCH {
-        return Err(At::body("interactions")
-            .invalid(format!("{} interactions sent; a batch holds 1–{MAX_BATCH}", req.interactions.len()))
-            .into());
-    }
-    let mut checked = Vec::with_capacity(req.interactions.len());
-    for (i, v) in req.interactions.into_iter().enumerate() {
-        let at = At::body("interactions").index(i);
-        let one: LogInteraction = serde_json::from_value(v)
-            .map_err(|e| at.clone().invalid(format!("not an interaction: {e}")))?;
-        checked.push(check(one, at)?);
-    }
+    let checked = crate::batch_items(req.interactions, "interactions", MAX_BATCH, "an interaction", check)?;
     let p = t.project(&caller, &pid, Access::Write).await?;
     let stored = r.log(&p, checked).await?;
     Ok((
