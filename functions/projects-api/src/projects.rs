@@ -45,7 +45,7 @@ pub struct CreateProject {
 }
 
 /// A project as both forms show it; `status` is always present.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProjectView {
     pub id: String,
     /// The same id, for clients that read `project_id`.
@@ -68,7 +68,7 @@ pub struct ProjectView {
 }
 
 /// Seed 004's usage block, from counters kept as data is written.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UsageView {
     pub vectors_stored: i64,
     pub tables_created: i64,
@@ -254,25 +254,8 @@ async fn list_in(
         .take(limit)
         .map(|p| view(p, form, None))
         .collect();
-    let projects = items.iter().map(clone_view).collect();
+    let projects = items.clone();
     Ok(Json(ProjectList { items, projects, total, limit, offset }))
-}
-
-fn clone_view(v: &ProjectView) -> ProjectView {
-    ProjectView {
-        id: v.id.clone(),
-        project_id: v.project_id.clone(),
-        name: v.name.clone(),
-        description: v.description.clone(),
-        status: v.status.clone(),
-        tier: v.tier.clone(),
-        database_enabled: v.database_enabled,
-        metadata: v.metadata.clone(),
-        config: v.config.clone(),
-        created_at: v.created_at.clone(),
-        updated_at: v.updated_at.clone(),
-        usage: None,
-    }
 }
 
 /// The account's projects, oldest first (`zerodb:read`).
