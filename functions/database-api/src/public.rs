@@ -24,16 +24,7 @@ use crate::tables::{
 /// The project these routes act on.
 pub async fn project(t: &Tables, caller: &Principal, headers: &HeaderMap, access: Access) -> Result<Project, DomainError> {
     zerodb_projects::tables::require(caller, access)?;
-    let named = match headers.get("x-project-id") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| At::header("X-Project-ID").invalid("X-Project-ID is a project id"))?,
-        ),
-    };
+    let named = zerodb_http::extract::named_project(headers)?;
     t.projects().default_gate(caller, named, access).await
 }
 

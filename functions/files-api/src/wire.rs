@@ -226,19 +226,7 @@ pub fn link_url(link: Link, headers: &HeaderMap, uri: &Uri) -> String {
     }
 }
 
-/// `X-Project-ID`, when sent.
-pub fn named_project(headers: &HeaderMap) -> Result<Option<&str>, DomainError> {
-    match headers.get("x-project-id") {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(Some)
-            .ok_or_else(|| At::header("X-Project-ID").invalid("X-Project-ID is a project id")),
-    }
-}
+pub use zerodb_http::extract::named_project;
 
 /// `attachment` with the name's last segment, ASCII and RFC 5987 forms.
 fn disposition(name: &str) -> HeaderValue {

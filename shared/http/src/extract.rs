@@ -161,6 +161,22 @@ fn serde_urlencoded_deserializer<T: DeserializeOwned>(q: &str) -> Result<T, Stri
     .map_err(|e| e.body_text())
 }
 
+/// `X-Project-ID`, when sent: the project a route without one in its path acts on
+/// (ainative-agent's `/public/...` routes; zerodb-mem0 sends it too). Sent but blank or
+/// not text is a 422.
+pub fn named_project(headers: &HeaderMap) -> Result<Option<&str>, DomainError> {
+    match headers.get("x-project-id") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Some)
+            .ok_or_else(|| At::header("X-Project-ID").invalid("X-Project-ID is a project id")),
+    }
+}
+
 /// The address a request came from, where the runtime knows it (zerodb-local's TCP
 /// peer, API Gateway's `sourceIp` on Lambda), put in the request's extensions by the
 /// server. Absent when a test drives the router directly.
