@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use zerodb_domain::store::{
-    Blobs, Condition, Cursor, GSI1PK, GSI1SK, Index, Item, Key, Query, Queue, SortKey, StoreError, TTL,
-    Table, TxOp, Update, Value,
+    Blobs, Condition, Cursor, GSI1PK, GSI1SK, Index, Item, Key, Query, Queue, SortKey, StoreError,
+    TTL, Table, TxOp, Update, Value,
 };
 
 fn now() -> i64 {
@@ -561,7 +561,11 @@ pub async fn transactions_are_all_or_nothing(t: Arc<dyn Table>) {
     let big = "x".repeat(390 * 1024);
     let too_big: Vec<TxOp> = (0..11)
         .map(|i| TxOp::Put {
-            item: item("P#txbig", &format!("b{i}"), &[("blob", Value::S(big.clone()))]),
+            item: item(
+                "P#txbig",
+                &format!("b{i}"),
+                &[("blob", Value::S(big.clone()))],
+            ),
             condition: None,
         })
         .collect();

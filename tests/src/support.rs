@@ -164,6 +164,11 @@ pub async fn fresh_stores(backend: Backend) -> (Stores, Guard) {
                 queues: zerodb_domain::store::Queues::new(|spec| {
                     Arc::new(AwsQueue::new(c.sqs.clone(), urls[&spec.name].clone()))
                 }),
+                // TODO(vectors): the S3 Vectors fake, since moto has no QueryVectors.
+                vectors: Arc::new(zerodb_store_aws::AwsVectors::new(
+                    c.s3vectors.clone(),
+                    "unprovisioned",
+                )),
             };
             (stores, Guard { _dir: None })
         }
@@ -359,7 +364,15 @@ impl TestApp {
         backend: Backend,
         embedder: Arc<dyn zerodb_embed::Embedder>,
     ) -> Self {
-        Self::build(backend, 0, Default::default(), embedder, Settings::default(), false).await
+        Self::build(
+            backend,
+            0,
+            Default::default(),
+            embedder,
+            Settings::default(),
+            false,
+        )
+        .await
     }
 
     async fn build(
@@ -505,13 +518,18 @@ impl TestApp {
         self.call(Method::PATCH, path, Some(auth), Some(body)).await
     }
     pub async fn delete_with(&self, path: &str, auth: &str, body: Value) -> Reply {
-        self.call(Method::DELETE, path, Some(auth), Some(body)).await
+        self.call(Method::DELETE, path, Some(auth), Some(body))
+            .await
     }
 
     /// Creates a project with the root key; returns its id.
     pub async fn project(&self, name: &str) -> String {
         let r = self
-            .post("/api/v1/projects", &self.root_key, serde_json::json!({"name": name}))
+            .post(
+                "/api/v1/projects",
+                &self.root_key,
+                serde_json::json!({"name": name}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "create project: {}", r.body);
         r.body["id"].as_str().unwrap().to_owned()

@@ -71,12 +71,28 @@ pub async fn query(
     ApiJson(req): ApiJson<BatchQuery>,
 ) -> ApiResult<Json<BatchResult>> {
     let page_rows = t.limits().page_rows;
-    let ops = crate::batch_items(req.operations, "operations", MAX_OPERATIONS, "a query", |op: Operation, at| {
-        Ok(BatchOp { query: parse_query(op.query, page_rows, at)?, table: op.table })
-    })?;
+    let ops = crate::batch_items(
+        req.operations,
+        "operations",
+        MAX_OPERATIONS,
+        "a query",
+        |op: Operation, at| {
+            Ok(BatchOp {
+                query: parse_query(op.query, page_rows, at)?,
+                table: op.table,
+            })
+        },
+    )?;
     let tables: Vec<String> = ops.iter().map(|o| o.table.clone()).collect();
     let p = t.project(&caller, &pid, Access::Read).await?;
-    let outcomes = run(&t, &p, ops, req.parallel.unwrap_or(true), req.stop_on_error.unwrap_or(false)).await;
+    let outcomes = run(
+        &t,
+        &p,
+        ops,
+        req.parallel.unwrap_or(true),
+        req.stop_on_error.unwrap_or(false),
+    )
+    .await;
     let (mut ok, mut failed, mut skipped) = (0, 0, 0);
     let results = outcomes
         .into_iter()
@@ -85,20 +101,58 @@ pub async fn query(
         .map(|(index, (o, table))| match o {
             Some(Ok(page)) => {
                 ok += 1;
-                OpResult { index, table, status: "ok".into(), success: true, count: page.rows.len(), total: page.total, has_more: page.truncated, rows: page.rows, error: None, error_code: None }
+                OpResult {
+                    index,
+                    table,
+                    status: "ok".into(),
+                    success: true,
+                    count: page.rows.len(),
+                    total: page.total,
+                    has_more: page.truncated,
+                    rows: page.rows,
+                    error: None,
+                    error_code: None,
+                }
             }
             Some(Err(e)) => {
                 failed += 1;
                 let (code, msg) = describe(&e);
-                OpResult { index, table, status: "error".into(), success: false, rows: vec![], total: 0, count: 0, has_more: false, error: Some(msg), error_code: Some(code) }
+                OpResult {
+                    index,
+                    table,
+                    status: "error".into(),
+                    success: false,
+                    rows: vec![],
+                    total: 0,
+                    count: 0,
+                    has_more: false,
+                    error: Some(msg),
+                    error_code: Some(code),
+                }
             }
             None => {
                 skipped += 1;
-                OpResult { index, table, status: "skipped".into(), success: false, rows: vec![], total: 0, count: 0, has_more: false, error: None, error_code: None }
+                OpResult {
+                    index,
+                    table,
+                    status: "skipped".into(),
+                    success: false,
+                    rows: vec![],
+                    total: 0,
+                    count: 0,
+                    has_more: false,
+                    error: None,
+                    error_code: None,
+                }
             }
         })
         .collect();
-    Ok(Json(BatchResult { results, succeeded: ok, failed, skipped }))
+    Ok(Json(BatchResult {
+        results,
+        succeeded: ok,
+        failed,
+        skipped,
+    }))
 }
 
 /// An operation's failure as a code and message (no internals).
@@ -106,10 +160,16 @@ fn describe(e: &zerodb_domain::DomainError) -> (String, String) {
     use zerodb_domain::DomainError as E;
     match e {
         E::Coded { code, detail, .. } => ((*code).to_owned(), detail.clone()),
-        E::Validation(v) => ("VALIDATION_ERROR".into(), zerodb_domain::Problems::summary(v)),
+        E::Validation(v) => (
+            "VALIDATION_ERROR".into(),
+            zerodb_domain::Problems::summary(v),
+        ),
         E::NotFound(m) => ("API_404".into(), m.clone()),
         E::Forbidden(m) => ("PERM_001".into(), m.clone()),
-        E::Unavailable { .. } => ("SERVICE_UNAVAILABLE".into(), "storage is busy; retry".into()),
+        E::Unavailable { .. } => (
+            "SERVICE_UNAVAILABLE".into(),
+            "storage is busy; retry".into(),
+        ),
         _ => ("INTERNAL_ERROR".into(), "internal error".into()),
     }
 }

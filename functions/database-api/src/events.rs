@@ -55,7 +55,11 @@ fn view(e: &StoredEvent) -> EventView {
 
 fn parse(e: PublishEvent, at: At) -> Result<(String, String), DomainError> {
     let topic = e.topic.or(e.event_type).ok_or_else(|| {
-        DomainError::from(at.clone().field("topic").problem_of("field required", "value_error.missing"))
+        DomainError::from(
+            at.clone()
+                .field("topic")
+                .problem_of("field required", "value_error.missing"),
+        )
     })?;
     let payload = Value::Object(e.event_payload.or(e.data).unwrap_or_default());
     let text = ProjectEvents::check(&topic, &payload, &at)?;
@@ -104,12 +108,21 @@ pub async fn publish_batch(
     Path(pid): Path<String>,
     ApiJson(req): ApiJson<PublishBatch>,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
-    let checked = crate::batch_items(req.events, "events", MAX_BATCH, "an event", |e: PublishEvent, at| parse(e, at))?;
+    let checked = crate::batch_items(
+        req.events,
+        "events",
+        MAX_BATCH,
+        "an event",
+        |e: PublishEvent, at| parse(e, at),
+    )?;
     let p = t.project(&caller, &pid, Access::Write).await?;
     let stored = ev.publish(&p, checked).await?;
     Ok((
         StatusCode::CREATED,
-        Json(Published { published: stored.len(), event_ids: stored.into_iter().map(|e| e.id).collect() }),
+        Json(Published {
+            published: stored.len(),
+            event_ids: stored.into_iter().map(|e| e.id).collect(),
+        }),
     ))
 }
 
@@ -151,11 +164,16 @@ pub fn millis(s: &str, name: &str) -> Result<i64, DomainError> {
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| clamp(t.timestamp_millis()))
-        .map_err(|_| At::query(name).invalid(format!("{name} is an RFC 3339 time or epoch seconds")))
+        .map_err(|_| {
+            At::query(name).invalid(format!("{name} is an RFC 3339 time or epoch seconds"))
+        })
 }
 
 /// `since` and `until`, in order.
-pub fn window(since: Option<&str>, until: Option<&str>) -> Result<(Option<i64>, Option<i64>), DomainError> {
+pub fn window(
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<(Option<i64>, Option<i64>), DomainError> {
     let since = since.map(|s| millis(s, "since")).transpose()?;
     let until = until.map(|s| millis(s, "until")).transpose()?;
     if let (Some(a), Some(b)) = (since, until)
@@ -187,7 +205,18 @@ pub async fn list(
     let (since, until) = window(q.since.as_deref(), q.until.as_deref())?;
     let cursor = q.cursor.as_deref().map(Cursor::from_client).transpose()?;
     let p = t.project(&caller, &pid, Access::Read).await?;
-    let (events, next) = ev.list(&p, EventQuery { topic: q.topic, since, until, limit, cursor }).await?;
+    let (events, next) = ev
+        .list(
+            &p,
+            EventQuery {
+                topic: q.topic,
+                since,
+                until,
+                limit,
+                cursor,
+            },
+        )
+        .await?;
     Ok(Json(EventList {
         count: events.len(),
         events: events.iter().map(view).collect(),

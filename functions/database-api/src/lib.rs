@@ -84,7 +84,8 @@ pub fn group() -> Group {
     ))
     .responding::<zerodb_http::openapi::DataErrors>();
     Group::new("database", "database-api", routes, |ctx| async move {
-        let retention = ProjectEvents::retention_days(ctx.settings()).map_err(anyhow::Error::msg)?;
+        let retention =
+            ProjectEvents::retention_days(ctx.settings()).map_err(anyhow::Error::msg)?;
         Ok(DatabaseApi {
             tables: zerodb_projects::tables(&ctx).await?,
             events: ProjectEvents::new(&ctx, retention),

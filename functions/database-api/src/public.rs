@@ -17,12 +17,17 @@ use zerodb_projects::tables::RowQuery;
 use zerodb_projects::{Access, Project, Tables};
 
 use crate::tables::{
-    CreateTable, DeleteRows, DeletedRows, InsertRows, Inserted, TableView, UpdateRows,
-    UpdatedView, inserted, parse_create, update_in, view,
+    CreateTable, DeleteRows, DeletedRows, InsertRows, Inserted, TableView, UpdateRows, UpdatedView,
+    inserted, parse_create, update_in, view,
 };
 
 /// The project these routes act on.
-pub async fn project(t: &Tables, caller: &Principal, headers: &HeaderMap, access: Access) -> Result<Project, DomainError> {
+pub async fn project(
+    t: &Tables,
+    caller: &Principal,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<Project, DomainError> {
     zerodb_projects::tables::require(caller, access)?;
     let named = zerodb_http::extract::named_project(headers)?;
     t.projects().default_gate(caller, named, access).await
@@ -40,17 +45,27 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<TableView>)> {
     let (name, schema, description) = parse_create(req)?;
     let p = project(&t, &caller, &headers, Access::Write).await?;
-    Ok((StatusCode::CREATED, Json(view(&t.create(&p, &name, schema, description).await?))))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&t.create(&p, &name, schema, description).await?)),
+    ))
 }
 
 /// The default project's tables, as an array.
 #[utoipa::path(get, path = "/api/v1/public/tables/", tag = "tables",
     responses((status = 200, body = Vec<TableView>)))]
-pub async fn list(State(t): State<Tables>, Auth(caller): Auth, headers: HeaderMap) -> ApiResult<Json<Vec<TableView>>> {
+pub async fn list(
+    State(t): State<Tables>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<TableView>>> {
     let p = match project(&t, &caller, &headers, Access::Read).await {
         Ok(p) => p,
         // An account with no project yet has no tables.
-        Err(DomainError::Coded { code: "PROJECT_NOT_FOUND", .. }) if !headers.contains_key("x-project-id") => {
+        Err(DomainError::Coded {
+            code: "PROJECT_NOT_FOUND",
+            ..
+        }) if !headers.contains_key("x-project-id") => {
             return Ok(Json(vec![]));
         }
         Err(e) => return Err(e.into()),
@@ -61,7 +76,12 @@ pub async fn list(State(t): State<Tables>, Auth(caller): Auth, headers: HeaderMa
 /// One table.
 #[utoipa::path(get, path = "/api/v1/public/tables/{name}", tag = "tables", params(("name" = String, Path)),
     responses((status = 200, body = TableView)))]
-pub async fn get(State(t): State<Tables>, Auth(caller): Auth, headers: HeaderMap, Path(name): Path<String>) -> ApiResult<Json<TableView>> {
+pub async fn get(
+    State(t): State<Tables>,
+    Auth(caller): Auth,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<TableView>> {
     let p = project(&t, &caller, &headers, Access::Read).await?;
     Ok(Json(view(&t.get(&p, &name).await?)))
 }
@@ -78,7 +98,11 @@ pub async fn drop(
     let p = project(&t, &caller, &headers, Access::Write).await?;
     let d = t.get(&p, &name).await?;
     let rows_deleted = t.drop_table(&p, &d).await?;
-    Ok(Json(crate::tables::Dropped { table_name: d.name, deleted: true, rows_deleted }))
+    Ok(Json(crate::tables::Dropped {
+        table_name: d.name,
+        deleted: true,
+        rows_deleted,
+    }))
 }
 
 /// Inserts rows.
@@ -94,7 +118,10 @@ pub async fn insert(
     let p = project(&t, &caller, &headers, Access::Write).await?;
     let d = t.get(&p, &name).await?;
     let ids = t.insert(&p, &d, req.rows, At::body("rows")).await?;
-    Ok((StatusCode::CREATED, Json(inserted(ids, req.return_ids.unwrap_or(true)))))
+    Ok((
+        StatusCode::CREATED,
+        Json(inserted(ids, req.return_ids.unwrap_or(true))),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -128,22 +155,31 @@ pub async fn query(
 ) -> ApiResult<Json<Vec<Value>>> {
     let filter = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         None => None,
-        Some(f) => Some(serde_json::from_str::<Value>(f).map_err(|e| {
-            At::query("filter").invalid(format!("filter is not JSON: {e}"))
-        })?),
+        Some(f) => Some(
+            serde_json::from_str::<Value>(f)
+                .map_err(|e| At::query("filter").invalid(format!("filter is not JSON: {e}")))?,
+        ),
     };
     let limit = q.limit.unwrap_or(100);
     if limit > t.limits().page_rows {
-        return Err(At::query("limit").invalid(format!("limit is 0–{}", t.limits().page_rows)).into());
+        return Err(At::query("limit")
+            .invalid(format!("limit is 0–{}", t.limits().page_rows))
+            .into());
     }
-    if q.offset.is_some_and(|o| o > zerodb_projects::tables::MAX_OFFSET) {
+    if q.offset
+        .is_some_and(|o| o > zerodb_projects::tables::MAX_OFFSET)
+    {
         return Err(At::query("offset")
-            .invalid(format!("offset is 0–{}", zerodb_projects::tables::MAX_OFFSET))
+            .invalid(format!(
+                "offset is 0–{}",
+                zerodb_projects::tables::MAX_OFFSET
+            ))
             .into());
     }
     let sort = match q.sort {
         None => Default::default(),
-        Some(s) => zerodb_projects::filter::Sort::parse_text(&s).map_err(|e| At::query("sort").invalid(e.msg))?,
+        Some(s) => zerodb_projects::filter::Sort::parse_text(&s)
+            .map_err(|e| At::query("sort").invalid(e.msg))?,
     };
     let p = project(&t, &caller, &headers, Access::Read).await?;
     let d = t.get(&p, &name).await?;
@@ -151,7 +187,13 @@ pub async fn query(
         .query(
             &p,
             &d,
-            RowQuery { filter, sort, projection: Projection::Whole, limit, offset: q.offset.unwrap_or(0) },
+            RowQuery {
+                filter,
+                sort,
+                projection: Projection::Whole,
+                limit,
+                offset: q.offset.unwrap_or(0),
+            },
             At::query("filter"),
             zerodb_projects::tables::PAGE_BYTES,
         )
@@ -184,10 +226,23 @@ pub async fn delete_rows(
     ApiJson(req): ApiJson<DeleteRows>,
 ) -> ApiResult<Json<DeletedRows>> {
     if req.filter.is_none() {
-        return Err(At::body("filter").problem_of("field required: {} deletes every row", "value_error.missing").into());
+        return Err(At::body("filter")
+            .problem_of(
+                "field required: {} deletes every row",
+                "value_error.missing",
+            )
+            .into());
     }
     let p = project(&t, &caller, &headers, Access::Write).await?;
     let d = t.get(&p, &name).await?;
-    let n = t.delete_rows(&p, &d, req.filter.as_ref(), req.limit.unwrap_or(0), At::body("filter")).await?;
+    let n = t
+        .delete_rows(
+            &p,
+            &d,
+            req.filter.as_ref(),
+            req.limit.unwrap_or(0),
+            At::body("filter"),
+        )
+        .await?;
     Ok(Json(DeletedRows { deleted_count: n }))
 }

@@ -77,12 +77,22 @@ pub async fn log_batch(
     Path(pid): Path<String>,
     ApiJson(req): ApiJson<LogBatch>,
 ) -> ApiResult<(StatusCode, Json<Logged>)> {
-    let checked = crate::batch_items(req.interactions, "interactions", MAX_BATCH, "an interaction", check)?;
+    let checked = crate::batch_items(
+        req.interactions,
+        "interactions",
+        MAX_BATCH,
+        "an interaction",
+        check,
+    )?;
     let p = t.project(&caller, &pid, Access::Write).await?;
     let stored = r.log(&p, checked).await?;
     Ok((
         StatusCode::CREATED,
-        Json(Logged { logged: stored.len(), inserted: stored.len(), ids: stored.into_iter().map(|i| i.id).collect() }),
+        Json(Logged {
+            logged: stored.len(),
+            inserted: stored.len(),
+            ids: stored.into_iter().map(|i| i.id).collect(),
+        }),
     ))
 }
 
@@ -131,14 +141,29 @@ pub async fn list(
     let filter = match q.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
         None => None,
         Some(f) => {
-            let v: Value = serde_json::from_str(f).map_err(|e| At::query("filter").invalid(format!("filter is not JSON: {e}")))?;
-            Some(Filter::parse(&v).map_err(|e| At::query("filter").invalid(format!("{}: {}", e.path, e.msg)))?)
+            let v: Value = serde_json::from_str(f)
+                .map_err(|e| At::query("filter").invalid(format!("filter is not JSON: {e}")))?;
+            Some(
+                Filter::parse(&v)
+                    .map_err(|e| At::query("filter").invalid(format!("{}: {}", e.path, e.msg)))?,
+            )
         }
     };
     let (since, until) = window(q.since.as_deref(), q.until.as_deref())?;
     let cursor = q.cursor.as_deref().map(Cursor::from_client).transpose()?;
     let p = t.project(&caller, &pid, Access::Read).await?;
-    let (items, next) = r.list(&p, RlhfQuery { since, until, filter, limit, cursor }).await?;
+    let (items, next) = r
+        .list(
+            &p,
+            RlhfQuery {
+                since,
+                until,
+                filter,
+                limit,
+                cursor,
+            },
+        )
+        .await?;
     Ok(Json(InteractionList {
         count: items.len(),
         interactions: items.iter().map(|i| i.to_json()).collect(),

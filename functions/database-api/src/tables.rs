@@ -19,7 +19,12 @@ use zerodb_projects::tables::{RowQuery, TableDef};
 use zerodb_projects::{Access, Project, Tables};
 
 /// The project a route acts on, after the scope check.
-pub async fn project(t: &Tables, caller: &Principal, id: &str, access: Access) -> Result<Project, DomainError> {
+pub async fn project(
+    t: &Tables,
+    caller: &Principal,
+    id: &str,
+    access: Access,
+) -> Result<Project, DomainError> {
     t.project(caller, id, access).await
 }
 
@@ -77,17 +82,20 @@ pub fn parse_create(req: CreateTable) -> Result<(String, Schema, Option<String>)
         (Some(n), _) => (n, "table_name"),
         (None, Some(n)) => (n, "name"),
         (None, None) => {
-            return Err(At::body("table_name").problem_of("field required", "value_error.missing").into());
+            return Err(At::body("table_name")
+                .problem_of("field required", "value_error.missing")
+                .into());
         }
     };
     zerodb_projects::schema::check_table_name(&name).map_err(|m| At::body(at).invalid(m))?;
-    let schema = Schema::parse(req.schema.as_ref().unwrap_or(&Value::Null)).map_err(|(path, msg)| {
-        let mut a = At::body("schema");
-        for p in path.split('.').filter(|p| !p.is_empty()) {
-            a = a.field(p);
-        }
-        a.invalid(msg)
-    })?;
+    let schema =
+        Schema::parse(req.schema.as_ref().unwrap_or(&Value::Null)).map_err(|(path, msg)| {
+            let mut a = At::body("schema");
+            for p in path.split('.').filter(|p| !p.is_empty()) {
+                a = a.field(p);
+            }
+            a.invalid(msg)
+        })?;
     let description = req.description.map(|d| d.chars().take(500).collect());
     Ok((name, schema, description))
 }
@@ -151,7 +159,12 @@ pub async fn list(
     let all = t.list(&p).await?;
     let total = all.len();
     let tables = all.iter().skip(offset).take(limit).map(view).collect();
-    Ok(Json(TableList { tables, total, limit, offset }))
+    Ok(Json(TableList {
+        tables,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 /// One table, by name or id (`zerodb:read`).
@@ -203,7 +216,11 @@ pub async fn drop(
     let p = project(&t, &caller, &pid, Access::Write).await?;
     let d = t.get(&p, &table).await?;
     let rows_deleted = t.drop_table(&p, &d).await?;
-    Ok(Json(Dropped { table_name: d.name, deleted: true, rows_deleted }))
+    Ok(Json(Dropped {
+        table_name: d.name,
+        deleted: true,
+        rows_deleted,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -249,7 +266,10 @@ pub async fn insert(
     let p = project(&t, &caller, &pid, Access::Write).await?;
     let d = t.get(&p, &table).await?;
     let ids = t.insert(&p, &d, req.rows, At::body("rows")).await?;
-    Ok((StatusCode::CREATED, Json(inserted(ids, req.return_ids.unwrap_or(true)))))
+    Ok((
+        StatusCode::CREATED,
+        Json(inserted(ids, req.return_ids.unwrap_or(true))),
+    ))
 }
 
 /// A sort in any of its spellings, keeping the order fields are written in:
@@ -275,7 +295,13 @@ impl<'de> Deserialize<'de> for SortSpec {
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<SortSpec, E> {
                 Sort::parse_text(s)
-                    .map(|s| SortSpec(s.0.into_iter().map(|(f, a)| (f, Value::from(if a { 1 } else { -1 }))).collect()))
+                    .map(|s| {
+                        SortSpec(
+                            s.0.into_iter()
+                                .map(|(f, a)| (f, Value::from(if a { 1 } else { -1 })))
+                                .collect(),
+                        )
+                    })
                     .map_err(|e| E::custom(e.msg))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<SortSpec, A::Error> {
@@ -296,7 +322,11 @@ impl<'de> Deserialize<'de> for SortSpec {
 impl SortSpec {
     pub fn parse(self, at: At) -> Result<Sort, DomainError> {
         Sort::from_pairs(self.0).map_err(|e| {
-            if e.path.is_empty() { at.invalid(e.msg) } else { at.field(&e.path).invalid(e.msg) }
+            if e.path.is_empty() {
+                at.invalid(e.msg)
+            } else {
+                at.field(&e.path).invalid(e.msg)
+            }
         })
     }
 }
@@ -355,7 +385,8 @@ pub fn parse_query(q: QueryRows, max: usize, at: At) -> Result<RowQuery, DomainE
         )));
     }
     let sort = q.sort.unwrap_or_default().parse(at.clone().field("sort"))?;
-    let projection = Projection::parse(q.projection.as_ref().unwrap_or(&Value::Null)).map_err(|e| at.clone().field("projection").invalid(e.msg))?;
+    let projection = Projection::parse(q.projection.as_ref().unwrap_or(&Value::Null))
+        .map_err(|e| at.clone().field("projection").invalid(e.msg))?;
     Ok(RowQuery {
         filter: q.filter.or(q.filters),
         sort,
@@ -381,7 +412,15 @@ pub async fn query(
     let p = project(&t, &caller, &pid, Access::Read).await?;
     let d = t.get(&p, &table).await?;
     let (limit, offset) = (q.limit, q.offset);
-    let page = t.query(&p, &d, q, At::body("filter"), zerodb_projects::tables::PAGE_BYTES).await?;
+    let page = t
+        .query(
+            &p,
+            &d,
+            q,
+            At::body("filter"),
+            zerodb_projects::tables::PAGE_BYTES,
+        )
+        .await?;
     Ok(Json(RowsPage {
         has_more: page.truncated || offset + page.rows.len() < page.total,
         rows: page.rows,
@@ -431,19 +470,37 @@ pub async fn update(
     update_in(&t, &p, &table, req).await.map(Json)
 }
 
-pub async fn update_in(t: &Tables, p: &Project, table: &str, req: UpdateRows) -> ApiResult<UpdatedView> {
+pub async fn update_in(
+    t: &Tables,
+    p: &Project,
+    table: &str,
+    req: UpdateRows,
+) -> ApiResult<UpdatedView> {
     let (change, at) = match (req.update, req.updates) {
         (Some(u), _) => (u, "update"),
         (None, Some(u)) => (u, "updates"),
         (None, None) => {
-            return Err(At::body("update").problem_of("field required", "value_error.missing").into());
+            return Err(At::body("update")
+                .problem_of("field required", "value_error.missing")
+                .into());
         }
     };
     let d = t.get(p, table).await?;
     let u = t
-        .update(p, &d, req.filter.as_ref(), &change, req.upsert.unwrap_or(false), (At::body("filter"), At::body(at)))
+        .update(
+            p,
+            &d,
+            req.filter.as_ref(),
+            &change,
+            req.upsert.unwrap_or(false),
+            (At::body("filter"), At::body(at)),
+        )
         .await?;
-    Ok(UpdatedView { matched_count: u.matched, modified_count: u.modified, upserted_id: u.upserted_id })
+    Ok(UpdatedView {
+        matched_count: u.matched,
+        modified_count: u.modified,
+        upserted_id: u.upserted_id,
+    })
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -474,11 +531,22 @@ pub async fn delete_rows(
 ) -> ApiResult<Json<DeletedRows>> {
     if req.filter.is_none() {
         return Err(At::body("filter")
-            .problem_of("field required: {} deletes every row", "value_error.missing")
+            .problem_of(
+                "field required: {} deletes every row",
+                "value_error.missing",
+            )
             .into());
     }
     let p = project(&t, &caller, &pid, Access::Write).await?;
     let d = t.get(&p, &table).await?;
-    let n = t.delete_rows(&p, &d, req.filter.as_ref(), req.limit.unwrap_or(0), At::body("filter")).await?;
+    let n = t
+        .delete_rows(
+            &p,
+            &d,
+            req.filter.as_ref(),
+            req.limit.unwrap_or(0),
+            At::body("filter"),
+        )
+        .await?;
     Ok(Json(DeletedRows { deleted_count: n }))
 }

@@ -290,7 +290,11 @@ pub async fn url(
         f.project(&caller, &pid, Access::Write).await?;
     }
     let u = f.url(&p, &r, expires).await?;
-    let expires = if r.status == FileStatus::Stored { expires } else { expires.min(zerodb_projects::files::MAX_UPLOAD_URL_SECS) };
+    let expires = if r.status == FileStatus::Stored {
+        expires
+    } else {
+        expires.min(zerodb_projects::files::MAX_UPLOAD_URL_SECS)
+    };
     Ok(Json(url_view(&r.id, u, expires, &headers, &uri)))
 }
 

@@ -253,7 +253,11 @@ pub async fn url(
         project(&f, &caller, &headers, Access::Write).await?;
     }
     let u = f.url(&p, &r, expires).await?;
-    let expires = if r.status == zerodb_projects::files::FileStatus::Stored { expires } else { expires.min(zerodb_projects::files::MAX_UPLOAD_URL_SECS) };
+    let expires = if r.status == zerodb_projects::files::FileStatus::Stored {
+        expires
+    } else {
+        expires.min(zerodb_projects::files::MAX_UPLOAD_URL_SECS)
+    };
     Ok(Json(url_view(&r.id, u, expires, &headers, &uri)))
 }
 

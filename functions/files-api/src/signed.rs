@@ -105,7 +105,12 @@ pub async fn put(
     let (p, r, most) = f.put_allowed(&grant).await?;
     // One byte past the declared size is read, so a body of the wrong size is told so
     // (422) rather than only that it is too large.
-    let bytes = read_body(body, &headers, most.saturating_add(1).min(f.limits().max_bytes.max(most))).await?;
+    let bytes = read_body(
+        body,
+        &headers,
+        most.saturating_add(1).min(f.limits().max_bytes.max(most)),
+    )
+    .await?;
     Ok(Json(view(&f.put_signed(p, r, bytes).await?)))
 }
 

@@ -145,7 +145,11 @@ fn summarize(outcomes: Vec<ItemOutcome>) -> BatchResult {
 }
 
 /// The project's namespace, once the caller may write it (scope first, then the gate).
-async fn enter(projects: &Projects, caller: &Principal, project_id: &str) -> Result<Namespace, DomainError> {
+async fn enter(
+    projects: &Projects,
+    caller: &Principal,
+    project_id: &str,
+) -> Result<Namespace, DomainError> {
     crate::project_memory::enter(projects, caller, project_id, Access::Write).await
 }
 

@@ -69,7 +69,10 @@ pub async fn instant_db(
 ) -> ApiResult<(StatusCode, Json<InstantDbResponse>)> {
     let source = addr.map(|axum::Extension(ClientAddr(ip))| ip.to_string());
     tracing::info!(
-        source = req.source.as_deref().map(|s| s.chars().take(40).collect::<String>()),
+        source = req
+            .source
+            .as_deref()
+            .map(|s| s.chars().take(40).collect::<String>()),
         "instant-db requested"
     );
     let made = svc.instant_db(source.as_deref()).await?;

@@ -177,7 +177,8 @@ pub async fn invalid_api_key(req: Request, next: Next) -> Response {
     }
     let bytes = serde_json::to_vec(&v).unwrap_or_default();
     let mut resp = Response::from_parts(parts, Body::from(bytes));
-    resp.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+    resp.headers_mut()
+        .remove(axum::http::header::CONTENT_LENGTH);
     resp
 }
 
@@ -255,7 +256,13 @@ async fn list_in(
         .map(|p| view(p, form, None))
         .collect();
     let projects = items.clone();
-    Ok(Json(ProjectList { items, projects, total, limit, offset }))
+    Ok(Json(ProjectList {
+        items,
+        projects,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 /// The account's projects, oldest first (`zerodb:read`).
@@ -372,7 +379,16 @@ pub async fn update_v1(
     }
     problems.into_result()?;
     let p = svc
-        .update(&caller, &id, ProjectPatch { name, description, metadata, config })
+        .update(
+            &caller,
+            &id,
+            ProjectPatch {
+                name,
+                description,
+                metadata,
+                config,
+            },
+        )
         .await?;
     Ok(Json(view(p, Form::Python, None)))
 }

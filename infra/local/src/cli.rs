@@ -218,7 +218,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  inference providers: {}", providers.join(", "));
     println!(
         "  instant-db: {}",
-        match (running.instant_db, running.addr.ip().to_canonical().is_loopback()) {
+        match (
+            running.instant_db,
+            running.addr.ip().to_canonical().is_loopback()
+        ) {
             (true, true) => "on (this machine only; ZERODB_INSTANT_DB=off turns it off)",
             (true, false) => "ON: anyone who reaches this address can create accounts",
             (false, true) => "off",

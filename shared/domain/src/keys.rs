@@ -437,7 +437,14 @@ pub const FAMILIES: &[Family] = &[
     Family {
         name: "row index entry",
         space: KeySpace::Primary,
-        pk: &[Lit("RIX#"), Var(Id), Lit("#"), Var(Id), Lit("#"), Var(Number)],
+        pk: &[
+            Lit("RIX#"),
+            Var(Id),
+            Lit("#"),
+            Var(Id),
+            Lit("#"),
+            Var(Number),
+        ],
         sk: &[Var(Id), Lit("#"), Var(Any)],
     },
     Family {

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod filter;
 pub mod ids;
 pub mod item;
 pub mod keys;
@@ -14,6 +15,7 @@ pub mod queues;
 pub mod rate;
 pub mod scope;
 pub mod store;
+pub mod vectors;
 pub mod work;
 
 pub use context::{Context, Deployment, Settings};

@@ -563,6 +563,7 @@ pub struct Stores {
     pub blobs: std::sync::Arc<dyn Blobs>,
     /// Every queue of [`QueueName::ALL`].
     pub queues: Queues,
+    pub vectors: std::sync::Arc<dyn crate::vectors::Vectors>,
 }
 
 impl Stores {

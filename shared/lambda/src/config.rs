@@ -17,6 +17,8 @@ pub struct ConfigError(pub Vec<String>);
 pub struct AwsResources {
     pub table: String,
     pub bucket: String,
+    /// The S3 Vectors bucket holding every vector index.
+    pub vector_bucket: String,
     /// The URL of every queue, from its spec's `url_env`.
     pub queue_urls: BTreeMap<QueueName, String>,
 }
@@ -106,6 +108,7 @@ impl LambdaConfig {
         let resources = AwsResources {
             table: required(settings, "ZERODB_TABLE", &mut problems),
             bucket: required(settings, "ZERODB_BUCKET", &mut problems),
+            vector_bucket: required(settings, "ZERODB_VECTOR_BUCKET", &mut problems),
             queue_urls: QueueName::ALL
                 .iter()
                 .map(|q| (*q, required(settings, q.spec().url_env, &mut problems)))
@@ -146,6 +149,7 @@ mod tests {
         for part in [
             "ZERODB_TABLE is not set",
             "ZERODB_BUCKET is not set",
+            "ZERODB_VECTOR_BUCKET is not set",
             "ZERODB_EVENTS_QUEUE_URL is not set",
             "at least 32 bytes",
             "not 'lots'",
@@ -159,6 +163,7 @@ mod tests {
         let base = [
             ("ZERODB_TABLE", "t"),
             ("ZERODB_BUCKET", "b"),
+            ("ZERODB_VECTOR_BUCKET", "vb"),
             ("ZERODB_EVENTS_QUEUE_URL", "q"),
         ];
         let err = LambdaConfig::from_settings(&Settings::from_pairs(base), true)

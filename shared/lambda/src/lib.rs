@@ -50,7 +50,13 @@ pub async fn context(verifies_tokens: bool) -> Result<Context, Error> {
     };
     let r = &config.resources;
     Ok(Context::new(Parts {
-        stores: zerodb_store_aws::stores(&sdk, &r.table, &r.bucket, &r.queue_urls),
+        stores: zerodb_store_aws::stores(
+            &sdk,
+            &r.table,
+            &r.bucket,
+            &r.vector_bucket,
+            &r.queue_urls,
+        ),
         clock: Arc::new(zerodb_domain::clock::SystemClock),
         auth: config.auth,
         settings,

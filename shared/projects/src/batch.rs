@@ -24,10 +24,22 @@ pub struct BatchOp {
 /// One operation's outcome; `None` when skipped after an earlier failure.
 pub type Outcome = Option<Result<RowPage, DomainError>>;
 
-async fn one(tables: &Tables, p: &Project, i: usize, op: BatchOp, bytes: usize) -> Result<RowPage, DomainError> {
+async fn one(
+    tables: &Tables,
+    p: &Project,
+    i: usize,
+    op: BatchOp,
+    bytes: usize,
+) -> Result<RowPage, DomainError> {
     let def = tables.get(p, &op.table).await?;
     tables
-        .query(p, &def, op.query, At::body("operations").index(i).field("filters"), bytes)
+        .query(
+            p,
+            &def,
+            op.query,
+            At::body("operations").index(i).field("filters"),
+            bytes,
+        )
         .await
 }
 

@@ -14,7 +14,9 @@ use zerodb_domain::store::{
 };
 use zerodb_domain::{At, Context, DomainError, Settings, ids, keys};
 
-use crate::project::{ANSWER_BYTES, Project, STAT_EVENT_BYTES, STAT_EVENTS, count, json_string_bytes};
+use crate::project::{
+    ANSWER_BYTES, Project, STAT_EVENT_BYTES, STAT_EVENTS, count, json_string_bytes,
+};
 
 /// Seed 003's batch limit.
 pub const MAX_BATCH: usize = 100;
@@ -48,7 +50,10 @@ pub fn check_topic(t: &str) -> Result<(), String> {
     if t.is_empty() || t.len() > 256 {
         return Err("topic is 1–256 characters, e.g. \"agent.task.completed\"".into());
     }
-    if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b)) {
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
+    {
         return Err("topic holds letters, digits and . _ - : / only".into());
     }
     Ok(())
@@ -97,7 +102,10 @@ impl ProjectEvents {
     pub fn check(topic: &str, payload: &Value, at: &At) -> Result<String, DomainError> {
         check_topic(topic).map_err(|m| at.clone().field("topic").invalid(m))?;
         if !payload.is_object() {
-            return Err(at.clone().field("event_payload").invalid("event_payload is a JSON object"));
+            return Err(at
+                .clone()
+                .field("event_payload")
+                .invalid("event_payload is a JSON object"));
         }
         let text = payload.to_string();
         if text.len() > MAX_PAYLOAD_BYTES {
@@ -135,12 +143,21 @@ impl ProjectEvents {
             for e in chunk {
                 let key = keys::event(&p.id, e.at, &e.id);
                 let mut item = to_item(&key, e, Some(expires))?;
-                item.insert(GSI1PK.into(), V::S(keys::event_topic_index(&p.id, &hex::encode(&e.topic))));
+                item.insert(
+                    GSI1PK.into(),
+                    V::S(keys::event_topic_index(&p.id, &hex::encode(&e.topic))),
+                );
                 item.insert(GSI1SK.into(), V::S(key.sk.clone()));
                 bytes += e.payload.len() as i64;
-                ops.push(TxOp::Put { item, condition: None });
+                ops.push(TxOp::Put {
+                    item,
+                    condition: None,
+                });
             }
-            ops.push(count(&p.id, &[(STAT_EVENTS, chunk.len() as i64), (STAT_EVENT_BYTES, bytes)]));
+            ops.push(count(
+                &p.id,
+                &[(STAT_EVENTS, chunk.len() as i64), (STAT_EVENT_BYTES, bytes)],
+            ));
             self.table.transact(ops).await?;
         }
         self.sink
@@ -170,7 +187,11 @@ impl ProjectEvents {
     ) -> Result<(Vec<StoredEvent>, Option<Cursor>), DomainError> {
         let lo = format!("{:013}", q.since.unwrap_or(0).max(0));
         let hi = format!("{:013}~", q.until.unwrap_or(9_999_999_999_999).max(0));
-        let index = if q.topic.is_some() { Index::Gsi1 } else { Index::Primary };
+        let index = if q.topic.is_some() {
+            Index::Gsi1
+        } else {
+            Index::Primary
+        };
         let query = match &q.topic {
             Some(t) => Query::partition(keys::event_topic_index(&p.id, &hex::encode(t))).on(index),
             None => Query::partition(keys::events_partition(&p.id)),

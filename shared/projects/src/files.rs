@@ -180,9 +180,7 @@ pub fn check_name(name: &str, max: usize) -> Result<(), String> {
     }
     // Invisible and direction-changing characters let a name show as another
     // (`invoice\u{202e}fdp.exe`).
-    let format = |c: char| {
-        matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
-    };
+    let format = |c: char| matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}' | '\u{feff}');
     if name.chars().any(format) {
         return Err("file name must not hold invisible or direction-changing characters (U+200B–U+200F, U+202A–U+202E, U+2060–U+2069, U+2028, U+2029, U+FEFF)".into());
     }
@@ -903,7 +901,10 @@ impl Files {
             return Err(DomainError::coded(
                 Refusal::Conflict,
                 "FILE_ALREADY_UPLOADED",
-                format!("File {} already has its bytes; upload a new file to replace it", r.id),
+                format!(
+                    "File {} already has its bytes; upload a new file to replace it",
+                    r.id
+                ),
             ));
         }
         let most = if r.declared_size > 0 {
@@ -916,7 +917,12 @@ impl Files {
 
     /// The bytes PUT to a signed upload URL that [`Files::put_allowed`] let through:
     /// stored, then the record with the counters (conditional on it still waiting).
-    pub async fn put_signed(&self, p: Project, r: FileRecord, bytes: Vec<u8>) -> Result<FileRecord, DomainError> {
+    pub async fn put_signed(
+        &self,
+        p: Project,
+        r: FileRecord,
+        bytes: Vec<u8>,
+    ) -> Result<FileRecord, DomainError> {
         self.check_size(bytes.len() as u64, r.declared_size)?;
         let size = bytes.len() as u64;
         let sha = sha256_hex(&bytes);

@@ -6,7 +6,7 @@
 pub mod batch;
 pub mod events;
 pub mod files;
-pub mod filter;
+pub use zerodb_domain::filter;
 pub mod project;
 pub mod purge;
 pub mod rlhf;

@@ -303,7 +303,13 @@ pub fn not_found() -> DomainError {
 /// Whether `e` is [`not_found`]'s 404 (so a route that lists the default project can
 /// answer an account with no project as an empty list).
 pub fn is_project_not_found(e: &DomainError) -> bool {
-    matches!(e, DomainError::Coded { code: "PROJECT_NOT_FOUND", .. })
+    matches!(
+        e,
+        DomainError::Coded {
+            code: "PROJECT_NOT_FOUND",
+            ..
+        }
+    )
 }
 
 fn stamp(p: &Project) -> serde_json::Value {
@@ -336,7 +342,11 @@ impl Projects {
 
     /// Creates a project within the account's limit, as its first transition.
     #[tracing::instrument(skip_all, fields(account_id = %caller.account_id))]
-    pub async fn create(&self, caller: &Principal, new: NewProject) -> Result<Project, DomainError> {
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        new: NewProject,
+    ) -> Result<Project, DomainError> {
         Self::require_admin(caller)?;
         self.create_unchecked(caller, new).await
     }
@@ -434,7 +444,11 @@ impl Projects {
         data["status"] = json!(project.status.as_str());
         data["name"] = json!(project.name);
         self.events
-            .emit(vec![("zerodb.project.created".into(), "zerodb".into(), data)])
+            .emit(vec![(
+                "zerodb.project.created".into(),
+                "zerodb".into(),
+                data,
+            )])
             .await;
         Ok(project)
     }
@@ -572,7 +586,15 @@ impl Projects {
                     // The default was deleted while it was being chosen: forget it (if
                     // it is still the default) and choose again.
                     let still = Condition::Equals(DEFAULT_PROJECT.into(), Value::S(id.to_owned()));
-                    match self.table.update(&account_key, vec![Update::Remove(DEFAULT_PROJECT.into())], Some(still)).await {
+                    match self
+                        .table
+                        .update(
+                            &account_key,
+                            vec![Update::Remove(DEFAULT_PROJECT.into())],
+                            Some(still),
+                        )
+                        .await
+                    {
                         Ok(_) | Err(zerodb_domain::store::StoreError::Conflict) => return Ok(None),
                         Err(e) => return Err(e.into()),
                     }
@@ -589,7 +611,11 @@ impl Projects {
             ]);
             return match self
                 .table
-                .update(&account_key, vec![Update::Set(DEFAULT_PROJECT.into(), Value::S(p.id.clone()))], Some(unset))
+                .update(
+                    &account_key,
+                    vec![Update::Set(DEFAULT_PROJECT.into(), Value::S(p.id.clone()))],
+                    Some(unset),
+                )
                 .await
             {
                 Ok(_) => Ok(Some(p)),
@@ -637,7 +663,11 @@ impl Projects {
 
     /// Every project record under `prefix` of the account's partition, at most
     /// [`MAX_LISTED`].
-    async fn query_projects(&self, account: &str, prefix: &str) -> Result<Vec<Project>, DomainError> {
+    async fn query_projects(
+        &self,
+        account: &str,
+        prefix: &str,
+    ) -> Result<Vec<Project>, DomainError> {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
@@ -717,7 +747,10 @@ impl Projects {
         self.table
             .put(
                 to_item(&keys::project(&p.account_id, &p.id), &p, None)?,
-                Some(Condition::Equals("status".into(), Value::S(p.status.as_str().into()))),
+                Some(Condition::Equals(
+                    "status".into(),
+                    Value::S(p.status.as_str().into()),
+                )),
             )
             .await
             .map_err(|e| match e {
@@ -801,12 +834,20 @@ impl Projects {
             ),
             e => e.into(),
         })?;
-        tracing::info!(from = from.as_str(), to = to.as_str(), "project status changed");
+        tracing::info!(
+            from = from.as_str(),
+            to = to.as_str(),
+            "project status changed"
+        );
         let mut data = stamp(&p);
         data["from"] = json!(from.as_str());
         data["to"] = json!(to.as_str());
         data["status"] = json!(to.as_str());
-        let mut events = vec![("zerodb.project.status_changed".into(), "zerodb".into(), data)];
+        let mut events = vec![(
+            "zerodb.project.status_changed".into(),
+            "zerodb".into(),
+            data,
+        )];
         if to == Status::Deleted {
             events.push(crate::purge::purge_event(&p.account_id, &p.id, None));
         }
@@ -869,7 +910,8 @@ impl Projects {
                     u.files_stored += n(STAT_FILES);
                     u.vectors_stored += n(STAT_VECTORS);
                     u.rlhf_interactions += n(STAT_RLHF);
-                    u.storage_bytes += n(STAT_FILE_BYTES) + n(STAT_EVENT_BYTES) + n(STAT_RLHF_BYTES);
+                    u.storage_bytes +=
+                        n(STAT_FILE_BYTES) + n(STAT_EVENT_BYTES) + n(STAT_RLHF_BYTES);
                 }
             }
             match page.cursor {
@@ -895,7 +937,10 @@ impl Projects {
         let counter = TableCounter(self.table.clone());
         let address = hex::encode(source.unwrap_or("unknown"));
         for (bucket, limit) in [
-            (format!("instantdb-{address}"), self.limits.instant_db_per_address),
+            (
+                format!("instantdb-{address}"),
+                self.limits.instant_db_per_address,
+            ),
             ("instantdb".to_owned(), self.limits.instant_db_per_minute),
         ] {
             if counter.hit(&bucket, window).await? > u64::from(limit) {
@@ -1044,10 +1089,16 @@ mod tests {
     fn runs_respect_operations_and_bytes() {
         let items: Vec<(usize, usize)> = vec![(1, 10); 250];
         let runs = transaction_runs(&items, 1, |c| *c);
-        assert_eq!(runs.iter().map(|r| r.len()).collect::<Vec<_>>(), vec![99, 99, 52]);
+        assert_eq!(
+            runs.iter().map(|r| r.len()).collect::<Vec<_>>(),
+            vec![99, 99, 52]
+        );
         let big: Vec<(usize, usize)> = vec![(1, 1024 * 1024); 10];
         let runs = transaction_runs(&big, 1, |c| *c);
-        assert!(runs.iter().all(|r| r.iter().map(|c| c.1).sum::<usize>() <= TX_BYTES));
+        assert!(
+            runs.iter()
+                .all(|r| r.iter().map(|c| c.1).sum::<usize>() <= TX_BYTES)
+        );
         assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 10);
     }
 }

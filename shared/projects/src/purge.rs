@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use zerodb_domain::DomainError;
 use zerodb_domain::events::{Event, EventHandler, EventSink};
-use zerodb_domain::store::{Blobs, Key, Query, Table, TxOp};
 use zerodb_domain::keys;
+use zerodb_domain::store::{Blobs, Key, Query, Table, TxOp};
 
 use crate::schema::MAX_INDEXES;
 use crate::tables::TableDef;
@@ -31,7 +31,11 @@ pub const STAGE_DATA: &str = "data";
 pub const STAGE_MEMORY: &str = "memory";
 
 /// The event that purges a dropped table (`table`) or a whole deleted project.
-pub fn purge_event(account_id: &str, project_id: &str, table: Option<&TableDef>) -> (String, String, Value) {
+pub fn purge_event(
+    account_id: &str,
+    project_id: &str,
+    table: Option<&TableDef>,
+) -> (String, String, Value) {
     (
         PURGE_EVENT.to_owned(),
         "internal".to_owned(),
@@ -78,7 +82,12 @@ enum Step {
 
 impl Purge {
     pub fn new(table: Arc<dyn Table>, blobs: Arc<dyn Blobs>, events: EventSink) -> Self {
-        Purge { table, blobs, events, budget: BUDGET }
+        Purge {
+            table,
+            blobs,
+            events,
+            budget: BUDGET,
+        }
     }
 
     /// Deletes up to `budget` items of one partition; `Done` when it is empty.
@@ -98,19 +107,33 @@ impl Purge {
                 .items
                 .iter()
                 .filter_map(Key::of)
-                .map(|key| TxOp::Delete { key, condition: None })
+                .map(|key| TxOp::Delete {
+                    key,
+                    condition: None,
+                })
                 .collect();
             *budget = budget.saturating_sub(ops.len());
             self.table.transact(ops).await?;
         }
     }
 
-    async fn table_data(&self, project_id: &str, table_id: &str, budget: &mut usize) -> Result<Step, DomainError> {
-        if let Step::More = self.partition(&keys::rows_partition(project_id, table_id), budget).await? {
+    async fn table_data(
+        &self,
+        project_id: &str,
+        table_id: &str,
+        budget: &mut usize,
+    ) -> Result<Step, DomainError> {
+        if let Step::More = self
+            .partition(&keys::rows_partition(project_id, table_id), budget)
+            .await?
+        {
             return Ok(Step::More);
         }
         for n in 0..MAX_INDEXES {
-            if let Step::More = self.partition(&keys::row_index_partition(project_id, table_id, n), budget).await? {
+            if let Step::More = self
+                .partition(&keys::row_index_partition(project_id, table_id, n), budget)
+                .await?
+            {
                 return Ok(Step::More);
             }
         }
@@ -122,13 +145,19 @@ impl Purge {
         loop {
             let page = self
                 .table
-                .query(Query::partition(keys::database_partition(project_id)).begins_with(keys::TABLE_PREFIX).limit(50))
+                .query(
+                    Query::partition(keys::database_partition(project_id))
+                        .begins_with(keys::TABLE_PREFIX)
+                        .limit(50),
+                )
                 .await?;
             if page.items.is_empty() {
                 break;
             }
             for item in page.items {
-                let Some(id) = item.get("id").and_then(|v| v.as_str()).map(str::to_owned) else { continue };
+                let Some(id) = item.get("id").and_then(|v| v.as_str()).map(str::to_owned) else {
+                    continue;
+                };
                 if let Step::More = self.table_data(project_id, &id, budget).await? {
                     return Ok(Step::More);
                 }
@@ -142,7 +171,10 @@ impl Purge {
             if *budget == 0 {
                 return Ok(Step::More);
             }
-            let page = self.blobs.list(&file_blob_prefix(project_id), None, (*budget).min(100)).await?;
+            let page = self
+                .blobs
+                .list(&file_blob_prefix(project_id), None, (*budget).min(100))
+                .await?;
             if page.objects.is_empty() {
                 break;
             }
@@ -179,16 +211,27 @@ impl EventHandler for Purge {
     async fn handle(&self, events: &[&Event]) -> Result<usize, DomainError> {
         let mut done = 0;
         for e in events {
-            let Some(project_id) = e.data.get("project_id").and_then(Value::as_str) else { continue };
+            let Some(project_id) = e.data.get("project_id").and_then(Value::as_str) else {
+                continue;
+            };
             let mut budget = self.budget.max(1);
             let start = budget;
-            let step = match e.data.get("table").and_then(|t| t.get("id")).and_then(Value::as_str) {
+            let step = match e
+                .data
+                .get("table")
+                .and_then(|t| t.get("id"))
+                .and_then(Value::as_str)
+            {
                 Some(table_id) => self.table_data(project_id, table_id, &mut budget).await?,
                 None => self.project(project_id, &mut budget).await?,
             };
             done += start - budget;
             if let Step::More = step {
-                tracing::info!(project_id, deleted = start - budget, "purge goes on in another event");
+                tracing::info!(
+                    project_id,
+                    deleted = start - budget,
+                    "purge goes on in another event"
+                );
                 // Unsent, the rest would never be purged: fail, so this event is
                 // delivered again (every step is idempotent).
                 self.events.send(vec![continuation(e, STAGE_DATA)]).await.map_err(|err| {

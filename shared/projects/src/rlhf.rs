@@ -66,7 +66,10 @@ impl Interaction {
             serde_json::from_str(&self.metadata).unwrap_or(Value::Object(Map::new())),
         );
         if let Some(f) = &self.feedback {
-            m.insert("feedback".into(), serde_json::from_str(f).unwrap_or(Value::Null));
+            m.insert(
+                "feedback".into(),
+                serde_json::from_str(f).unwrap_or(Value::Null),
+            );
         }
         m.insert(
             "created_at".into(),
@@ -105,7 +108,12 @@ impl NewInteraction {
         let metadata = match metadata {
             None | Some(Value::Null) => "{}".to_owned(),
             Some(v @ Value::Object(_)) => v.to_string(),
-            Some(_) => return Err(at.clone().field("metadata").invalid("metadata is a JSON object")),
+            Some(_) => {
+                return Err(at
+                    .clone()
+                    .field("metadata")
+                    .invalid("metadata is a JSON object"));
+            }
         };
         if metadata.len() > MAX_METADATA_BYTES {
             return Err(at.clone().field("metadata").invalid(format!(
@@ -114,7 +122,10 @@ impl NewInteraction {
             )));
         }
         let feedback = feedback.filter(|f| !f.is_null()).map(|f| f.to_string());
-        if feedback.as_ref().is_some_and(|f| f.len() > MAX_METADATA_BYTES) {
+        if feedback
+            .as_ref()
+            .is_some_and(|f| f.len() > MAX_METADATA_BYTES)
+        {
             return Err(at.clone().field("feedback").invalid(format!(
                 "feedback is over {MAX_METADATA_BYTES} bytes as JSON"
             )));
@@ -134,7 +145,12 @@ impl NewInteraction {
                 feedback.as_ref().map_or(0, String::len),
             )));
         }
-        Ok(NewInteraction { prompt, response, metadata, feedback })
+        Ok(NewInteraction {
+            prompt,
+            response,
+            metadata,
+            feedback,
+        })
     }
 }
 
@@ -157,11 +173,18 @@ pub struct RlhfQuery {
 
 impl Rlhf {
     pub fn new(ctx: &Context) -> Self {
-        Rlhf { table: ctx.stores().table.clone(), clock: ctx.clock().clone() }
+        Rlhf {
+            table: ctx.stores().table.clone(),
+            clock: ctx.clock().clone(),
+        }
     }
 
     /// Stores checked interactions in transactions with the project's counters.
-    pub async fn log(&self, p: &Project, new: Vec<NewInteraction>) -> Result<Vec<Interaction>, DomainError> {
+    pub async fn log(
+        &self,
+        p: &Project,
+        new: Vec<NewInteraction>,
+    ) -> Result<Vec<Interaction>, DomainError> {
         let at = self.clock.now().timestamp_millis();
         let stored: Vec<Interaction> = new
             .into_iter()
@@ -175,16 +198,29 @@ impl Rlhf {
             })
             .collect();
         let cost = |i: &Interaction| {
-            (1, i.prompt.len() + i.response.len() + i.metadata.len() + i.feedback.as_ref().map_or(0, String::len) + 300)
+            (
+                1,
+                i.prompt.len()
+                    + i.response.len()
+                    + i.metadata.len()
+                    + i.feedback.as_ref().map_or(0, String::len)
+                    + 300,
+            )
         };
         for chunk in crate::project::transaction_runs(&stored, 1, cost) {
             let mut ops = Vec::with_capacity(chunk.len() + 1);
             let mut bytes = 0i64;
             for i in chunk {
                 bytes += (i.prompt.len() + i.response.len() + i.metadata.len()) as i64;
-                ops.push(TxOp::Put { item: to_item(&keys::rlhf(&p.id, i.at, &i.id), i, None)?, condition: None });
+                ops.push(TxOp::Put {
+                    item: to_item(&keys::rlhf(&p.id, i.at, &i.id), i, None)?,
+                    condition: None,
+                });
             }
-            ops.push(count(&p.id, &[(STAT_RLHF, chunk.len() as i64), (STAT_RLHF_BYTES, bytes)]));
+            ops.push(count(
+                &p.id,
+                &[(STAT_RLHF, chunk.len() as i64), (STAT_RLHF_BYTES, bytes)],
+            ));
             self.table.transact(ops).await?;
         }
         Ok(stored)
@@ -194,7 +230,11 @@ impl Rlhf {
     /// or a bounded number of items has been read (the cursor then goes on from there).
     /// A page also stops before its texts pass [`ANSWER_BYTES`] (a Lambda answers at
     /// most 6 MB), its cursor then going on after the last interaction returned.
-    pub async fn list(&self, p: &Project, q: RlhfQuery) -> Result<(Vec<Interaction>, Option<Cursor>), DomainError> {
+    pub async fn list(
+        &self,
+        p: &Project,
+        q: RlhfQuery,
+    ) -> Result<(Vec<Interaction>, Option<Cursor>), DomainError> {
         let lo = format!("{:013}", q.since.unwrap_or(0).max(0));
         let hi = format!("{:013}~", q.until.unwrap_or(9_999_999_999_999).max(0));
         let limit = q.limit.clamp(1, 1000);

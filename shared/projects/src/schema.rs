@@ -48,11 +48,17 @@ impl FieldType {
         match self {
             FieldType::String => v.is_string(),
             FieldType::Number => v.is_number(),
-            FieldType::Integer => v.as_i64().is_some() || v.as_u64().is_some() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+            FieldType::Integer => {
+                v.as_i64().is_some()
+                    || v.as_u64().is_some()
+                    || v.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
             FieldType::Boolean => v.is_boolean(),
             FieldType::Object => v.is_object(),
             FieldType::Array => v.is_array(),
-            FieldType::Timestamp => v.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+            FieldType::Timestamp => v
+                .as_str()
+                .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
             FieldType::Any => true,
         }
     }
@@ -98,7 +104,12 @@ impl Schema {
         let m = match v {
             Value::Null => return Ok(Schema::default()),
             Value::Object(m) => m,
-            _ => return Err((String::new(), "schema is an object: {\"fields\": {...}, \"indexes\": [...]}".into())),
+            _ => {
+                return Err((
+                    String::new(),
+                    "schema is an object: {\"fields\": {...}, \"indexes\": [...]}".into(),
+                ));
+            }
         };
         let mut schema = Schema::default();
         // A bare map of field → type is also a schema (no "fields" wrapper).
@@ -114,7 +125,12 @@ impl Schema {
                     o.get("type").and_then(Value::as_str).unwrap_or("any"),
                     o.get("required").and_then(Value::as_bool).unwrap_or(false),
                 ),
-                _ => return Err((at, "a field is a type name or {\"type\": ..., \"required\": ...}".into())),
+                _ => {
+                    return Err((
+                        at,
+                        "a field is a type name or {\"type\": ..., \"required\": ...}".into(),
+                    ));
+                }
             };
             let kind = FieldType::parse(kind).ok_or_else(|| {
                 (at.clone(), format!("unknown type '{kind}'; use string, number, integer, boolean, object, array, timestamp or any"))
@@ -122,7 +138,11 @@ impl Schema {
             if name.is_empty() || name.len() > 256 {
                 return Err((at, "field names are 1–256 characters".into()));
             }
-            schema.fields.push(Field { name: name.to_owned(), kind, required });
+            schema.fields.push(Field {
+                name: name.to_owned(),
+                kind,
+                required,
+            });
             Ok(())
         };
         match fields_v {
@@ -141,7 +161,10 @@ impl Schema {
             Some(_) => return Err(("fields".into(), "fields is an object of name → type".into())),
         }
         if schema.fields.len() > MAX_FIELDS {
-            return Err(("fields".into(), format!("at most {MAX_FIELDS} fields may be declared")));
+            return Err((
+                "fields".into(),
+                format!("at most {MAX_FIELDS} fields may be declared"),
+            ));
         }
         match m.get("indexes") {
             None | Some(Value::Null) => {}
@@ -153,17 +176,32 @@ impl Schema {
                         Value::Object(o) => o
                             .get("field")
                             .and_then(Value::as_str)
-                            .or_else(|| o.get("fields").and_then(|f| f.get(0)).and_then(Value::as_str))
+                            .or_else(|| {
+                                o.get("fields")
+                                    .and_then(|f| f.get(0))
+                                    .and_then(Value::as_str)
+                            })
                             .unwrap_or_default()
                             .to_owned(),
                         _ => String::new(),
                     };
-                    let field = if field == "_id" { "id".to_owned() } else { field };
-                    if field.is_empty() || field.len() > 256 || field.split('.').any(str::is_empty) {
-                        return Err((format!("indexes.{i}"), "an index names one field: \"email\" or {\"field\": \"email\"}".into()));
+                    let field = if field == "_id" {
+                        "id".to_owned()
+                    } else {
+                        field
+                    };
+                    if field.is_empty() || field.len() > 256 || field.split('.').any(str::is_empty)
+                    {
+                        return Err((
+                            format!("indexes.{i}"),
+                            "an index names one field: \"email\" or {\"field\": \"email\"}".into(),
+                        ));
                     }
                     if field == "id" {
-                        return Err((format!("indexes.{i}"), "rows are already found by id; index other fields".into()));
+                        return Err((
+                            format!("indexes.{i}"),
+                            "rows are already found by id; index other fields".into(),
+                        ));
                     }
                     if !schema.indexes.contains(&field) {
                         schema.indexes.push(field);
@@ -173,7 +211,10 @@ impl Schema {
             Some(_) => return Err(("indexes".into(), "indexes is a list of field names".into())),
         }
         if schema.indexes.len() > MAX_INDEXES {
-            return Err(("indexes".into(), format!("at most {MAX_INDEXES} indexes per table (each costs a write per row)")));
+            return Err((
+                "indexes".into(),
+                format!("at most {MAX_INDEXES} indexes per table (each costs a write per row)"),
+            ));
         }
         Ok(schema)
     }
@@ -185,7 +226,11 @@ impl Schema {
             let kind = serde_json::to_value(f.kind).unwrap_or(Value::Null);
             fields.insert(
                 f.name.clone(),
-                if f.required { serde_json::json!({"type": kind, "required": true}) } else { kind },
+                if f.required {
+                    serde_json::json!({"type": kind, "required": true})
+                } else {
+                    kind
+                },
             );
         }
         serde_json::json!({"fields": fields, "indexes": self.indexes})
@@ -198,11 +243,17 @@ impl Schema {
         for f in &self.fields {
             match crate::filter::lookup(&doc, &f.name) {
                 None | Some(Value::Null) if f.required => {
-                    return Err((f.name.clone(), format!("{} is required by the table's schema", f.name)));
+                    return Err((
+                        f.name.clone(),
+                        format!("{} is required by the table's schema", f.name),
+                    ));
                 }
                 None | Some(Value::Null) => {}
                 Some(v) if !f.kind.admits(v) => {
-                    return Err((f.name.clone(), format!("{} must be {} by the table's schema", f.name, f.kind.name())));
+                    return Err((
+                        f.name.clone(),
+                        format!("{} must be {} by the table's schema", f.name, f.kind.name()),
+                    ));
                 }
                 Some(_) => {}
             }
@@ -254,7 +305,11 @@ pub fn truncated(v: &Value) -> bool {
 fn encode_number(f: f64) -> String {
     let f = if f == 0.0 { 0.0 } else { f }; // -0 and 0 are one value
     let bits = f.to_bits();
-    let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
     format!("N{ordered:016x}")
 }
 
@@ -276,7 +331,9 @@ pub fn check_table_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphabetic()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -301,10 +358,16 @@ mod tests {
         assert_eq!(enc, sorted);
         assert_eq!(encode(&json!(-0.0)), encode(&json!(0)));
         let strs = ["", "a", "ab", "abc", "b", "é"];
-        let enc: Vec<String> = strs.iter().map(|s| format!("{}#row", encode(&json!(s)).unwrap())).collect();
+        let enc: Vec<String> = strs
+            .iter()
+            .map(|s| format!("{}#row", encode(&json!(s)).unwrap()))
+            .collect();
         let mut sorted = enc.clone();
         sorted.sort();
-        assert_eq!(enc, sorted, "a prefix sorts first even with the row id after it");
+        assert_eq!(
+            enc, sorted,
+            "a prefix sorts first even with the row id after it"
+        );
     }
 
     #[test]
@@ -313,7 +376,10 @@ mod tests {
         assert_eq!(s.indexes, vec!["email"]);
         let row = |v: Value| v.as_object().unwrap().clone();
         assert!(s.check(&row(json!({"email": "a@b", "age": 3}))).is_ok());
-        assert_eq!(s.check(&row(json!({"email": 5, "age": 3}))).unwrap_err().0, "email");
+        assert_eq!(
+            s.check(&row(json!({"email": 5, "age": 3}))).unwrap_err().0,
+            "email"
+        );
         assert_eq!(s.check(&row(json!({"email": "x"}))).unwrap_err().0, "age");
         assert!(Schema::parse(&json!({"fields": {"a": "blob"}})).is_err());
         assert!(Schema::parse(&json!({"indexes": ["a", "b", "c", "d", "e", "f"]})).is_err());

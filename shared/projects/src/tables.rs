@@ -197,7 +197,9 @@ fn table_not_found(name: &str) -> DomainError {
 
 fn too_broad(what: &str, plan: &Plan) -> DomainError {
     let hint = match plan {
-        Plan::Scan => "declare an index on a field you filter by (schema.indexes), or narrow the filter",
+        Plan::Scan => {
+            "declare an index on a field you filter by (schema.indexes), or narrow the filter"
+        }
         _ => "narrow the indexed condition",
     };
     DomainError::coded(
@@ -405,7 +407,11 @@ impl Tables {
             }
             let id = match m.get("id") {
                 None | Some(Value::Null) => ids::prefixed_id("row"),
-                Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control) => s.clone(),
+                Some(Value::String(s))
+                    if !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control) =>
+                {
+                    s.clone()
+                }
                 Some(Value::Number(n)) => n.to_string(),
                 Some(_) => {
                     return Err(here.field("id").invalid(
@@ -414,15 +420,24 @@ impl Tables {
                 }
             };
             if !seen.insert(id.clone()) {
-                return Err(here.field("id").invalid(format!("row id '{id}' appears twice in this call")));
+                return Err(here
+                    .field("id")
+                    .invalid(format!("row id '{id}' appears twice in this call")));
             }
             m.insert("id".into(), Value::String(id.clone()));
             schema
                 .check(&m)
                 .map_err(|(field, msg)| here.clone().field(&field).invalid(msg))?;
             let doc = Value::Object(m);
-            let text = self.check_row(&doc, schema, &id).map_err(|m| here.clone().invalid(m))?;
-            written += (1 + schema.indexes.iter().map(|f| schema::entries(&doc, f).len()).sum::<usize>()) * text.len();
+            let text = self
+                .check_row(&doc, schema, &id)
+                .map_err(|m| here.clone().invalid(m))?;
+            written += (1 + schema
+                .indexes
+                .iter()
+                .map(|f| schema::entries(&doc, f).len())
+                .sum::<usize>())
+                * text.len();
             if written > WRITE_BYTES {
                 return Err(at.clone().invalid(format!(
                     "these rows and their index copies write over {} MiB; send fewer rows",
@@ -478,7 +493,10 @@ impl Tables {
     fn counters(p: &Project, def: &TableDef, rows: i64, bytes: i64) -> TxOp {
         TxOp::Update {
             key: keys::table(&p.id, &def.name),
-            updates: vec![Update::Add(ROW_COUNT.into(), rows), Update::Add(BYTES.into(), bytes)],
+            updates: vec![
+                Update::Add(ROW_COUNT.into(), rows),
+                Update::Add(BYTES.into(), bytes),
+            ],
             condition: Some(Condition::Equals(TABLE_ID.into(), V::S(def.id.clone()))),
         }
     }
@@ -510,7 +528,10 @@ impl Tables {
                     condition: Some(Condition::NotExists),
                 });
                 for item in Self::index_items(p, def, &schema, id, doc, text, 1) {
-                    ops.push(TxOp::Put { item, condition: None });
+                    ops.push(TxOp::Put {
+                        item,
+                        condition: None,
+                    });
                 }
             }
             ops.push(Self::counters(p, def, part.len() as i64, bytes));
@@ -575,33 +596,65 @@ impl Tables {
         }
         let mut best: Option<(u8, Plan)> = None;
         for (n, field) in schema.indexes.iter().enumerate() {
-            let ops: Vec<&Op> = conj.iter().filter(|(p, _)| p == field).map(|(_, o)| *o).collect();
+            let ops: Vec<&Op> = conj
+                .iter()
+                .filter(|(p, _)| p == field)
+                .map(|(_, o)| *o)
+                .collect();
             for op in &ops {
                 let candidate = match op {
                     Op::Eq(v) if !v.is_null() => schema::encode(v).map(|e| {
-                        (0, vec![SortKey::BeginsWith(if schema::truncated(v) { e } else { format!("{e}#") })])
+                        (
+                            0,
+                            vec![SortKey::BeginsWith(if schema::truncated(v) {
+                                e
+                            } else {
+                                format!("{e}#")
+                            })],
+                        )
                     }),
-                    Op::In(vs) if !vs.is_empty() && vs.len() <= 50 && !vs.iter().any(Value::is_null) => vs
-                        .iter()
-                        .map(|v| {
-                            schema::encode(v).map(|e| {
-                                SortKey::BeginsWith(if schema::truncated(v) { e } else { format!("{e}#") })
+                    Op::In(vs)
+                        if !vs.is_empty() && vs.len() <= 50 && !vs.iter().any(Value::is_null) =>
+                    {
+                        vs.iter()
+                            .map(|v| {
+                                schema::encode(v).map(|e| {
+                                    SortKey::BeginsWith(if schema::truncated(v) {
+                                        e
+                                    } else {
+                                        format!("{e}#")
+                                    })
+                                })
                             })
-                        })
-                        .collect::<Option<Vec<_>>>()
-                        .map(|r| (1, r)),
+                            .collect::<Option<Vec<_>>>()
+                            .map(|r| (1, r))
+                    }
                     _ => None,
                 };
                 if let Some((rank, ranges)) = candidate
                     && best.as_ref().is_none_or(|(r, _)| rank < *r)
                 {
-                    best = Some((rank, Plan::Index { n, field: field.clone(), ranges }));
+                    best = Some((
+                        rank,
+                        Plan::Index {
+                            n,
+                            field: field.clone(),
+                            ranges,
+                        },
+                    ));
                 }
             }
             if best.is_none()
                 && let Some(range) = Self::range(&ops)
             {
-                best = Some((2, Plan::Index { n, field: field.clone(), ranges: vec![range] }));
+                best = Some((
+                    2,
+                    Plan::Index {
+                        n,
+                        field: field.clone(),
+                        ranges: vec![range],
+                    },
+                ));
             }
         }
         best.map(|(_, p)| p).unwrap_or(Plan::Scan)
@@ -679,8 +732,12 @@ impl Tables {
                     continue;
                 }
                 rows += 1;
-                let Some(c) = self.reread(p, def, id).await? else { continue };
-                let Ok(doc) = serde_json::from_str::<Value>(&c.text) else { continue };
+                let Some(c) = self.reread(p, def, id).await? else {
+                    continue;
+                };
+                let Ok(doc) = serde_json::from_str::<Value>(&c.text) else {
+                    continue;
+                };
                 if filter.matches(&doc) && !visit(c, &doc) {
                     break;
                 }
@@ -690,7 +747,9 @@ impl Tables {
         let queries: Vec<Query> = match plan {
             Plan::Index { n, ranges, .. } => ranges
                 .iter()
-                .map(|r| Query::partition(keys::row_index_partition(&p.id, &def.id, *n)).sort(r.clone()))
+                .map(|r| {
+                    Query::partition(keys::row_index_partition(&p.id, &def.id, *n)).sort(r.clone())
+                })
                 .collect(),
             _ => vec![Query::partition(keys::rows_partition(&p.id, &def.id))],
         };
@@ -712,11 +771,17 @@ impl Tables {
                         return Err(too_broad(&format!("{} rows", self.limits.scan_rows), plan));
                     }
                     if bytes > self.limits.scan_bytes {
-                        return Err(too_broad(&format!("{} bytes", self.limits.scan_bytes), plan));
+                        return Err(too_broad(
+                            &format!("{} bytes", self.limits.scan_bytes),
+                            plan,
+                        ));
                     }
                     if rows % 256 == 0 {
                         if started.elapsed() > QUERY_TIME {
-                            return Err(too_broad(&format!("{} s of work", QUERY_TIME.as_secs()), plan));
+                            return Err(too_broad(
+                                &format!("{} s of work", QUERY_TIME.as_secs()),
+                                plan,
+                            ));
                         }
                         // Long scans share the cores with the requests beside them.
                         tokio::task::yield_now().await;
@@ -728,7 +793,11 @@ impl Tables {
                     if !filter.matches(&doc) {
                         continue;
                     }
-                    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let id = doc
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
                     // A row with several entries in range (list values) counts once.
                     if dedupe && !seen.insert(id.clone()) {
                         continue;
@@ -767,7 +836,9 @@ impl Tables {
         page_bytes: usize,
     ) -> Result<RowPage, DomainError> {
         if q.offset > MAX_OFFSET {
-            return Err(filter_at.invalid(format!("offset is at most {MAX_OFFSET}; narrow the filter instead")));
+            return Err(filter_at.invalid(format!(
+                "offset is at most {MAX_OFFSET}; narrow the filter instead"
+            )));
         }
         let filter = Self::parse_filter(q.filter.as_ref(), &filter_at)?;
         let schema = def.schema();
@@ -786,7 +857,13 @@ impl Tables {
                 .await?
             };
             let (rows, truncated) = page.finish(&q.projection);
-            return Ok(RowPage { rows, total: def.row_count.max(0) as usize, plan: "count".into(), examined, truncated });
+            return Ok(RowPage {
+                rows,
+                total: def.row_count.max(0) as usize,
+                plan: "count".into(),
+                examined,
+                truncated,
+            });
         }
         let plan = Self::plan(&schema, &filter);
         let sort = &q.sort;
@@ -846,7 +923,13 @@ impl Tables {
             Plan::Ids(_) => "id".to_owned(),
             Plan::Index { field, .. } => format!("index:{field}"),
         };
-        Ok(RowPage { rows, total, plan, examined, truncated })
+        Ok(RowPage {
+            rows,
+            total,
+            plan,
+            examined,
+            truncated,
+        })
     }
 
     /// Every matching row, refused past the write limits (rows, bytes) before anything is
@@ -885,7 +968,12 @@ impl Tables {
         Ok(out)
     }
 
-    async fn reread(&self, p: &Project, def: &TableDef, id: &str) -> Result<Option<Cand>, DomainError> {
+    async fn reread(
+        &self,
+        p: &Project,
+        def: &TableDef,
+        id: &str,
+    ) -> Result<Option<Cand>, DomainError> {
         let Some(item) = self.table.get(&keys::row(&p.id, &def.id, id)).await? else {
             return Ok(None);
         };
@@ -917,14 +1005,22 @@ impl Tables {
         }];
         for k in Self::index_keys(p, def, schema, &old.id, &old_doc) {
             if !new_keys.contains(&k) {
-                ops.push(TxOp::Delete { key: k, condition: None });
+                ops.push(TxOp::Delete {
+                    key: k,
+                    condition: None,
+                });
             }
         }
         for item in Self::index_items(p, def, schema, &old.id, new, text, v) {
-            ops.push(TxOp::Put { item, condition: None });
+            ops.push(TxOp::Put {
+                item,
+                condition: None,
+            });
         }
         if ops.len() == 1 {
-            let TxOp::Put { item, condition } = ops.remove(0) else { unreachable!() };
+            let TxOp::Put { item, condition } = ops.remove(0) else {
+                unreachable!()
+            };
             return self.table.put(item, condition).await;
         }
         self.table.transact(ops).await
@@ -945,7 +1041,9 @@ impl Tables {
         let filter = Self::parse_filter(filter, &at.0)?;
         let change = Change::parse(change).map_err(|e| filter_error(at.1.clone(), e))?;
         let schema = def.schema();
-        let matched = self.matching(p, def, &filter, self.limits.write_rows).await?;
+        let matched = self
+            .matching(p, def, &filter, self.limits.write_rows)
+            .await?;
         if matched.is_empty() {
             if !upsert {
                 return Ok(Updated::default());
@@ -954,9 +1052,17 @@ impl Tables {
             for (path, v) in filter.equalities() {
                 crate::filter::set_path(&mut row, path, v.clone());
             }
-            change.apply(&mut row).map_err(|e| filter_error(at.1.clone(), e))?;
-            let ids = self.insert(p, def, vec![Value::Object(row)], At::body("update")).await?;
-            return Ok(Updated { matched: 0, modified: 0, upserted_id: ids.into_iter().next() });
+            change
+                .apply(&mut row)
+                .map_err(|e| filter_error(at.1.clone(), e))?;
+            let ids = self
+                .insert(p, def, vec![Value::Object(row)], At::body("update"))
+                .await?;
+            return Ok(Updated {
+                matched: 0,
+                modified: 0,
+                upserted_id: ids.into_iter().next(),
+            });
         }
         // Check every new row first: a schema, size or budget failure writes nothing.
         let mut planned = Vec::with_capacity(matched.len());
@@ -985,7 +1091,9 @@ impl Tables {
                 async move {
                     let (mut c, mut new) = (c, new);
                     for _ in 0..5 {
-                        let Some((doc, text)) = new else { return Ok((false, 0)) };
+                        let Some((doc, text)) = new else {
+                            return Ok((false, 0));
+                        };
                         match self.rewrite(p, def, schema, &c, &doc, &text).await {
                             Ok(()) => return Ok((true, text.len() as i64 - c.bytes)),
                             Err(StoreError::Conflict) => {
@@ -1005,7 +1113,10 @@ impl Tables {
                             Err(e) => return Err(e.into()),
                         }
                     }
-                    Err(DomainError::Conflict(format!("row {} kept changing during the update; retry", c.id)))
+                    Err(DomainError::Conflict(format!(
+                        "row {} kept changing during the update; retry",
+                        c.id
+                    )))
                 }
             })
             .buffer_unordered(16)
@@ -1044,7 +1155,11 @@ impl Tables {
         if let Some(e) = first_err {
             return Err(e);
         }
-        Ok(Updated { matched: total, modified, upserted_id: None })
+        Ok(Updated {
+            matched: total,
+            modified,
+            upserted_id: None,
+        })
     }
 
     /// The row after the change, as (document, JSON text); `None` when unchanged.
@@ -1055,18 +1170,24 @@ impl Tables {
         schema: &Schema,
         at: &At,
     ) -> Result<Option<(Value, String)>, DomainError> {
-        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&c.text) else { return Ok(None) };
+        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&c.text) else {
+            return Ok(None);
+        };
         let before = Value::Object(m.clone());
-        change.apply(&mut m).map_err(|e| filter_error(at.clone(), e))?;
+        change
+            .apply(&mut m)
+            .map_err(|e| filter_error(at.clone(), e))?;
         m.insert("id".into(), Value::String(c.id.clone()));
-        schema.check(&m).map_err(|(field, msg)| {
-            at.clone().invalid(format!("row {}: {field}: {msg}", c.id))
-        })?;
+        schema
+            .check(&m)
+            .map_err(|(field, msg)| at.clone().invalid(format!("row {}: {field}: {msg}", c.id)))?;
         let doc = Value::Object(m);
         if crate::filter::same(&doc, &before) {
             return Ok(None);
         }
-        self.check_row(&doc, schema, &c.id).map(|text| Some((doc, text))).map_err(|m| at.clone().invalid(m))
+        self.check_row(&doc, schema, &c.id)
+            .map(|text| Some((doc, text)))
+            .map_err(|m| at.clone().invalid(m))
     }
 
     /// A row's limits, as insert and update check them: its size, nesting and index
@@ -1083,7 +1204,11 @@ impl Tables {
                 self.limits.row_bytes
             ));
         }
-        let entries: usize = schema.indexes.iter().map(|f| schema::entries(doc, f).len()).sum();
+        let entries: usize = schema
+            .indexes
+            .iter()
+            .map(|f| schema::entries(doc, f).len())
+            .sum();
         if entries > self.limits.entries_per_row {
             return Err(format!(
                 "row {id} has {entries} index entries (list values index each element); at most {}",
@@ -1126,7 +1251,8 @@ impl Tables {
             .await?;
             out
         } else {
-            self.matching(p, def, &filter, self.limits.write_rows).await?
+            self.matching(p, def, &filter, self.limits.write_rows)
+                .await?
         };
         let keys_of = |c: &Cand| -> Vec<Key> {
             let doc: Value = serde_json::from_str(&c.text).unwrap_or(Value::Null);
@@ -1139,7 +1265,9 @@ impl Tables {
             let (mut n, mut bytes) = (0i64, 0i64);
             while let Some(c) = rows.last() {
                 let ks = keys_of(c);
-                if !ops.is_empty() && ops.len() + 2 + ks.len() > zerodb_domain::store::MAX_TRANSACTION_ITEMS {
+                if !ops.is_empty()
+                    && ops.len() + 2 + ks.len() > zerodb_domain::store::MAX_TRANSACTION_ITEMS
+                {
                     break;
                 }
                 let Some(c) = rows.pop() else { break };
@@ -1147,7 +1275,10 @@ impl Tables {
                     key: keys::row(&p.id, &def.id, &c.id),
                     condition: Some(Condition::Equals(VERSION.into(), V::int(c.version))),
                 });
-                ops.extend(ks.into_iter().map(|key| TxOp::Delete { key, condition: None }));
+                ops.extend(ks.into_iter().map(|key| TxOp::Delete {
+                    key,
+                    condition: None,
+                }));
                 n += 1;
                 bytes += c.bytes;
                 batch.push(c);
@@ -1159,13 +1290,20 @@ impl Tables {
                     // A row changed (or went) meanwhile: one at a time, as it is now.
                     for c in batch {
                         if let Some(fresh) = self.reread(p, def, &c.id).await?
-                            && serde_json::from_str::<Value>(&fresh.text).is_ok_and(|d| filter.matches(&d))
+                            && serde_json::from_str::<Value>(&fresh.text)
+                                .is_ok_and(|d| filter.matches(&d))
                         {
                             let mut ops = vec![TxOp::Delete {
                                 key: keys::row(&p.id, &def.id, &fresh.id),
-                                condition: Some(Condition::Equals(VERSION.into(), V::int(fresh.version))),
+                                condition: Some(Condition::Equals(
+                                    VERSION.into(),
+                                    V::int(fresh.version),
+                                )),
                             }];
-                            ops.extend(keys_of(&fresh).into_iter().map(|key| TxOp::Delete { key, condition: None }));
+                            ops.extend(keys_of(&fresh).into_iter().map(|key| TxOp::Delete {
+                                key,
+                                condition: None,
+                            }));
                             ops.push(Self::counters(p, def, -1, -fresh.bytes));
                             match self.table.transact(ops).await {
                                 Ok(()) => deleted += 1,
@@ -1194,7 +1332,13 @@ struct Page {
 
 impl Page {
     fn new(limit: usize, bytes: usize) -> Self {
-        Page { texts: Vec::new(), limit, bytes, used: 0, truncated: false }
+        Page {
+            texts: Vec::new(),
+            limit,
+            bytes,
+            used: 0,
+            truncated: false,
+        }
     }
 
     /// Adds a row; false once the page is full (the caller may stop).

@@ -12,11 +12,13 @@ pub mod provision;
 mod queue;
 mod secrets;
 mod table;
+mod vectors;
 
 pub use blobs::AwsBlobs;
 pub use queue::AwsQueue;
 pub use secrets::AwsSecrets;
 pub use table::AwsTable;
+pub use vectors::AwsVectors;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3vectors: aws_sdk_s3vectors::Client,
 }
 
 impl AwsClients {
@@ -51,6 +54,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             sqs: aws_sdk_sqs::Client::new(config),
+            s3vectors: aws_sdk_s3vectors::Client::new(config),
         }
     }
 }
@@ -67,12 +71,14 @@ pub fn stores(
     sdk: &SdkConfig,
     table: &str,
     bucket: &str,
+    vector_bucket: &str,
     queue_urls: &BTreeMap<QueueName, String>,
 ) -> Stores {
     let clients = AwsClients::from_config(sdk);
     Stores {
         table: Arc::new(AwsTable::new(clients.dynamodb, table)),
         blobs: Arc::new(AwsBlobs::new(clients.s3, bucket)),
+        vectors: Arc::new(AwsVectors::new(clients.s3vectors, vector_bucket)),
         queues: Queues::new(|spec| {
             Arc::new(AwsQueue::new(
                 clients.sqs.clone(),

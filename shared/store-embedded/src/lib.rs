@@ -20,6 +20,7 @@ mod codec;
 mod conn;
 mod queue;
 mod table;
+mod vectors;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ use zerodb_domain::store::{Blobs, Queue, Queues, StoreError, Stores, Table};
 pub use blobs::EmbeddedBlobs;
 pub use queue::{EmbeddedQueue, QueueConfig};
 pub use table::{EmbeddedTable, MAX_PAGE_ITEMS};
+pub use vectors::EmbeddedVectors;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "zerodb.sqlite3";
@@ -180,6 +182,13 @@ impl EmbeddedStore {
         })
     }
 
+    /// The vector indexes of this database.
+    pub fn vectors(&self) -> Arc<dyn zerodb_domain::vectors::Vectors> {
+        Arc::new(EmbeddedVectors {
+            inner: Arc::clone(&self.inner),
+        })
+    }
+
     /// The queue called `name`; queues need no creation, and `config.dead_letter` names
     /// another queue of this store.
     pub fn queue(&self, name: &str, config: QueueConfig) -> Arc<dyn Queue> {
@@ -210,6 +219,7 @@ impl EmbeddedStore {
             table: self.table(),
             blobs: self.blobs(),
             queues: self.queues(),
+            vectors: self.vectors(),
         }
     }
 

@@ -506,12 +506,10 @@ impl Range {
             },
             // Bounds in the wrong order match nothing (lo ≥ successor(hi)), as the AWS
             // adapter answers them.
-            SortKey::Between(lo, hi) => {
-                Range {
-                    lo: one(lo.clone()),
-                    hi: one(successor(hi)),
-                }
-            }
+            SortKey::Between(lo, hi) => Range {
+                lo: one(lo.clone()),
+                hi: one(successor(hi)),
+            },
             SortKey::Gt(v) => Range {
                 lo: one(successor(v)),
                 hi: None,

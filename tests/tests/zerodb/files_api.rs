@@ -667,7 +667,9 @@ async fn scopes_tenancy_and_suspension_decide_who_may_do_what(backend: Backend) 
     // Another account: the project is not found, nor the file by its id, nor in a list.
     let other = app.new_account("other").await;
     // B has a project of its own (a read never makes one).
-    let r = app.post("/api/v1/projects", &other, json!({"name": "b's"})).await;
+    let r = app
+        .post("/api/v1/projects", &other, json!({"name": "b's"}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let reqs: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, f.clone(), None),
@@ -846,24 +848,48 @@ async fn replaced_bytes_are_not_served_and_upload_urls_are_short_lived(backend: 
     let id = f["id"].as_str().unwrap().to_owned();
     // As if the upload URL were used again after the file was stored.
     let blob = format!("{}{id}", zerodb_projects::purge::file_blob_prefix(&pid));
-    app.stores.blobs.put(&blob, content(50_000, 3), Some("text/html")).await.unwrap();
-    let r = app.get(&format!("{}/{id}/download", files(&pid)), key).await;
+    app.stores
+        .blobs
+        .put(&blob, content(50_000, 3), Some("text/html"))
+        .await
+        .unwrap();
+    let r = app
+        .get(&format!("{}/{id}/download", files(&pid)), key)
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert_eq!(r.code(), "FILE_BYTES_CHANGED");
     let t = app
-        .post(&format!("{}/upload-url", files(&pid)), key, json!({"file_name": "b.bin", "size_bytes": 4, "expires_in": 604800}))
+        .post(
+            &format!("{}/upload-url", files(&pid)),
+            key,
+            json!({"file_name": "b.bin", "size_bytes": 4, "expires_in": 604800}),
+        )
         .await;
     assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
-    assert_eq!(t.body["expires_in"].as_u64().map(|s| s <= 3600), Some(true), "{}", t.body);
+    assert_eq!(
+        t.body["expires_in"].as_u64().map(|s| s <= 3600),
+        Some(true),
+        "{}",
+        t.body
+    );
     let url = t.body["upload_url"].as_str().unwrap().to_owned();
     if backend == Backend::Embedded {
         let (status, _) = fetch(&app, Method::PUT, &url, Some(b"1234".to_vec())).await;
         assert_eq!(status, StatusCode::OK);
         let (status, body) = fetch(&app, Method::PUT, &url, Some(content(1_000_000, 1))).await;
-        assert_eq!(status, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
     }
     let r = app
-        .post(&files(&pid), key, json!({"file_name": "invoice\u{202e}fdp.exe", "content_base64": b64(b"x")}))
+        .post(
+            &files(&pid),
+            key,
+            json!({"file_name": "invoice\u{202e}fdp.exe", "content_base64": b64(b"x")}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 }
@@ -1028,6 +1054,7 @@ async fn the_lambda_uploads_inline_and_signs_s3_urls() {
     let mut env = vec![
         ("ZERODB_TABLE".to_owned(), table),
         ("ZERODB_BUCKET".to_owned(), bucket),
+        ("ZERODB_VECTOR_BUCKET".to_owned(), "unused".to_owned()),
         (
             "ZERODB_JWT_SECRET".to_owned(),
             "a-files-signing-secret-of-at-least-32-bytes".to_owned(),

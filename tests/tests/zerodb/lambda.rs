@@ -31,6 +31,8 @@ struct Aws {
     clients: AwsClients,
     table: String,
     bucket: String,
+    /// The S3 Vectors bucket (created on moto by the vectors issue's provisioning).
+    vector_bucket: String,
     queues: BTreeMap<QueueName, String>,
     root: String,
     account_id: String,
@@ -84,6 +86,7 @@ impl Aws {
             clients,
             table,
             bucket,
+            vector_bucket: unique_name("lv"),
             queues,
             root,
         }
@@ -106,6 +109,10 @@ impl Aws {
         let mut env = vec![
             ("ZERODB_TABLE".to_owned(), self.table.clone()),
             ("ZERODB_BUCKET".to_owned(), self.bucket.clone()),
+            (
+                "ZERODB_VECTOR_BUCKET".to_owned(),
+                self.vector_bucket.clone(),
+            ),
         ];
         for (q, url) in &self.queues {
             env.push((q.spec().url_env.to_owned(), url.clone()));
@@ -577,7 +584,13 @@ async fn projects_and_database_apis_serve_their_routes() {
         aws.env(&[]),
         vec![(
             "1",
-            http_api_event("POST", "/v1/public/projects", "ANY /v1/public/projects", aws.key(), Some(json!({"name": "lambda"}))),
+            http_api_event(
+                "POST",
+                "/v1/public/projects",
+                "ANY /v1/public/projects",
+                aws.key(),
+                Some(json!({"name": "lambda"})),
+            ),
         )],
     )
     .await;
@@ -590,10 +603,46 @@ async fn projects_and_database_apis_serve_their_routes() {
         "database-api",
         aws.env(&[]),
         vec![
-            ("1", http_api_event("POST", &format!("{db}/tables"), route, aws.key(), Some(json!({"table_name": "t", "schema": {"indexes": ["k"]}})))),
-            ("2", http_api_event("POST", &format!("{db}/tables/t/rows"), route, aws.key(), Some(json!({"rows": [{"k": 1}, {"k": 2}]})))),
-            ("3", http_api_event("POST", &format!("{db}/tables/t/query"), route, aws.key(), Some(json!({"filter": {"k": 2}})))),
-            ("4", http_api_event("POST", &format!("{db}/events"), route, aws.key(), Some(json!({"topic": "a.b", "event_payload": {"x": 1}})))),
+            (
+                "1",
+                http_api_event(
+                    "POST",
+                    &format!("{db}/tables"),
+                    route,
+                    aws.key(),
+                    Some(json!({"table_name": "t", "schema": {"indexes": ["k"]}})),
+                ),
+            ),
+            (
+                "2",
+                http_api_event(
+                    "POST",
+                    &format!("{db}/tables/t/rows"),
+                    route,
+                    aws.key(),
+                    Some(json!({"rows": [{"k": 1}, {"k": 2}]})),
+                ),
+            ),
+            (
+                "3",
+                http_api_event(
+                    "POST",
+                    &format!("{db}/tables/t/query"),
+                    route,
+                    aws.key(),
+                    Some(json!({"filter": {"k": 2}})),
+                ),
+            ),
+            (
+                "4",
+                http_api_event(
+                    "POST",
+                    &format!("{db}/events"),
+                    route,
+                    aws.key(),
+                    Some(json!({"topic": "a.b", "event_payload": {"x": 1}})),
+                ),
+            ),
         ],
     )
     .await;
@@ -601,19 +650,68 @@ async fn projects_and_database_apis_serve_their_routes() {
         assert_eq!(r[id].status(), 201, "{id}: {:?}", r[id]);
     }
     let q = r["3"].json();
-    assert_eq!((q["plan"].clone(), q["total"].clone()), (json!("index:k"), json!(1)), "{q}");
+    assert_eq!(
+        (q["plan"].clone(), q["total"].clone()),
+        (json!("index:k"), json!(1)),
+        "{q}"
+    );
     let mut events: Vec<(&str, Value)> = ["1", "2", "3"]
         .into_iter()
-        .map(|id| (id, http_api_event("POST", "/api/v1/public/instant-db", "POST /api/v1/public/instant-db", json!({}), None)))
+        .map(|id| {
+            (
+                id,
+                http_api_event(
+                    "POST",
+                    "/api/v1/public/instant-db",
+                    "POST /api/v1/public/instant-db",
+                    json!({}),
+                    None,
+                ),
+            )
+        })
         .collect();
-    let mut elsewhere = http_api_event("POST", "/api/v1/public/instant-db", "POST /api/v1/public/instant-db", json!({}), None);
+    let mut elsewhere = http_api_event(
+        "POST",
+        "/api/v1/public/instant-db",
+        "POST /api/v1/public/instant-db",
+        json!({}),
+        None,
+    );
     elsewhere["requestContext"]["http"]["sourceIp"] = json!("203.0.113.7");
     events.push(("4", elsewhere));
-    let r = invoke("projects-api", aws.env(&[("ZERODB_INSTANT_DB", "on"), ("ZERODB_INSTANT_DB_PER_ADDRESS", "2")]), events).await;
-    assert_eq!((r["1"].status(), r["2"].status()), (201, 201), "{:?}", r["1"]);
-    assert_eq!(r["3"].status(), 429, "a third from one address: {:?}", r["3"]);
-    assert_eq!(r["4"].status(), 201, "another address has its own budget: {:?}", r["4"]);
-    assert!(r["1"].json()["api_key"].as_str().unwrap().starts_with("sk_"));
+    let r = invoke(
+        "projects-api",
+        aws.env(&[
+            ("ZERODB_INSTANT_DB", "on"),
+            ("ZERODB_INSTANT_DB_PER_ADDRESS", "2"),
+        ]),
+        events,
+    )
+    .await;
+    assert_eq!(
+        (r["1"].status(), r["2"].status()),
+        (201, 201),
+        "{:?}",
+        r["1"]
+    );
+    assert_eq!(
+        r["3"].status(),
+        429,
+        "a third from one address: {:?}",
+        r["3"]
+    );
+    assert_eq!(
+        r["4"].status(),
+        201,
+        "another address has its own budget: {:?}",
+        r["4"]
+    );
+    assert!(
+        r["1"].json()["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("sk_")
+    );
 }
 
 #[test]

@@ -56,7 +56,11 @@ impl Values {
                 None => others.push(v.clone()),
             }
         }
-        Values { all, scalars, others }
+        Values {
+            all,
+            scalars,
+            others,
+        }
     }
 
     fn contains(&self, v: &Value) -> bool {
@@ -84,7 +88,9 @@ fn scalar_key(v: &Value) -> Option<String> {
     match v {
         Value::Null => Some("z".into()),
         Value::Bool(b) => Some(format!("b{b}")),
-        Value::Number(n) => n.as_f64().map(|f| format!("n{}", if f == 0.0 { 0.0 } else { f })),
+        Value::Number(n) => n
+            .as_f64()
+            .map(|f| format!("n{}", if f == 0.0 { 0.0 } else { f })),
         Value::String(s) => Some(format!("s{s}")),
         _ => None,
     }
@@ -120,11 +126,19 @@ impl Filter {
                 let f = parse_object(m, "", 0, &mut terms)?;
                 let values = f.list_values();
                 if values > MAX_LIST_VALUES {
-                    return Err(err("", format!("$in and $nin hold {values} values in all; at most {MAX_LIST_VALUES}")));
+                    return Err(err(
+                        "",
+                        format!(
+                            "$in and $nin hold {values} values in all; at most {MAX_LIST_VALUES}"
+                        ),
+                    ));
                 }
                 Ok(f)
             }
-            _ => Err(err("", "a filter is a JSON object, e.g. {\"age\": {\"$gte\": 25}}")),
+            _ => Err(err(
+                "",
+                "a filter is a JSON object, e.g. {\"age\": {\"$gte\": 25}}",
+            )),
         }
     }
 
@@ -176,14 +190,24 @@ fn parse_object(
     terms: &mut usize,
 ) -> Result<Filter, FilterError> {
     if depth > MAX_DEPTH {
-        return Err(err(at, format!("filters nest at most {MAX_DEPTH} levels of $and/$or")));
+        return Err(err(
+            at,
+            format!("filters nest at most {MAX_DEPTH} levels of $and/$or"),
+        ));
     }
     let mut all = Vec::new();
     for (k, v) in m {
-        let here = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+        let here = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
         *terms += 1;
         if *terms > MAX_TERMS {
-            return Err(err(&here, format!("a filter holds at most {MAX_TERMS} conditions")));
+            return Err(err(
+                &here,
+                format!("a filter holds at most {MAX_TERMS} conditions"),
+            ));
         }
         match k.as_str() {
             "$and" | "$or" => {
@@ -200,7 +224,11 @@ fn parse_object(
                     };
                     subs.push(parse_object(sm, &format!("{here}.{i}"), depth + 1, terms)?);
                 }
-                all.push(if k == "$and" { Filter::And(subs) } else { Filter::Or(subs) });
+                all.push(if k == "$and" {
+                    Filter::And(subs)
+                } else {
+                    Filter::Or(subs)
+                });
             }
             op if op.starts_with('$') => {
                 return Err(err(
@@ -212,13 +240,21 @@ fn parse_object(
                 check_path(field, &here)?;
                 let field = canonical(field);
                 match v {
-                    Value::Object(ops) if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) => {
+                    Value::Object(ops)
+                        if !ops.is_empty() && ops.keys().all(|k| k.starts_with('$')) =>
+                    {
                         for (op, arg) in ops {
-                            all.push(Filter::Field(field.clone(), parse_op(op, arg, &format!("{here}.{op}"))?));
+                            all.push(Filter::Field(
+                                field.clone(),
+                                parse_op(op, arg, &format!("{here}.{op}"))?,
+                            ));
                         }
                     }
                     Value::Object(ops) if ops.keys().any(|k| k.starts_with('$')) => {
-                        return Err(err(&here, "mix of operators and plain fields; write either {\"$gt\": 1} or a whole object to compare"));
+                        return Err(err(
+                            &here,
+                            "mix of operators and plain fields; write either {\"$gt\": 1} or a whole object to compare",
+                        ));
                     }
                     other => all.push(Filter::Field(field, Op::Eq(other.clone()))),
                 }
@@ -235,7 +271,10 @@ fn parse_object(
 fn parse_op(op: &str, arg: &Value, at: &str) -> Result<Op, FilterError> {
     let list = || match arg {
         Value::Array(a) if a.len() <= MAX_LIST_VALUES => Ok(Values::new(a.clone())),
-        Value::Array(_) => Err(err(at, format!("{op} takes at most {MAX_LIST_VALUES} values"))),
+        Value::Array(_) => Err(err(
+            at,
+            format!("{op} takes at most {MAX_LIST_VALUES} values"),
+        )),
         _ => Err(err(at, format!("{op} takes a list of values"))),
     };
     Ok(match op {
@@ -253,17 +292,26 @@ fn parse_op(op: &str, arg: &Value, at: &str) -> Result<Op, FilterError> {
             _ => return Err(err(at, "$exists takes true or false")),
         },
         other => {
-            return Err(err(at, format!("unsupported operator {other}; supported: {OPS}, $and, $or")));
+            return Err(err(
+                at,
+                format!("unsupported operator {other}; supported: {OPS}, $and, $or"),
+            ));
         }
     })
 }
 
 fn check_path(path: &str, at: &str) -> Result<(), FilterError> {
     if path.is_empty() || path.len() > 256 || path.split('.').any(str::is_empty) {
-        return Err(err(at, "field names are 1–256 characters, dotted paths without empty parts"));
+        return Err(err(
+            at,
+            "field names are 1–256 characters, dotted paths without empty parts",
+        ));
     }
     if path.split('.').count() > MAX_PATH_PARTS {
-        return Err(err(at, format!("a dotted path has at most {MAX_PATH_PARTS} parts")));
+        return Err(err(
+            at,
+            format!("a dotted path has at most {MAX_PATH_PARTS} parts"),
+        ));
     }
     Ok(())
 }
@@ -285,7 +333,11 @@ pub fn depth(v: &Value) -> usize {
 
 /// `_id` is Mongo's name for the row id, which rows here carry as `id`.
 fn canonical(path: &str) -> String {
-    if path == "_id" { "id".to_owned() } else { path.to_owned() }
+    if path == "_id" {
+        "id".to_owned()
+    } else {
+        path.to_owned()
+    }
 }
 
 /// The value at a dotted path, if present.
@@ -305,7 +357,9 @@ pub fn lookup<'a>(row: &'a Value, path: &str) -> Option<&'a Value> {
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -328,7 +382,9 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 fn eq_field(field: Option<&Value>, v: &Value) -> bool {
     match field {
         None => v.is_null(),
-        Some(f) => same(f, v) || matches!(f, Value::Array(items) if items.iter().any(|i| same(i, v))),
+        Some(f) => {
+            same(f, v) || matches!(f, Value::Array(items) if items.iter().any(|i| same(i, v)))
+        }
     }
 }
 
@@ -337,7 +393,10 @@ fn eq_field(field: Option<&Value>, v: &Value) -> bool {
 fn in_values(field: Option<&Value>, vs: &Values) -> bool {
     match field {
         None => vs.contains(&Value::Null),
-        Some(f) => vs.contains(f) || matches!(f, Value::Array(items) if items.iter().any(|i| vs.contains(i))),
+        Some(f) => {
+            vs.contains(f)
+                || matches!(f, Value::Array(items) if items.iter().any(|i| vs.contains(i)))
+        }
     }
 }
 
@@ -378,7 +437,12 @@ impl Sort {
                 Value::Number(n) if n.as_f64() == Some(-1.0) => false,
                 Value::String(s) if s.eq_ignore_ascii_case("asc") => true,
                 Value::String(s) if s.eq_ignore_ascii_case("desc") => false,
-                _ => return Err(err(&field, "sort direction is 1 (ascending) or -1 (descending)")),
+                _ => {
+                    return Err(err(
+                        &field,
+                        "sort direction is 1 (ascending) or -1 (descending)",
+                    ));
+                }
             };
             out.push((canonical(&field), asc));
         }
@@ -425,7 +489,10 @@ impl Sort {
     /// Orders two rows by their [`Sort::keys`].
     pub fn cmp_keys(&self, a: &[Value], b: &[Value]) -> Ordering {
         for ((_, asc), (x, y)) in self.0.iter().zip(a.iter().zip(b)) {
-            let o = total_order(Some(x).filter(|v| !v.is_null()), Some(y).filter(|v| !v.is_null()));
+            let o = total_order(
+                Some(x).filter(|v| !v.is_null()),
+                Some(y).filter(|v| !v.is_null()),
+            );
             let o = if *asc { o } else { o.reverse() };
             if o != Ordering::Equal {
                 return o;
@@ -460,8 +527,11 @@ fn total_order(a: Option<&Value>, b: Option<&Value>) -> Ordering {
         }
     }
     match (a, b) {
-        (Some(x), Some(y)) => compare(x, y)
-            .unwrap_or_else(|| rank(a).cmp(&rank(b)).then_with(|| x.to_string().cmp(&y.to_string()))),
+        (Some(x), Some(y)) => compare(x, y).unwrap_or_else(|| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| x.to_string().cmp(&y.to_string()))
+        }),
         _ => rank(a).cmp(&rank(b)),
     }
 }
@@ -472,7 +542,10 @@ pub enum Projection {
     #[default]
     Whole,
     /// These fields (and `id`, unless excluded).
-    Include { fields: Vec<String>, id: bool },
+    Include {
+        fields: Vec<String>,
+        id: bool,
+    },
     Exclude(Vec<String>),
 }
 
@@ -490,9 +563,17 @@ impl Projection {
                     };
                     out.push(canonical(s));
                 }
-                return Ok(Projection::Include { fields: out, id: true });
+                return Ok(Projection::Include {
+                    fields: out,
+                    id: true,
+                });
             }
-            _ => return Err(err("projection", "projection is {\"field\": 1, ...} or {\"field\": 0, ...}")),
+            _ => {
+                return Err(err(
+                    "projection",
+                    "projection is {\"field\": 1, ...} or {\"field\": 0, ...}",
+                ));
+            }
         };
         let mut include = Vec::new();
         let mut exclude = Vec::new();
@@ -514,8 +595,14 @@ impl Projection {
             }
         }
         match (include.is_empty(), exclude.is_empty()) {
-            (false, false) => Err(err("projection", "a projection either includes fields (1) or excludes them (0), not both")),
-            (false, true) => Ok(Projection::Include { fields: include, id }),
+            (false, false) => Err(err(
+                "projection",
+                "a projection either includes fields (1) or excludes them (0), not both",
+            )),
+            (false, true) => Ok(Projection::Include {
+                fields: include,
+                id,
+            }),
             (true, false) => {
                 if !id {
                     exclude.push("id".into());
@@ -566,7 +653,10 @@ pub struct Change {
 impl Change {
     pub fn parse(v: &Value) -> Result<Change, FilterError> {
         let Value::Object(m) = v else {
-            return Err(err("", "an update is an object: {\"$set\": {...}, \"$inc\": {...}, \"$unset\": {...}}"));
+            return Err(err(
+                "",
+                "an update is an object: {\"$set\": {...}, \"$inc\": {...}, \"$unset\": {...}}",
+            ));
         };
         if m.is_empty() {
             return Err(err("", "the update is empty: give $set, $inc or $unset"));
@@ -574,7 +664,10 @@ impl Change {
         let mut c = Change::default();
         let ops = m.keys().any(|k| k.starts_with('$'));
         if ops && m.keys().any(|k| !k.starts_with('$')) {
-            return Err(err("", "mix of update operators and plain fields; put the fields under $set"));
+            return Err(err(
+                "",
+                "mix of update operators and plain fields; put the fields under $set",
+            ));
         }
         if !ops {
             for (k, v) in m {
@@ -591,12 +684,20 @@ impl Change {
                 match op.as_str() {
                     "$set" => c.set.push((k, v.clone())),
                     "$inc" => match v {
-                        Value::Number(n) => c.inc.push((k, n.as_f64().unwrap_or(0.0), n.is_i64() || n.is_u64())),
+                        Value::Number(n) => {
+                            c.inc
+                                .push((k, n.as_f64().unwrap_or(0.0), n.is_i64() || n.is_u64()))
+                        }
                         _ => return Err(err(&format!("$inc.{k}"), "$inc takes numbers")),
                     },
                     "$unset" => c.unset.push(k),
                     other => {
-                        return Err(err(other, format!("unsupported update operator {other}; supported: $set, $inc, $unset")));
+                        return Err(err(
+                            other,
+                            format!(
+                                "unsupported update operator {other}; supported: $set, $inc, $unset"
+                            ),
+                        ));
                     }
                 }
             }
@@ -633,7 +734,9 @@ fn number(x: f64, whole: bool) -> Value {
     if whole && x.fract() == 0.0 && x.abs() < 9.0e15 {
         Value::from(x as i64)
     } else {
-        serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null)
+        serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
 }
 
@@ -655,7 +758,9 @@ pub fn set_path(row: &mut Map<String, Value>, path: &str, v: Value) {
             cur.insert(p.to_owned(), v);
             return;
         }
-        let slot = cur.entry(p.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        let slot = cur
+            .entry(p.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
         }
@@ -693,8 +798,14 @@ mod tests {
         assert!(f(json!({"age": 30.0})).matches(&row));
         assert!(f(json!({"age": {"$gte": 30, "$lt": 31}})).matches(&row));
         assert!(!f(json!({"age": {"$gt": 30}})).matches(&row));
-        assert!(!f(json!({"age": {"$gt": "3"}})).matches(&row), "no comparison across kinds");
-        assert!(f(json!({"tags": "a"})).matches(&row), "equality reaches into lists");
+        assert!(
+            !f(json!({"age": {"$gt": "3"}})).matches(&row),
+            "no comparison across kinds"
+        );
+        assert!(
+            f(json!({"tags": "a"})).matches(&row),
+            "equality reaches into lists"
+        );
         assert!(f(json!({"addr.city": "Oslo"})).matches(&row));
         assert!(f(json!({"name": {"$in": ["Bob", "Ann"]}})).matches(&row));
         assert!(f(json!({"name": {"$nin": ["Bob"]}})).matches(&row));
@@ -717,8 +828,14 @@ mod tests {
 
     #[test]
     fn sort_projection_and_updates() {
-        let s = Sort::from_pairs(vec![("age".into(), json!(-1)), ("name".into(), json!(1))]).unwrap();
-        let mut rows = vec![json!({"age": 1, "name": "b"}), json!({"age": 2, "name": "z"}), json!({"age": 1, "name": "a"}), json!({"name": "none"})];
+        let s =
+            Sort::from_pairs(vec![("age".into(), json!(-1)), ("name".into(), json!(1))]).unwrap();
+        let mut rows = vec![
+            json!({"age": 1, "name": "b"}),
+            json!({"age": 2, "name": "z"}),
+            json!({"age": 1, "name": "a"}),
+            json!({"name": "none"}),
+        ];
         rows.sort_by(|a, b| s.cmp(a, b));
         assert_eq!(rows[0]["age"], 2);
         assert_eq!(rows[1]["name"], "a");
@@ -726,14 +843,22 @@ mod tests {
         assert_eq!(Sort::parse_text("-age,name").unwrap(), s);
 
         let p = Projection::parse(&json!({"name": 1, "_id": 0})).unwrap();
-        assert_eq!(p.apply(json!({"id": "x", "name": "a", "age": 1})), json!({"name": "a"}));
+        assert_eq!(
+            p.apply(json!({"id": "x", "name": "a", "age": 1})),
+            json!({"name": "a"})
+        );
         assert!(Projection::parse(&json!({"a": 1, "b": 0})).is_err());
 
-        let c = Change::parse(&json!({"$set": {"a.b": 1}, "$inc": {"n": 2}, "$unset": {"gone": ""}})).unwrap();
+        let c =
+            Change::parse(&json!({"$set": {"a.b": 1}, "$inc": {"n": 2}, "$unset": {"gone": ""}}))
+                .unwrap();
         let mut row = json!({"n": 1, "gone": true}).as_object().unwrap().clone();
         c.apply(&mut row).unwrap();
         assert_eq!(Value::Object(row), json!({"a": {"b": 1}, "n": 3}));
         assert!(Change::parse(&json!({"$set": {"id": "y"}})).is_err());
-        assert_eq!(Change::parse(&json!({"x": 1})).unwrap().set, vec![("x".to_owned(), json!(1))]);
+        assert_eq!(
+            Change::parse(&json!({"x": 1})).unwrap().set,
+            vec![("x".to_owned(), json!(1))]
+        );
     }
 }
