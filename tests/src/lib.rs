@@ -1,11 +1,14 @@
 //! Test support for ZeroDB's black-box and adapter tests: apps on either storage
 //! backend, a request helper over `tower::ServiceExt::oneshot`, the storage
-//! conformance suite, and a fake LLM provider for the inference gateway.
+//! conformance suites (tables, blobs, queues; vectors), a fake LLM provider for the
+//! inference gateway and a fake of Amazon S3 Vectors.
 
 pub mod conformance;
 pub mod fake_provider;
+pub mod fake_s3vectors;
 pub mod lambda;
 pub mod support;
+pub mod vectors_conformance;
 
 /// A binary of another package of the workspace (a Lambda function, zerodb-local), from
 /// the target directory this test runs from. Cargo builds other packages' binaries only

@@ -164,15 +164,78 @@ pub async fn fresh_stores(backend: Backend) -> (Stores, Guard) {
                 queues: zerodb_domain::store::Queues::new(|spec| {
                     Arc::new(AwsQueue::new(c.sqs.clone(), urls[&spec.name].clone()))
                 }),
-                // TODO(vectors): the S3 Vectors fake, since moto has no QueryVectors.
-                vectors: Arc::new(zerodb_store_aws::AwsVectors::new(
-                    c.s3vectors.clone(),
-                    "unprovisioned",
-                )),
+                // On the S3 Vectors fake: moto has no QueryVectors.
+                vectors: fake_vectors().await,
             };
             (stores, Guard { _dir: None })
         }
     }
+}
+
+/// Where a vectors conformance run stores its indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorsBackend {
+    /// The embedded adapter, in a temporary data directory.
+    Embedded,
+    /// The AWS adapter on moto's server (which has no QueryVectors).
+    Moto,
+    /// The AWS adapter on the S3 Vectors fake of this crate (every operation).
+    Fake,
+}
+
+/// A vectors port on fresh storage of the chosen backend.
+pub async fn fresh_vectors(
+    backend: VectorsBackend,
+) -> (Arc<dyn zerodb_domain::vectors::Vectors>, Guard) {
+    match backend {
+        VectorsBackend::Embedded => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = EmbeddedStore::open_with(
+                dir.path(),
+                OpenOptions {
+                    sync: SyncMode::Normal,
+                    readers: 2,
+                },
+            )
+            .expect("open store");
+            (store.vectors(), Guard { _dir: Some(dir) })
+        }
+        VectorsBackend::Moto => {
+            let client = s3vectors_client(&moto_endpoint()).await;
+            let bucket = unique_name("zv");
+            provision::create_vector_bucket(&client, &bucket)
+                .await
+                .expect("create vector bucket on moto");
+            (
+                Arc::new(zerodb_store_aws::AwsVectors::new(client, bucket)),
+                Guard { _dir: None },
+            )
+        }
+        VectorsBackend::Fake => (fake_vectors().await, Guard { _dir: None }),
+    }
+}
+
+/// The AWS vectors adapter on a fresh vector bucket of this process's S3 Vectors fake.
+async fn fake_vectors() -> Arc<dyn zerodb_domain::vectors::Vectors> {
+    let client = s3vectors_client(&crate::fake_s3vectors::spawn().await).await;
+    let bucket = unique_name("zv");
+    provision::create_vector_bucket(&client, &bucket)
+        .await
+        .expect("create vector bucket on the fake");
+    Arc::new(zerodb_store_aws::AwsVectors::new(client, bucket))
+}
+
+/// An S3 Vectors client on `endpoint` (moto's or the fake's), with test credentials and
+/// region, whatever the environment holds.
+pub async fn s3vectors_client(endpoint: &str) -> aws_sdk_s3vectors::Client {
+    use aws_sdk_s3vectors::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_s3vectors::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "zerodb-tests"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_s3vectors::Client::from_conf(config)
 }
 
 /// A response, decoded.

@@ -1,4 +1,4 @@
-//! Creating the table, bucket and queues the adapters expect, for tests, local runs and
+//! Creating the table, buckets and queues the adapters expect, for tests, local runs and
 //! operators (the SAM template declares the same resources for deployments). Each
 //! function is idempotent: what already exists is left as it is.
 
@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use aws_sdk_s3vectors::operation::create_vector_bucket::CreateVectorBucketError;
 use aws_sdk_sqs::types::QueueAttributeName;
 use zerodb_domain::queues::QueueName;
 use zerodb_domain::store::{GSI1_NAME, GSI1PK, GSI1SK, PK, SK, TTL};
@@ -160,6 +161,33 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) -> anyhow::R
             Ok(())
         }
         Err(e) => Err(e).with_context(|| format!("creating S3 bucket {name}")),
+    }
+}
+
+/// Creates the S3 Vectors vector bucket (indexes are created in it at run time).
+pub async fn create_vector_bucket(
+    client: &aws_sdk_s3vectors::Client,
+    name: &str,
+) -> anyhow::Result<()> {
+    match client
+        .create_vector_bucket()
+        .vector_bucket_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(vector_bucket = name, "created S3 Vectors bucket");
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(CreateVectorBucketError::ConflictException(_))
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("creating S3 Vectors bucket {name}")),
     }
 }
 
