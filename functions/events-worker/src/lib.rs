@@ -17,11 +17,7 @@ use zerodb_projects::purge::{self, Purge};
 pub async fn handlers(ctx: &Context) -> anyhow::Result<Vec<Arc<dyn EventHandler>>> {
     Ok(vec![
         Arc::new(EmbedNewMemories(zerodb_memory::shared(ctx).await?)),
-        Arc::new(Purge::new(
-            ctx.stores().table.clone(),
-            ctx.stores().blobs.clone(),
-            ctx.events().clone(),
-        )),
+        Arc::new(Purge::new(ctx.stores(), ctx.events().clone())),
         Arc::new(PurgeProjectMemory::new(
             zerodb_memory::shared(ctx).await?,
             ctx.events().clone(),

@@ -181,6 +181,17 @@ pub fn table(project_id: &str, name: &str) -> Key {
     )
 }
 
+/// Sort-key prefix of the vector namespaces in a project's catalogue.
+pub const VECTOR_NAMESPACE_PREFIX: &str = "VNS#";
+
+/// A vector namespace of a project: its index in the vectors store, dimension and count.
+pub fn vector_namespace(project_id: &str, namespace: &str) -> Key {
+    Key::new(
+        database_partition(project_id),
+        format!("{VECTOR_NAMESPACE_PREFIX}{namespace}"),
+    )
+}
+
 /// The project's counters (events logged, files stored, vectors stored).
 pub fn project_stats(project_id: &str) -> Key {
     Key::new(database_partition(project_id), PROJECT_STATS_SK)
@@ -421,6 +432,12 @@ pub const FAMILIES: &[Family] = &[
         space: KeySpace::Primary,
         pk: &[Lit("PDB#"), Var(Id)],
         sk: &[Lit(TABLE_PREFIX), Var(Id)],
+    },
+    Family {
+        name: "vector namespace",
+        space: KeySpace::Primary,
+        pk: &[Lit("PDB#"), Var(Id)],
+        sk: &[Lit(VECTOR_NAMESPACE_PREFIX), Var(Any)],
     },
     Family {
         name: "project stats",
@@ -711,6 +728,12 @@ mod tests {
                 KeySpace::Primary,
                 table("proj_01hx5", "users_2").pk,
                 table("proj_01hx5", "users_2").sk,
+            ),
+            (
+                "vector namespace",
+                KeySpace::Primary,
+                vector_namespace("proj_01hx5", "docs:v1/a#b").pk,
+                vector_namespace("proj_01hx5", "docs:v1/a#b").sk,
             ),
             (
                 "project stats",

@@ -221,6 +221,11 @@ pub fn check_put(spec: &IndexSpec, items: &[VectorItem]) -> Result<(), VectorErr
                 spec.dimension
             )));
         }
+        if spec.metric == Metric::Cosine && item.data.iter().all(|x| *x == 0.0) {
+            return Err(VectorError::Invalid(format!(
+                "vectors[{i}]: a zero vector has no direction in a cosine index"
+            )));
+        }
         if let Some(at) = item.data.iter().position(|x| !x.is_finite()) {
             return Err(VectorError::Invalid(format!(
                 "vectors[{i}]: value {at} is not a finite number"

@@ -12,9 +12,11 @@ pub mod purge;
 pub mod rlhf;
 pub mod schema;
 pub mod tables;
+pub mod vectors;
 
 pub use project::{Access, Project, ProjectLimits, Projects, Status, Tier};
 pub use tables::{TableLimits, Tables};
+pub use vectors::{ProjectVectors, VectorLimits};
 
 use zerodb_domain::Context;
 
@@ -33,6 +35,19 @@ pub async fn tables(ctx: &Context) -> anyhow::Result<Tables> {
     ctx.service(|ctx| async move {
         let limits = TableLimits::from_settings(ctx.settings()).map_err(anyhow::Error::msg)?;
         Ok(Tables::new(&ctx, projects, limits))
+    })
+    .await
+}
+
+/// The vector service of this process, embedding text with `embedder` (the memory
+/// service's, so one model serves both).
+pub async fn vectors(
+    ctx: &Context,
+    embedder: std::sync::Arc<dyn zerodb_embed::Embedder>,
+) -> anyhow::Result<ProjectVectors> {
+    ctx.service(|ctx| async move {
+        let limits = VectorLimits::from_settings(ctx.settings()).map_err(anyhow::Error::msg)?;
+        Ok(ProjectVectors::new(&ctx, embedder, limits))
     })
     .await
 }

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use zerodb_domain::DomainError;
 use zerodb_domain::events::{Event, EventHandler, EventSink};
 use zerodb_domain::keys;
-use zerodb_domain::store::{Blobs, Key, Query, Table, TxOp};
+use zerodb_domain::store::{Blobs, Key, Query, Stores, Table, TxOp};
+use zerodb_domain::vectors::Vectors;
 
 use crate::schema::MAX_INDEXES;
 use crate::tables::TableDef;
@@ -70,6 +71,7 @@ pub fn file_blob_prefix(project_id: &str) -> String {
 pub struct Purge {
     pub table: Arc<dyn Table>,
     pub blobs: Arc<dyn Blobs>,
+    pub vectors: Arc<dyn Vectors>,
     pub events: EventSink,
     /// Items deleted per event ([`BUDGET`]).
     pub budget: usize,
@@ -81,10 +83,11 @@ enum Step {
 }
 
 impl Purge {
-    pub fn new(table: Arc<dyn Table>, blobs: Arc<dyn Blobs>, events: EventSink) -> Self {
+    pub fn new(stores: &Stores, events: EventSink) -> Self {
         Purge {
-            table,
-            blobs,
+            table: stores.table.clone(),
+            blobs: stores.blobs.clone(),
+            vectors: stores.vectors.clone(),
             events,
             budget: BUDGET,
         }
@@ -166,6 +169,8 @@ impl Purge {
                 }
             }
         }
+        // Vector indexes (their namespace records are in the catalogue, deleted below).
+        crate::vectors::purge_indexes(&self.table, &self.vectors, project_id).await?;
         // File bytes, then every other partition of the project.
         loop {
             if *budget == 0 {

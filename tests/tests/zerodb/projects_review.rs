@@ -553,11 +553,7 @@ async fn the_purge_goes_on_in_bounded_steps_and_never_drops_its_rest(backend: Ba
 
     // A continuation that cannot be sent is an error, for each handler.
     let down = EventSink::new(Arc::new(DownQueue), app.clock.clone());
-    let mut data = Purge::new(
-        app.stores.table.clone(),
-        app.stores.blobs.clone(),
-        down.clone(),
-    );
+    let mut data = Purge::new(&app.stores, down.clone());
     data.budget = 2;
     assert!(
         data.handle(&[&first]).await.is_err(),
@@ -577,11 +573,7 @@ async fn the_purge_goes_on_in_bounded_steps_and_never_drops_its_rest(backend: Ba
 
     // Each handler takes the first event and its own continuations only.
     let sink = app.ctx.events().clone();
-    let mut data = Purge::new(
-        app.stores.table.clone(),
-        app.stores.blobs.clone(),
-        sink.clone(),
-    );
+    let mut data = Purge::new(&app.stores, sink.clone());
     data.budget = 5;
     let mut memory = PurgeProjectMemory::new(app.memory.clone(), sink);
     memory.budget = 3;
