@@ -39,6 +39,8 @@ pub fn groups() -> Vec<Group> {
         projects_api::group(),
         database_api::group(),
         files_api::group(),
+        mcp_api::group(),
+        vectors_api::group(),
     ]
 }
 

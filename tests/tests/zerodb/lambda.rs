@@ -31,7 +31,8 @@ struct Aws {
     clients: AwsClients,
     table: String,
     bucket: String,
-    /// The S3 Vectors bucket (created on moto by the vectors issue's provisioning).
+    /// The S3 Vectors bucket, created on moto (which serves every S3 Vectors call the
+    /// functions make but QueryVectors).
     vector_bucket: String,
     queues: BTreeMap<QueueName, String>,
     root: String,
@@ -52,6 +53,10 @@ impl Aws {
             .await
             .unwrap();
         let queues = provision::create_queues(&clients.sqs, &unique_name("lq"))
+            .await
+            .unwrap();
+        let vector_bucket = unique_name("lv");
+        provision::create_vector_bucket(&clients.s3vectors, &vector_bucket)
             .await
             .unwrap();
         let auth = AuthService::new(
@@ -86,7 +91,7 @@ impl Aws {
             clients,
             table,
             bucket,
-            vector_bucket: unique_name("lv"),
+            vector_bucket,
             queues,
             root,
         }
@@ -714,6 +719,57 @@ async fn projects_and_database_apis_serve_their_routes() {
     );
 }
 
+/// mcp-api on its two HTTP API routes: a project made through `execute`, found again by
+/// `list_projects`; the list of operations; an operation not served is a 422, not a
+/// status the client would retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_api_serves_execute_and_operations() {
+    let aws = Aws::new().await;
+    let execute = |operation: &str, params: Value| {
+        http_api_event(
+            "POST",
+            "/api/v1/public/zerodb/mcp/execute",
+            "POST /api/v1/public/zerodb/mcp/execute",
+            aws.key(),
+            Some(json!({"operation": operation, "params": params})),
+        )
+    };
+    let r = invoke(
+        "mcp-api",
+        aws.env(&[]),
+        vec![
+            (
+                "1",
+                execute("create_project", json!({"name": "lambda", "tier": "pro"})),
+            ),
+            (
+                "2",
+                http_api_event(
+                    "GET",
+                    "/api/v1/public/zerodb/mcp/operations",
+                    "GET /api/v1/public/zerodb/mcp/operations",
+                    aws.key(),
+                    None,
+                ),
+            ),
+            ("3", execute("quantum_compress_vector", json!({}))),
+            ("4", execute("list_projects", json!({}))),
+        ],
+    )
+    .await;
+    assert_eq!(r["1"].status(), 200, "{:?}", r["1"]);
+    let pid = r["1"].json()["project_id"].as_str().unwrap().to_owned();
+    assert_eq!(r["2"].status(), 200, "{:?}", r["2"]);
+    assert!(r["2"].json()["total"].as_u64().unwrap() > 20);
+    assert_eq!(r["3"].status(), 422, "{:?}", r["3"]);
+    assert_eq!(
+        r["3"].json()["detail"][0]["loc"],
+        json!(["body", "operation"])
+    );
+    assert_eq!(r["4"].status(), 200, "{:?}", r["4"]);
+    assert_eq!(r["4"].json()["projects"][0]["project_id"], pid.as_str());
+}
+
 #[test]
 fn a_lambda_missing_configuration_fails_init_naming_every_variable() {
     for binary in [
@@ -723,6 +779,7 @@ fn a_lambda_missing_configuration_fails_init_naming_every_variable() {
         "inference-api",
         "projects-api",
         "database-api",
+        "mcp-api",
         "events-worker",
     ] {
         let out = Command::new(zerodb_tests::workspace_bin(binary))
