@@ -190,3 +190,50 @@ def test_files_through_the_official_client(server, tmp_path):
             assert "[404]" in str(e.value)
 
     asyncio.run(go())
+
+
+def test_vectors_and_semantic_search_through_the_official_client(server):
+    async def go():
+        async with client_for(server) as client:
+            pid = (await client.projects.create(name="vectors"))["project_id"]
+            v = client.vectors
+            one = await v.upsert(project_id=pid, embedding=[1.0, 0.0, 0.0], document="first",
+                                 metadata={"kind": "a"})
+            assert one["status"] == "success"
+            batch = await v.batch_upsert(project_id=pid, vectors=[
+                {"embedding": [0.9, 0.1, 0.0], "document": "second", "metadata": {"kind": "b"}},
+                {"embedding": [0.0, 0.0, 1.0], "document": "third"},
+            ])
+            assert (batch["total"], batch["successful"], batch["failed"]) == (2, 2, 0)
+            found = await v.search(project_id=pid, query_vector=[1.0, 0.0, 0.0], limit=5, threshold=0.5)
+            assert [r["document"] for r in found["results"]] == ["first", "second"]
+            assert found["results"][0]["similarity"] == pytest.approx(1.0, abs=1e-4)
+            assert found["results"][1]["metadata"] == {"kind": "b"}
+            got = await v.get(project_id=pid, vector_id=one["vector_id"])
+            assert got["document"] == "first" and got["embedding"] == [1.0, 0.0, 0.0]
+            listed = await v.list(project_id=pid, limit=2, offset=1)
+            assert listed["total"] == 3 and len(listed["vectors"]) == 2
+            stats = await v.stats(project_id=pid)
+            assert stats["total_vectors"] == 3 and stats["dimensions"] == 3
+            assert stats["namespaces"] == ["default"]
+            assert (await v.delete(project_id=pid, vector_id=one["vector_id"]))["status"] == "success"
+            assert (await v.stats(project_id=pid))["total_vectors"] == 2
+            # A vector of another size: a 422 that names the namespace's size.
+            with pytest.raises(ValidationError) as e:
+                await v.upsert(project_id=pid, embedding=[1.0, 2.0], document="x")
+            assert "holds vectors of 3" in str(e.value)
+
+            # Texts embedded by the server and found by meaning.
+            e = client.embeddings
+            stored = await e.embed_and_store(
+                project_id=pid, namespace="docs",
+                texts=["The mitochondria is the powerhouse of the cell.",
+                       "Interest rates were raised by the central bank."],
+                metadata_list=[{"subject": "biology"}, {"subject": "economics"}])
+            assert stored["success"] and stored["vectors_stored"] == 2 and stored["dimensions"] == 384
+            hits = await e.semantic_search(project_id=pid, namespace="docs", query="monetary policy",
+                                           limit=1, threshold=0.1)
+            assert hits["results"][0]["metadata"] == {"subject": "economics"}
+            assert hits["total_results"] == 1
+
+    asyncio.run(go())

@@ -56,7 +56,8 @@ fn one(
     id: Option<String>,
     at: At,
 ) -> Result<NewVector, DomainError> {
-    let vector = check_vector(embedding, &at.clone().field("embedding"))?;
+    let vector_at = at.clone().field("embedding");
+    let vector = check_vector(embedding, &vector_at)?;
     let metadata = metadata.unwrap_or_default();
     check_metadata(&metadata, &at.clone().field("metadata"))?;
     if let Some(d) = &document {
@@ -71,6 +72,7 @@ fn one(
         metadata,
         document,
         at,
+        vector_at,
     })
 }
 
@@ -431,6 +433,7 @@ pub async fn embed_and_store(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainEr
             metadata: metadata.get(i).cloned().unwrap_or_default(),
             document: Some(text),
             at: param("texts").index(i),
+            vector_at: param("texts").index(i),
         })
         .collect();
     let u = v

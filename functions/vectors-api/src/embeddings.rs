@@ -92,6 +92,7 @@ pub async fn store_texts(
             metadata: metas.get(i).cloned().unwrap_or_default(),
             document: Some(text),
             at: At::body("texts").index(i),
+            vector_at: At::body("texts").index(i),
         })
         .collect();
     let n = items.len();

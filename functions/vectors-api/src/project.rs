@@ -66,7 +66,8 @@ pub fn new_vector(
     at: At,
     vector_field: &str,
 ) -> Result<NewVector, DomainError> {
-    let vector = check_vector(vector, &at.clone().field(vector_field))?;
+    let vector_at = at.clone().field(vector_field);
+    let vector = check_vector(vector, &vector_at)?;
     let metadata = metadata.unwrap_or_default();
     check_metadata(&metadata, &at.clone().field("metadata"))?;
     Ok(NewVector {
@@ -75,6 +76,7 @@ pub fn new_vector(
         metadata,
         document,
         at,
+        vector_at,
     })
 }
 

@@ -102,6 +102,9 @@ pub struct NewVector {
     pub document: Option<String>,
     /// Where it came from in the request, for errors found against the namespace.
     pub at: At,
+    /// Where its vector came from (the item's `vector`, `embedding`, …, or the text it
+    /// was embedded from).
+    pub vector_at: At,
 }
 
 /// What an upsert did.
@@ -498,10 +501,10 @@ impl ProjectVectors {
         let mut prepared = Vec::with_capacity(items.len());
         for it in items {
             if it.vector.len() != rec.dimension {
-                return Err(Self::dimension_error(&rec, it.vector.len(), &it.at));
+                return Err(Self::dimension_error(&rec, it.vector.len(), &it.vector_at));
             }
             if it.vector.iter().all(|x| *x == 0.0) {
-                return Err(zero_vector(&it.at));
+                return Err(zero_vector(&it.vector_at));
             }
             let mut metadata = it.metadata;
             if let Some(d) = it.document {

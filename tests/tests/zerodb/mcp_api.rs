@@ -902,6 +902,139 @@ async fn bad_params_are_422_at_their_key(backend: Backend) {
     assert_eq!(l["total"], 0);
 }
 
+async fn vectors_round_trip(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let key = &app.root_key;
+    let pid = new_project(&app, "vec").await;
+    let one = ok(&app, key, "upsert_vector", json!({"project_id": pid, "embedding": [1.0, 0.0, 0.0], "document": "one", "metadata": {"k": 1}})).await;
+    assert_eq!(one["status"], "success");
+    let id = one["vector_id"].as_str().unwrap().to_owned();
+    let b = ok(&app, key, "batch_upsert_vectors", json!({"project_id": pid, "namespace": "other", "vectors": [
+        {"embedding": [0.0, 1.0], "document": "two"}, {"embedding": [1.0, 1.0], "document": "three", "vector_id": "v3"}]})).await;
+    assert_eq!(
+        (b["total"].clone(), b["failed"].clone()),
+        (json!(2), json!(0))
+    );
+    // The client's default threshold (0.7) leaves out the orthogonal ones.
+    let s = ok(
+        &app,
+        key,
+        "search_vectors",
+        json!({"project_id": pid, "namespace": "other", "query_vector": [1.0, 0.0]}),
+    )
+    .await;
+    assert_eq!(s["total"], 1);
+    assert_eq!(s["results"][0]["vector_id"], "v3");
+    assert_eq!(s["results"][0]["document"], "three");
+    // get/delete find a vector in any namespace of the project.
+    let g = ok(
+        &app,
+        key,
+        "get_vector",
+        json!({"project_id": pid, "vector_id": "v3"}),
+    )
+    .await;
+    assert_eq!(
+        (g["namespace"].clone(), g["embedding"].clone()),
+        (json!("other"), json!([1.0, 1.0]))
+    );
+    let g = ok(
+        &app,
+        key,
+        "get_vector",
+        json!({"project_id": pid, "vector_id": id}),
+    )
+    .await;
+    assert_eq!(g["metadata"], json!({"k": 1}));
+    let l = ok(
+        &app,
+        key,
+        "list_vectors",
+        json!({"project_id": pid, "namespace": "other", "limit": 1, "offset": 1}),
+    )
+    .await;
+    assert_eq!(
+        (l["total"].clone(), l["vectors"].as_array().unwrap().len()),
+        (json!(2), 1)
+    );
+    let st = ok(&app, key, "vector_stats", json!({"project_id": pid})).await;
+    assert_eq!(st["total_vectors"], 3);
+    assert_eq!(st["namespaces"], json!(["default", "other"]));
+    ok(
+        &app,
+        key,
+        "delete_vector",
+        json!({"project_id": pid, "vector_id": "v3"}),
+    )
+    .await;
+    let r = op(
+        &app,
+        key,
+        "delete_vector",
+        json!({"project_id": pid, "vector_id": "v3"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "VECTOR_NOT_FOUND")
+    );
+    // Text: stored with the server's embedder, found by its words (lexical here).
+    let e = ok(&app, key, "embed_and_store", json!({"project_id": pid, "namespace": "docs", "texts": ["red apples and pears", "fast cars and trucks"], "metadata_list": [{"n": 1}, {"n": 2}]})).await;
+    assert_eq!(
+        (e["vectors_stored"].clone(), e["dimensions"].clone()),
+        (json!(2), json!(384))
+    );
+    let s = ok(&app, key, "semantic_search", json!({"project_id": pid, "namespace": "docs", "query": "trucks", "threshold": 0.0, "limit": 1})).await;
+    assert_eq!(s["results"][0]["document"], "fast cars and trucks");
+    // Limits and bad params: 422 at the param.
+    for (operation, params, at) in [
+        (
+            "upsert_vector",
+            json!({"project_id": pid, "embedding": [1.0, 0.0]}),
+            "embedding",
+        ),
+        (
+            "search_vectors",
+            json!({"project_id": pid, "query_vector": [1.0, 0.0, 0.0], "limit": 101}),
+            "limit",
+        ),
+        (
+            "batch_upsert_vectors",
+            json!({"project_id": pid, "vectors": []}),
+            "vectors",
+        ),
+        (
+            "list_vectors",
+            json!({"project_id": pid, "offset": 10001}),
+            "offset",
+        ),
+        (
+            "embed_and_store",
+            json!({"project_id": pid, "texts": ["a"], "model": "gpt-9"}),
+            "model",
+        ),
+        (
+            "semantic_search",
+            json!({"project_id": pid, "query": "x", "threshold": 2.0}),
+            "threshold",
+        ),
+    ] {
+        let r = op(&app, key, operation, params.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{operation} {params}: {}",
+            r.body
+        );
+        assert!(r.body.to_string().contains(at), "{operation}: {}", r.body);
+    }
+    assert_eq!(
+        ok(&app, key, "vector_stats", json!({"project_id": pid})).await["total_vectors"],
+        4,
+        "one, two and the two texts; nothing refused was written"
+    );
+}
+
 async fn another_account_finds_nothing_and_a_reader_cannot_write(backend: Backend) {
     let app = TestApp::new(backend).await;
     let key = &app.root_key;
@@ -937,6 +1070,13 @@ async fn another_account_finds_nothing_and_a_reader_cannot_write(backend: Backen
         json!({"session_id": "s", "project_id": pid, "interaction_type": "q", "user_input": "x", "agent_response": "y"}),
     )
     .await;
+    ok(
+        &app,
+        key,
+        "upsert_vector",
+        json!({"project_id": pid, "embedding": [1.0, 0.0], "document": "a's", "vector_id": "v1"}),
+    )
+    .await;
 
     // Account B: every area answers A's project as not found.
     let other = app.new_account("other").await;
@@ -955,6 +1095,18 @@ async fn another_account_finds_nothing_and_a_reader_cannot_write(backend: Backen
         ),
         ("list_tables", json!({"project_id": pid})),
         ("get_table", json!({"project_id": pid, "table_name": "t"})),
+        (
+            "upsert_vector",
+            json!({"project_id": pid, "embedding": [1.0, 0.0], "document": "x"}),
+        ),
+        (
+            "delete_vector",
+            json!({"project_id": pid, "vector_id": "v1"}),
+        ),
+        (
+            "embed_and_store",
+            json!({"project_id": pid, "texts": ["x"]}),
+        ),
         (
             "delete_table",
             json!({"project_id": pid, "table_name": "t"}),
@@ -1003,6 +1155,30 @@ async fn another_account_finds_nothing_and_a_reader_cannot_write(backend: Backen
             "rlhf_get_session_interactions",
             json!({"project_id": pid, "session_id": "s"}),
         ),
+        (
+            "upsert_vector",
+            json!({"project_id": pid, "embedding": [1.0, 0.0], "document": "x"}),
+        ),
+        (
+            "batch_upsert_vectors",
+            json!({"project_id": pid, "vectors": [{"embedding": [1.0, 0.0], "document": "x"}]}),
+        ),
+        (
+            "search_vectors",
+            json!({"project_id": pid, "query_vector": [1.0, 0.0]}),
+        ),
+        ("get_vector", json!({"project_id": pid, "vector_id": "v1"})),
+        ("list_vectors", json!({"project_id": pid})),
+        (
+            "delete_vector",
+            json!({"project_id": pid, "vector_id": "v1"}),
+        ),
+        ("vector_stats", json!({"project_id": pid})),
+        (
+            "embed_and_store",
+            json!({"project_id": pid, "texts": ["x"]}),
+        ),
+        ("semantic_search", json!({"project_id": pid, "query": "x"})),
     ];
     for (operation, params) in &calls {
         let r = op(&app, &other, operation, params.clone()).await;
@@ -1035,6 +1211,21 @@ async fn another_account_finds_nothing_and_a_reader_cannot_write(backend: Backen
         (json!(1), json!(1))
     );
 
+    // A's vector is A's alone, by id too.
+    let r = op(
+        &app,
+        &other,
+        "get_vector",
+        json!({"project_id": b_pid, "vector_id": "v1"}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "VECTOR_NOT_FOUND")
+    );
+    let s = ok(&app, key, "vector_stats", json!({"project_id": pid})).await;
+    assert_eq!(s["total_vectors"], 1);
+
     // A read-only key reads, and every write is 403 PERM_001.
     let (_, reader) = app.create_key(&["zerodb:read", "file:read"], None).await;
     for (operation, params) in [
@@ -1049,6 +1240,12 @@ async fn another_account_finds_nothing_and_a_reader_cannot_write(backend: Backen
             json!({"project_id": pid, "session_id": "s"}),
         ),
         ("list_embedding_models", json!({})),
+        (
+            "search_vectors",
+            json!({"project_id": pid, "query_vector": [1.0, 0.0]}),
+        ),
+        ("get_vector", json!({"project_id": pid, "vector_id": "v1"})),
+        ("vector_stats", json!({"project_id": pid})),
     ] {
         ok(&app, &reader, operation, params).await;
     }
@@ -1125,6 +1322,7 @@ async fn new_project_with(app: &TestApp, key: &str, name: &str) -> String {
 }
 
 on_both_backends!(
+    vectors_round_trip,
     projects_round_trip,
     tables_round_trip,
     files_round_trip,
