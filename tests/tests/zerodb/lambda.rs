@@ -770,6 +770,99 @@ async fn mcp_api_serves_execute_and_operations() {
     assert_eq!(r["4"].json()["projects"][0]["project_id"], pid.as_str());
 }
 
+/// vectors-api on its HTTP API routes, its S3 Vectors calls sent to the fake (moto has no
+/// QueryVectors) through the SDK's per-service endpoint variable: an upsert on the
+/// python form's route, a search, the agent's stats route, and a text embedded and
+/// found by `/embeddings/search`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vectors_api_serves_its_routes_on_s3_vectors() {
+    let aws = Aws::new().await;
+    let fake = zerodb_tests::fake_s3vectors::spawn().await;
+    let bucket = unique_name("lvf");
+    provision::create_vector_bucket(
+        &zerodb_tests::support::s3vectors_client(&fake).await,
+        &bucket,
+    )
+    .await
+    .unwrap();
+    let r = invoke(
+        "projects-api",
+        aws.env(&[]),
+        vec![(
+            "1",
+            http_api_event(
+                "POST",
+                "/v1/public/projects",
+                "ANY /v1/public/projects",
+                aws.key(),
+                Some(json!({"name": "vectors"})),
+            ),
+        )],
+    )
+    .await;
+    let pid = r["1"].json()["id"].as_str().unwrap().to_owned();
+    let base = format!("/api/v1/projects/{pid}/database/vectors");
+    let env = aws.env(&[
+        ("AWS_ENDPOINT_URL_S3VECTORS", fake.as_str()),
+        ("ZERODB_VECTOR_BUCKET", bucket.as_str()),
+        ("ZERODB_EMBEDDER", "lexical"),
+    ]);
+    let r = invoke(
+        "vectors-api",
+        env,
+        vec![
+            (
+                "1",
+                http_api_event(
+                    "PUT",
+                    &base,
+                    "ANY /api/v1/projects/{project_id}/database/vectors",
+                    aws.key(),
+                    Some(json!({"items": [{"id": "a", "vector": [1.0, 0.0]}, {"id": "b", "vector": [0.0, 1.0]}]})),
+                ),
+            ),
+            (
+                "2",
+                http_api_event(
+                    "POST",
+                    &format!("{base}/search"),
+                    "ANY /api/v1/projects/{project_id}/database/vectors/{proxy+}",
+                    aws.key(),
+                    Some(json!({"vector": [0.9, 0.1], "top_k": 1})),
+                ),
+            ),
+            (
+                "3",
+                http_api_event(
+                    "POST",
+                    &format!("/api/v1/projects/{pid}/embeddings/embed-and-store"),
+                    "POST /api/v1/projects/{project_id}/embeddings/{proxy+}",
+                    aws.key(),
+                    Some(json!({"texts": ["green tea leaves", "steel bridges"], "namespace": "t"})),
+                ),
+            ),
+            (
+                "4",
+                http_api_event(
+                    "POST",
+                    &format!("/api/v1/projects/{pid}/embeddings/search"),
+                    "POST /api/v1/projects/{project_id}/embeddings/{proxy+}",
+                    aws.key(),
+                    Some(json!({"query": "bridges", "limit": 1, "namespace": "t"})),
+                ),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r["1"].status(), 200, "{:?}", r["1"]);
+    assert_eq!(r["1"].json()["inserted"], 2);
+    assert_eq!(r["2"].status(), 200, "{:?}", r["2"]);
+    assert_eq!(r["2"].json()["results"][0]["id"], "a");
+    assert_eq!(r["3"].status(), 200, "{:?}", r["3"]);
+    assert_eq!(r["4"].status(), 200, "{:?}", r["4"]);
+    assert_eq!(r["4"].json()["results"][0]["document"], "steel bridges");
+}
+
 #[test]
 fn a_lambda_missing_configuration_fails_init_naming_every_variable() {
     for binary in [
@@ -780,6 +873,7 @@ fn a_lambda_missing_configuration_fails_init_naming_every_variable() {
         "projects-api",
         "database-api",
         "mcp-api",
+        "vectors-api",
         "events-worker",
     ] {
         let out = Command::new(zerodb_tests::workspace_bin(binary))
