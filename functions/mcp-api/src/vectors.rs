@@ -239,7 +239,8 @@ pub async fn search(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainError> {
             },
         )
         .await
-        .map_err(|e| in_params(e, &[("vector", "query_vector")]))?;
+        .map_err(|e| in_params(e, &[("vector", "query_vector")]))?
+        .0;
     let results = hits(found);
     Ok(json!({"total": results.len(), "results": results, "namespace": ns}))
 }
@@ -289,6 +290,7 @@ pub async fn get(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainError> {
         if let Some(found) = v
             .get(&p, &ns, std::slice::from_ref(&req.vector_id), true)
             .await?
+            .0
             .pop()
         {
             return Ok(view(found));
@@ -397,6 +399,7 @@ struct EmbedAndStore {
 pub async fn embed_and_store(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainError> {
     let req: EmbedAndStore = c.params()?;
     let ns = namespace(req.namespace)?;
+    let p = project(s, c, &req.project_id, Access::Write).await?;
     let v = service(s).await?;
     crate::embeddings::check_model(v.embedder().as_ref(), req.model.as_deref())?;
     let metas = req.metadata_list.unwrap_or_default();
@@ -418,7 +421,14 @@ pub async fn embed_and_store(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainEr
         check_metadata(&m, &at)?;
         metadata.push(m);
     }
-    let p = project(s, c, &req.project_id, Access::Write).await?;
+    if let Some(d) = v.dimension(&p, &ns).await?
+        && d != v.embedder().dims()
+    {
+        return Err(param("namespace").invalid(format!(
+            "namespace \"{ns}\" holds vectors of {d} dimensions; this server's texts embed to {}: store texts in another namespace",
+            v.embedder().dims()
+        )));
+    }
     let started = std::time::Instant::now();
     let vectors = v.embed(&req.texts, &param("texts")).await?;
     let n = vectors.len();
@@ -483,9 +493,9 @@ pub async fn semantic_search(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainEr
     if let Some(f) = &req.filter_metadata {
         check_filter(f, &param("filter_metadata"))?;
     }
+    let p = project(s, c, &req.project_id, Access::Read).await?;
     let v = service(s).await?;
     crate::embeddings::check_model(v.embedder().as_ref(), req.model.as_deref())?;
-    let p = project(s, c, &req.project_id, Access::Read).await?;
     let started = std::time::Instant::now();
     let vector = v
         .embed(std::slice::from_ref(&req.query), &param("query"))
@@ -505,7 +515,8 @@ pub async fn semantic_search(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainEr
             },
         )
         .await
-        .map_err(|e| in_params(e, &[("vector", "query")]))?;
+        .map_err(|e| in_params(e, &[("vector", "query")]))?
+        .0;
     let results = hits(found);
     Ok(json!({
         "total_results": results.len(), "results": results, "query": req.query,

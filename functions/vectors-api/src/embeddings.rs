@@ -80,6 +80,15 @@ pub async fn store_texts(
         check_metadata(&m, &at)?;
         metas.push(m);
     }
+    // A namespace of vectors of another size is refused before any text is embedded.
+    if let Some(d) = v.dimension(p, ns).await?
+        && d != v.embedder().dims()
+    {
+        return Err(At::body("namespace").invalid(format!(
+            "namespace \"{ns}\" holds vectors of {d} dimensions; this server's texts embed to {}: store texts in another namespace",
+            v.embedder().dims()
+        )));
+    }
     let vectors = v.embed(&texts, &At::body("texts")).await?;
     let mut ids = ids.map(|v| v.into_iter());
     let items: Vec<NewVector> = texts
@@ -179,7 +188,7 @@ pub async fn search_text(
         .await?
         .pop()
         .unwrap_or_default();
-    let hits = v
+    let (hits, _) = v
         .search(
             p,
             ns,

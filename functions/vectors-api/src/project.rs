@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use zerodb_domain::{At, DomainError};
 use zerodb_http::{ApiJson, ApiQuery, ApiResult, Auth};
 use zerodb_projects::vectors::{
-    Hit, NamespaceStats, NewVector, Search, StoredVector, check_filter, check_metadata,
-    check_vector,
+    Hit, MAX_BATCH_NAMESPACES, NamespaceStats, NewVector, Search, StoredVector, check_filter,
+    check_metadata, check_vector,
 };
 use zerodb_projects::{Access, ProjectVectors, Projects};
 
@@ -203,6 +203,9 @@ pub struct SearchView {
     pub results: Vec<HitView>,
     pub matches: usize,
     pub namespace: String,
+    /// True when results were left out to keep the answer under 5 MiB (ask for fewer,
+    /// or without values).
+    pub truncated: bool,
 }
 
 /// A `top_k`/`limit` as sent (default `default`), checked to 1–100.
@@ -246,7 +249,7 @@ pub async fn search(
     }
     let threshold = threshold(req.threshold, At::body("threshold"))?;
     let p = project(&projects, &caller, &pid, Access::Read).await?;
-    let hits = v
+    let (hits, truncated) = v
         .search(
             &p,
             &ns,
@@ -267,6 +270,7 @@ pub async fn search(
         matches: results.len(),
         results,
         namespace: ns,
+        truncated,
     }))
 }
 
@@ -340,7 +344,9 @@ pub async fn get(
 ) -> ApiResult<Json<VectorList>> {
     let ns = namespace(q.namespace, At::query("namespace"))?;
     let include_metadata = q.include_metadata.unwrap_or(true);
-    let include_values = q.include_values.unwrap_or(true);
+    // By ids (ainative-python's `get`), values come back unless refused; a listing
+    // leaves them out unless asked for.
+    let include_values = q.include_values.unwrap_or(q.ids.is_some());
     let ids: Option<Vec<String>> = q.ids.map(|s| {
         s.split(',')
             .map(str::trim)
@@ -354,7 +360,18 @@ pub async fn get(
     }
     let p = project(&projects, &caller, &pid, Access::Read).await?;
     let (found, next) = match ids {
-        Some(ids) => (v.get(&p, &ns, &ids, include_values).await?, None),
+        Some(ids) => {
+            let (found, truncated) = v.get(&p, &ns, &ids, include_values).await?;
+            if truncated {
+                return Err(At::query("ids")
+                    .invalid(format!(
+                        "these {} vectors make an answer over 5 MiB; ask for fewer ids, or include_values=false",
+                        ids.len()
+                    ))
+                    .into());
+            }
+            (found, None)
+        }
         None => {
             v.list(&p, &ns, limit, q.cursor.as_deref(), include_values)
                 .await?
@@ -464,6 +481,8 @@ pub async fn update_metadata(
 ) -> ApiResult<Json<VectorView>> {
     let ns = namespace(req.namespace, At::body("namespace"))?;
     zerodb_projects::vectors::check_id(&id, &At::path("vector_id"))?;
+    // The answer is the vector: a key that may write must also be able to read it.
+    zerodb_projects::tables::require(&caller, Access::Read)?;
     let p = project(&projects, &caller, &pid, Access::Write).await?;
     let s = v.update_metadata(&p, &ns, &id, req.metadata).await?;
     Ok(Json(vector_view(s, true)))
@@ -605,6 +624,14 @@ pub async fn upsert_batch(
     for (ns, item) in order.into_iter().zip(checked) {
         groups.entry(ns).or_default().push(item);
     }
+    if groups.len() > MAX_BATCH_NAMESPACES {
+        return Err(At::body("vectors")
+            .invalid(format!(
+                "these vectors name {} namespaces; one batch writes to at most {MAX_BATCH_NAMESPACES}",
+                groups.len()
+            ))
+            .into());
+    }
     // Each namespace's vectors must agree with each other before anything is written.
     for group in groups.values() {
         let d = group[0].vector.len();
@@ -621,9 +648,13 @@ pub async fn upsert_batch(
         }
     }
     let p = project(&projects, &caller, &pid, Access::Write).await?;
-    // …and with the namespaces they go to, so a batch is refused whole.
+    // …and with the namespaces they go to, and the account must have room for the
+    // new ones, so a batch is refused whole.
+    let mut new = 0;
     for (ns, group) in &groups {
-        if let Some(known) = v.namespace(&p, ns).await?
+        let known = v.namespace(&p, ns).await?;
+        new += usize::from(known.is_none());
+        if let Some(known) = known
             && known.dimension != group[0].vector.len()
         {
             return Err(group[0]
@@ -638,6 +669,7 @@ pub async fn upsert_batch(
                 .into());
         }
     }
+    v.check_room(&p, new).await?;
     let mut view = BatchView {
         success: true,
         upserted_count: 0,

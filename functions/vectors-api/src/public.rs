@@ -135,7 +135,7 @@ pub async fn search(
         Err(e) => return Err(e.into()),
     };
     let vector = query_vector(&v, req.vector.as_deref(), req.query.as_deref()).await?;
-    let hits = v
+    let (hits, _) = v
         .search(
             &p,
             DEFAULT_NAMESPACE,
@@ -223,6 +223,7 @@ pub async fn get(
     let found = v
         .get(&p, DEFAULT_NAMESPACE, std::slice::from_ref(&id), true)
         .await?
+        .0
         .pop()
         .ok_or_else(|| not_found(&id))?;
     Ok(Json(PublicVector {
@@ -250,7 +251,19 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<PublicDeleted>)> {
     zerodb_projects::vectors::check_id(&id, &At::path("id"))?;
-    let p = default_project(&projects, &caller, &headers, Access::Write).await?;
+    // Resolved as a read (a delete never makes the default project), then gated for
+    // the write.
+    zerodb_projects::tables::require(&caller, Access::Write)?;
+    let found = default_project(&projects, &caller, &headers, Access::Read)
+        .await
+        .map_err(|e| match e {
+            DomainError::Coded {
+                code: "PROJECT_NOT_FOUND",
+                ..
+            } if !headers.contains_key("x-project-id") => not_found(&id),
+            e => e,
+        })?;
+    let p = projects.gate(&caller, &found.id, Access::Write).await?;
     if v.delete_ids(&p, DEFAULT_NAMESPACE, std::slice::from_ref(&id))
         .await?
         == 0

@@ -143,7 +143,12 @@ impl Purge {
         Ok(Step::Done)
     }
 
-    async fn project(&self, project_id: &str, budget: &mut usize) -> Result<Step, DomainError> {
+    async fn project(
+        &self,
+        account_id: &str,
+        project_id: &str,
+        budget: &mut usize,
+    ) -> Result<Step, DomainError> {
         // Tables first: their definitions say where their rows are.
         loop {
             let page = self
@@ -170,7 +175,7 @@ impl Purge {
             }
         }
         // Vector indexes (their namespace records are in the catalogue, deleted below).
-        crate::vectors::purge_indexes(&self.table, &self.vectors, project_id).await?;
+        crate::vectors::purge_indexes(&self.table, &self.vectors, account_id, project_id).await?;
         // File bytes, then every other partition of the project.
         loop {
             if *budget == 0 {
@@ -228,7 +233,14 @@ impl EventHandler for Purge {
                 .and_then(Value::as_str)
             {
                 Some(table_id) => self.table_data(project_id, table_id, &mut budget).await?,
-                None => self.project(project_id, &mut budget).await?,
+                None => {
+                    let account_id = e
+                        .data
+                        .get("account_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    self.project(account_id, project_id, &mut budget).await?
+                }
             };
             done += start - budget;
             if let Step::More = step {

@@ -36,40 +36,58 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub const MAX_UPSERT: usize = 1000;
 /// Texts one embedding call takes: each costs a model pass.
 pub const MAX_TEXTS: usize = 100;
-/// Characters of one text to embed or store as a document.
-pub const MAX_TEXT_CHARS: usize = 16 * 1024;
+/// Bytes (UTF-8) of one text to embed or store as a document: with the 2 KB of
+/// filterable metadata it stays inside S3 Vectors' 40 KB of metadata per vector.
+pub const MAX_TEXT_BYTES: usize = 32 * 1024;
 /// The metadata key a vector's document is kept under (declared non-filterable, so
 /// it does not count against the 2 KB of filterable metadata).
 pub const DOCUMENT_KEY: &str = "zerodb_document";
 /// Longest namespace name.
 pub const MAX_NAMESPACE_CHARS: usize = 128;
 /// Vectors a delete-by-filter reads in one call; more is said in its answer.
-pub const MAX_FILTER_SCAN: usize = 100_000;
+pub const MAX_FILTER_SCAN: usize = 20_000;
+/// Time a delete-by-filter works before answering `complete: false`.
+pub const FILTER_DELETE_SECS: u64 = 10;
+/// Namespaces one request may write to (seed 003's batch names one per vector).
+pub const MAX_BATCH_NAMESPACES: usize = 20;
+/// The account attribute counting its namespaces (every project's).
+const ACCOUNT_NAMESPACES: &str = "vector_namespaces";
 /// Deepest offset a listing skips to.
 pub const MAX_OFFSET: usize = 10_000;
 
 /// Limits from settings.
 #[derive(Debug, Clone)]
 pub struct VectorLimits {
-    /// Namespaces per project (`ZERODB_VECTOR_NAMESPACES_PER_PROJECT`, default 100): a
-    /// vector bucket holds 10,000 indexes for every tenant of a deployment.
-    pub namespaces_per_project: usize,
+    /// Namespaces per account, all its projects together
+    /// (`ZERODB_VECTOR_NAMESPACES_PER_ACCOUNT`, default 100): each is an index, and a
+    /// vector bucket holds 10,000 for every tenant of a deployment, so this is sized
+    /// against the bucket (100 accounts at the default fill one).
+    pub namespaces_per_account: usize,
+    /// Vectors per project (`ZERODB_VECTORS_PER_PROJECT`, default 1,000,000).
+    pub vectors_per_project: usize,
 }
 
 impl Default for VectorLimits {
     fn default() -> Self {
         VectorLimits {
-            namespaces_per_project: 100,
+            namespaces_per_account: 100,
+            vectors_per_project: 1_000_000,
         }
     }
 }
 
 impl VectorLimits {
     pub fn from_settings(s: &Settings) -> Result<Self, String> {
+        let d = Self::default();
         Ok(VectorLimits {
-            namespaces_per_project: s.whole_number(
-                "ZERODB_VECTOR_NAMESPACES_PER_PROJECT",
-                100usize,
+            namespaces_per_account: s.whole_number(
+                "ZERODB_VECTOR_NAMESPACES_PER_ACCOUNT",
+                d.namespaces_per_account,
+                1,
+            )?,
+            vectors_per_project: s.whole_number(
+                "ZERODB_VECTORS_PER_PROJECT",
+                d.vectors_per_project,
                 1,
             )?,
         })
@@ -91,6 +109,10 @@ pub struct NamespaceRecord {
     pub created_at: i64,
     #[serde(default)]
     pub updated_at: i64,
+    /// Set by a `delete_all` under way: writes refuse it, reads see nothing, and the
+    /// next write (or `delete_all`) finishes the deletion first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
 }
 
 /// A vector to store, checked by [`check_vector`] and [`check_metadata`].
@@ -245,10 +267,10 @@ pub fn check_metadata(m: &Map<String, Value>, at: &At) -> Result<(), DomainError
 
 /// A document's length.
 pub fn check_document(d: &str, at: &At) -> Result<(), DomainError> {
-    let n = d.chars().count();
-    if n > MAX_TEXT_CHARS {
+    if d.len() > MAX_TEXT_BYTES {
         return Err(at.clone().invalid(format!(
-            "{n} characters; a document or text has at most {MAX_TEXT_CHARS}"
+            "{} bytes as UTF-8; a document or text has at most {MAX_TEXT_BYTES}",
+            d.len()
         )));
     }
     Ok(())
@@ -277,14 +299,39 @@ pub fn check_id(id: &str, at: &At) -> Result<(), DomainError> {
     port::check_key(id).map_err(|e| at.clone().invalid(e.to_string()))
 }
 
-/// The engine index of a project's namespace: a hash, so no name a client chooses can
-/// reach another project's index, and every name fits S3 Vectors' rules.
-pub fn index_name(project_id: &str, namespace: &str) -> String {
+/// The engine index of one incarnation of a project's namespace: a hash, so no name a
+/// client chooses can reach another project's index and every name fits S3 Vectors'
+/// rules; the nonce makes a namespace deleted and made again a new index, so nothing
+/// of the old one (a write racing the delete, a spec an instance cached) reaches it.
+pub fn index_name(project_id: &str, namespace: &str, nonce: &str) -> String {
     let mut h = Sha256::new();
-    h.update(project_id.as_bytes());
-    h.update([0]);
-    h.update(namespace.as_bytes());
+    for part in [project_id, namespace, nonce] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
     format!("zv-{}", &hex::encode(h.finalize())[..40])
+}
+
+/// The 409 of a write that raced a `delete_all` of its namespace.
+fn deleted_meanwhile(ns: &str) -> DomainError {
+    DomainError::Conflict(format!(
+        "namespace \"{ns}\" was deleted while this request ran; send it again to write to a new namespace of that name"
+    ))
+}
+
+/// JSON bytes a vector takes in an answer (values, metadata, document, id).
+pub fn answer_bytes(
+    values: Option<&[f32]>,
+    metadata: &Map<String, Value>,
+    document: Option<&str>,
+    id: &str,
+) -> usize {
+    let values = values.map(|v| v.len() * 14).unwrap_or(0);
+    let metadata = serde_json::to_string(metadata)
+        .map(|t| t.len())
+        .unwrap_or(0);
+    let document = document.map(crate::project::json_string_bytes).unwrap_or(0);
+    values + metadata + document + 2 * crate::project::json_string_bytes(id) + 160
 }
 
 /// Cosine similarity has no value for a vector of zeros (S3 Vectors refuses one in a
@@ -298,6 +345,9 @@ fn zero_vector(at: &At) -> DomainError {
 fn engine(e: VectorError) -> DomainError {
     match e {
         VectorError::Invalid(m) => At::body_root().invalid(m),
+        VectorError::NoSuchIndex(_) => DomainError::Conflict(
+            "the namespace was deleted while this request ran; send it again".into(),
+        ),
         VectorError::Throttled => DomainError::Unavailable {
             retry_after_secs: 1,
         },
@@ -356,10 +406,12 @@ impl ProjectVectors {
         for (i, t) in texts.iter().enumerate() {
             check_document(t, &at.clone().index(i))?;
         }
-        self.embedder
-            .embed(texts)
-            .await
-            .map_err(|e| DomainError::Unexpected(anyhow::anyhow!("embedding failed: {e}")))
+        self.embedder.embed(texts).await.map_err(|e| {
+            tracing::warn!(error = %e, "embedding failed");
+            DomainError::Unavailable {
+                retry_after_secs: 1,
+            }
+        })
     }
 
     async fn record(&self, p: &Project, ns: &str) -> Result<Option<NamespaceRecord>, DomainError> {
@@ -369,48 +421,84 @@ impl ProjectVectors {
         }
     }
 
-    /// The namespace's record, made (with its index) by the first write.
+    /// The namespace's record if it holds vectors (not being deleted).
+    async fn live(&self, p: &Project, ns: &str) -> Result<Option<NamespaceRecord>, DomainError> {
+        Ok(self.record(p, ns).await?.filter(|r| !r.deleting))
+    }
+
+    /// The namespace's record, made (with its index) by the first write. A namespace is
+    /// counted against its account in the transaction that makes its record.
     async fn ensure(
         &self,
         p: &Project,
         ns: &str,
         dimension: usize,
     ) -> Result<NamespaceRecord, DomainError> {
-        if let Some(r) = self.record(p, ns).await? {
-            return Ok(r);
-        }
-        let existing = self.namespaces(p).await?;
-        if existing.len() >= self.limits.namespaces_per_project {
-            return Err(At::body("namespace").invalid(format!(
-                "project {} has {} vector namespaces, its limit; store into one of them or delete one (DELETE …/database/vectors {{\"namespace\": …, \"delete_all\": true}})",
-                p.id,
-                existing.len()
-            )));
-        }
-        let now = self.clock.now().timestamp_millis();
-        let rec = NamespaceRecord {
-            namespace: ns.to_owned(),
-            index: index_name(&p.id, ns),
-            dimension,
-            metric: Metric::Cosine,
-            count: 0,
-            created_at: now,
-            updated_at: now,
-        };
-        let item = to_item(&keys::vector_namespace(&p.id, ns), &rec, None)?;
-        match self.table.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => {}
-            // Another request made it first: use theirs.
-            Err(StoreError::Conflict) => {
-                return self
-                    .record(p, ns)
-                    .await?
-                    .ok_or_else(|| DomainError::Conflict("namespace changed; retry".into()));
+        for _ in 0..4 {
+            if let Some(r) = self.record(p, ns).await? {
+                if r.deleting {
+                    self.finish_delete(p, &r).await?;
+                    continue;
+                }
+                return Ok(r);
             }
-            Err(e) => return Err(e.into()),
+            let account_key = keys::account(&p.account_id);
+            let account = self
+                .table
+                .get(&account_key)
+                .await?
+                .ok_or_else(|| DomainError::NotFound("account not found".into()))?;
+            let used = account.get(ACCOUNT_NAMESPACES).and_then(V::as_i64);
+            let limit = self.limits.namespaces_per_account;
+            if used.unwrap_or(0) >= limit as i64 {
+                return Err(At::body("namespace").invalid(format!(
+                    "this account has {} vector namespaces, its limit of {limit} (every project's together); store into one of them or delete one (DELETE …/database/vectors {{\"namespace\": …, \"delete_all\": true}})",
+                    used.unwrap_or(0)
+                )));
+            }
+            let now = self.clock.now().timestamp_millis();
+            let rec = NamespaceRecord {
+                namespace: ns.to_owned(),
+                index: index_name(&p.id, ns, &ids::random_base62(16)),
+                dimension,
+                metric: Metric::Cosine,
+                count: 0,
+                created_at: now,
+                updated_at: now,
+                deleting: false,
+            };
+            let unchanged = match used {
+                Some(n) => Condition::Equals(ACCOUNT_NAMESPACES.into(), V::int(n)),
+                None => Condition::AttributeNotExists(ACCOUNT_NAMESPACES.into()),
+            };
+            let ops = vec![
+                TxOp::Put {
+                    item: to_item(&keys::vector_namespace(&p.id, ns), &rec, None)?,
+                    condition: Some(Condition::NotExists),
+                },
+                TxOp::Update {
+                    key: account_key,
+                    updates: vec![Update::Set(
+                        ACCOUNT_NAMESPACES.into(),
+                        V::int(used.unwrap_or(0) + 1),
+                    )],
+                    condition: Some(Condition::All(vec![Condition::Exists, unchanged])),
+                },
+            ];
+            match self.table.transact(ops).await {
+                Ok(()) => {
+                    self.create_index(&rec).await?;
+                    return Ok(rec);
+                }
+                // Another request made this namespace, or another of the account's, at
+                // the same moment: read again.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        self.create_index(&rec).await?;
-        Ok(rec)
+        Err(DomainError::Conflict(
+            "the account's namespaces changed during the request; retry".into(),
+        ))
     }
 
     async fn create_index(&self, rec: &NamespaceRecord) -> Result<(), DomainError> {
@@ -446,28 +534,105 @@ impl ProjectVectors {
         Ok(found)
     }
 
-    async fn add_count(&self, p: &Project, ns: &str, n: i64) -> Result<(), DomainError> {
+    /// Moves the namespace's count and the project's by `n`, unless the namespace is
+    /// gone or being deleted (its vectors go with it, and its count with them).
+    async fn add_count(
+        &self,
+        p: &Project,
+        rec: &NamespaceRecord,
+        n: i64,
+    ) -> Result<(), DomainError> {
         let now = self.clock.now().timestamp_millis();
         let mut ops = vec![TxOp::Update {
-            key: keys::vector_namespace(&p.id, ns),
+            key: keys::vector_namespace(&p.id, &rec.namespace),
             updates: vec![
                 Update::Add("count".into(), n),
                 Update::Set("updated_at".into(), V::int(now)),
             ],
-            condition: Some(Condition::Exists),
+            condition: Some(Condition::All(vec![
+                Condition::Equals("index".into(), V::S(rec.index.clone())),
+                Condition::AttributeNotExists("deleting".into()),
+            ])),
         }];
         if n != 0 {
             ops.push(count(&p.id, &[(STAT_VECTORS, n)]));
         }
         match self.table.transact(ops).await {
-            // The namespace was deleted meanwhile: its vectors went with it.
             Ok(()) | Err(StoreError::Conflict) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// The project's vectors (its counter; never below 0).
+    async fn project_vectors(&self, p: &Project) -> Result<i64, DomainError> {
+        Ok(self
+            .table
+            .get(&keys::project_stats(&p.id))
+            .await?
+            .map(|item| crate::project::number(&item, STAT_VECTORS).max(0))
+            .unwrap_or(0))
+    }
+
+    /// Checks what does not need the namespace: ids unique, each vector the size of the
+    /// first and not all zeros, documents and metadata within S3 Vectors' limits.
+    fn check_items(items: &[NewVector]) -> Result<(), DomainError> {
+        let dimension = items[0].vector.len();
+        let mut seen = HashSet::with_capacity(items.len());
+        for it in items {
+            if let Some(id) = &it.id {
+                check_id(id, &it.at.clone().field("id"))?;
+                if !seen.insert(id.as_str()) {
+                    return Err(it.at.clone().field("id").invalid(format!(
+                        "id {id:?} appears twice in this request; send each vector once"
+                    )));
+                }
+            }
+            if let Some(d) = &it.document {
+                check_document(d, &it.at.clone().field("document"))?;
+            }
+            if it.vector.len() != dimension {
+                return Err(it.vector_at.clone().invalid(format!(
+                    "{} dimensions, where this request's first vector has {dimension}; one namespace holds vectors of one size",
+                    it.vector.len()
+                )));
+            }
+            if it.vector.iter().all(|x| *x == 0.0) {
+                return Err(zero_vector(&it.vector_at));
+            }
+        }
+        Ok(())
+    }
+
+    /// A namespace's dimension, if it exists (for checks before work is done).
+    pub async fn dimension(&self, p: &Project, ns: &str) -> Result<Option<usize>, DomainError> {
+        Ok(self.live(p, ns).await?.map(|r| r.dimension))
+    }
+
+    /// Whether the account can make `new` more namespaces (checked again, atomically,
+    /// as each is made).
+    pub async fn check_room(&self, p: &Project, new: usize) -> Result<(), DomainError> {
+        if new == 0 {
+            return Ok(());
+        }
+        let used = self
+            .table
+            .get(&keys::account(&p.account_id))
+            .await?
+            .and_then(|a| a.get(ACCOUNT_NAMESPACES).and_then(V::as_i64))
+            .unwrap_or(0)
+            .max(0) as usize;
+        let limit = self.limits.namespaces_per_account;
+        if used + new > limit {
+            return Err(At::body("vectors").invalid(format!(
+                "this request makes {new} new namespaces; the account has {used} of its {limit}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Stores up to 1,000 vectors in a namespace (made by the first), replacing any with
-    /// the same id; ids are made for vectors sent without one.
+    /// the same id; ids are made for vectors sent without one. Everything is checked
+    /// before anything is written.
     pub async fn upsert(
         &self,
         p: &Project,
@@ -482,30 +647,32 @@ impl ProjectVectors {
                 items.len()
             )));
         }
+        Self::check_items(&items)?;
         let dimension = items[0].vector.len();
-        let mut seen = HashSet::with_capacity(items.len());
-        for it in &items {
-            if let Some(id) = &it.id {
-                check_id(id, &it.at.clone().field("id"))?;
-                if !seen.insert(id.as_str()) {
-                    return Err(it.at.clone().field("id").invalid(format!(
-                        "id {id:?} appears twice in this request; send each vector once"
-                    )));
-                }
-            }
-            if let Some(d) = &it.document {
-                check_document(d, &it.at.clone().field("document"))?;
+        if let Some(rec) = self.live(p, ns).await?
+            && rec.dimension != dimension
+        {
+            return Err(Self::dimension_error(&rec, dimension, &items[0].vector_at));
+        }
+        let stored = self.project_vectors(p).await?;
+        let limit = self.limits.vectors_per_project as i64;
+        if stored + items.len() as i64 > limit {
+            // Vectors with ids may replace stored ones (counted below, once the engine
+            // says which exist); vectors without are all new.
+            let new = items.iter().filter(|i| i.id.is_none()).count() as i64;
+            if stored + new > limit {
+                return Err(At::body_root().invalid(format!(
+                    "project {} holds {stored} vectors, its limit of {limit}; delete some or use another project",
+                    p.id
+                )));
             }
         }
         let rec = self.ensure(p, ns, dimension).await?;
+        if rec.dimension != dimension {
+            return Err(Self::dimension_error(&rec, dimension, &items[0].vector_at));
+        }
         let mut prepared = Vec::with_capacity(items.len());
         for it in items {
-            if it.vector.len() != rec.dimension {
-                return Err(Self::dimension_error(&rec, it.vector.len(), &it.vector_at));
-            }
-            if it.vector.iter().all(|x| *x == 0.0) {
-                return Err(zero_vector(&it.vector_at));
-            }
             let mut metadata = it.metadata;
             if let Some(d) = it.document {
                 metadata.insert(DOCUMENT_KEY.into(), Value::String(d));
@@ -516,25 +683,45 @@ impl ProjectVectors {
                 metadata,
             });
         }
+        let spec = IndexSpec {
+            name: rec.index.clone(),
+            dimension: rec.dimension,
+            metric: rec.metric,
+            non_filterable: vec![DOCUMENT_KEY.to_owned()],
+        };
+        for chunk in prepared.chunks(MAX_PUT) {
+            port::check_put(&spec, chunk).map_err(engine)?;
+        }
         let ids: Vec<String> = prepared.iter().map(|v| v.key.clone()).collect();
         let before = self.existing(&rec.index, &ids).await?;
+        let inserted = ids.len() - before.len();
+        if stored + inserted as i64 > limit {
+            return Err(At::body_root().invalid(format!(
+                "project {} holds {stored} vectors and this adds {inserted}: over its limit of {limit}; delete some or use another project",
+                p.id
+            )));
+        }
         let mut rest = prepared;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(MAX_PUT));
             let chunk = std::mem::replace(&mut rest, tail);
+            let added = chunk.iter().filter(|v| !before.contains(&v.key)).count() as i64;
             match self.vectors.put(&rec.index, chunk.clone()).await {
                 Ok(()) => {}
-                // The index went with a namespace deleted meanwhile (or its creation was
-                // cut short): make it again and write once more.
-                Err(VectorError::NoSuchIndex(_)) => {
-                    self.create_index(&rec).await?;
-                    self.vectors.put(&rec.index, chunk).await.map_err(engine)?;
-                }
+                // The index was lost while its record stands (its creation cut short):
+                // make it again, once, if the record is still this one.
+                Err(VectorError::NoSuchIndex(_)) => match self.record(p, ns).await? {
+                    Some(now) if now.index == rec.index && !now.deleting => {
+                        self.create_index(&rec).await?;
+                        self.vectors.put(&rec.index, chunk).await.map_err(engine)?;
+                    }
+                    _ => return Err(deleted_meanwhile(ns)),
+                },
                 Err(e) => return Err(engine(e)),
             }
+            // Counted as each chunk lands, so a failure later counts what was written.
+            self.add_count(p, &rec, added).await?;
         }
-        let inserted = ids.len() - before.len();
-        self.add_count(p, ns, inserted as i64).await?;
         let events = if ids.len() == 1 {
             vec![(
                 "zerodb.vector.stored".to_owned(),
@@ -558,16 +745,22 @@ impl ProjectVectors {
         })
     }
 
-    /// The nearest vectors of a namespace (none when it holds none yet).
-    pub async fn search(&self, p: &Project, ns: &str, q: Search) -> Result<Vec<Hit>, DomainError> {
+    /// The nearest vectors of a namespace (none when it holds none yet), as many as fit
+    /// one answer ([`crate::project::ANSWER_BYTES`]); `true` when some were left out.
+    pub async fn search(
+        &self,
+        p: &Project,
+        ns: &str,
+        q: Search,
+    ) -> Result<(Vec<Hit>, bool), DomainError> {
         check_namespace(ns).map_err(|m| At::body("namespace").invalid(m))?;
         if q.top_k == 0 || q.top_k > MAX_TOP_K {
             return Err(
                 At::body("top_k").invalid(format!("top_k is 1–{MAX_TOP_K}, not {}", q.top_k))
             );
         }
-        let Some(rec) = self.record(p, ns).await? else {
-            return Ok(Vec::new());
+        let Some(rec) = self.live(p, ns).await? else {
+            return Ok((Vec::new(), false));
         };
         if q.vector.len() != rec.dimension {
             return Err(Self::dimension_error(
@@ -575,6 +768,9 @@ impl ProjectVectors {
                 q.vector.len(),
                 &At::body("vector"),
             ));
+        }
+        if q.vector.iter().all(|x| *x == 0.0) {
+            return Err(zero_vector(&At::body("vector")));
         }
         let query = VectorQuery {
             vector: q.vector,
@@ -606,11 +802,11 @@ impl ProjectVectors {
             .collect();
         if q.include_values && !hits.is_empty() {
             let keys: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
-            let got = self
-                .vectors
-                .get(&rec.index, &keys, true, false)
-                .await
-                .map_err(engine)?;
+            let got = match self.vectors.get(&rec.index, &keys, true, false).await {
+                Ok(g) => g,
+                Err(VectorError::NoSuchIndex(_)) => Vec::new(),
+                Err(e) => return Err(engine(e)),
+            };
             let mut by_key: std::collections::HashMap<String, Vec<f32>> = got
                 .into_iter()
                 .filter_map(|f| f.data.map(|d| (f.key, d)))
@@ -619,45 +815,65 @@ impl ProjectVectors {
                 h.values = by_key.remove(&h.id);
             }
         }
-        Ok(hits)
+        let kept = fit(&hits, |h| {
+            answer_bytes(
+                h.values.as_deref(),
+                &h.metadata,
+                h.document.as_deref(),
+                &h.id,
+            )
+        });
+        let cut = kept < hits.len();
+        hits.truncate(kept);
+        Ok((hits, cut))
     }
 
-    /// Up to 100 vectors by id; missing ones are left out.
+    /// Up to 100 vectors by id, in the order asked (missing ones left out), as many as
+    /// fit one answer; `true` when some were left out.
     pub async fn get(
         &self,
         p: &Project,
         ns: &str,
         ids: &[String],
         values: bool,
-    ) -> Result<Vec<StoredVector>, DomainError> {
+    ) -> Result<(Vec<StoredVector>, bool), DomainError> {
         if ids.len() > MAX_GET {
             return Err(At::query("ids").invalid(format!(
                 "{} ids; one call reads at most {MAX_GET}",
                 ids.len()
             )));
         }
-        let Some(rec) = self.record(p, ns).await? else {
-            return Ok(Vec::new());
+        for id in ids {
+            check_id(id, &At::query("ids"))?;
+        }
+        let Some(rec) = self.live(p, ns).await? else {
+            return Ok((Vec::new(), false));
         };
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         }
         let got = match self.vectors.get(&rec.index, ids, values, true).await {
             Ok(g) => g,
             Err(VectorError::NoSuchIndex(_)) => Vec::new(),
             Err(e) => return Err(engine(e)),
         };
-        // In the order asked for.
         let mut by_key: std::collections::HashMap<String, Fetched> =
             got.into_iter().map(|f| (f.key.clone(), f)).collect();
-        Ok(ids
+        let mut out: Vec<StoredVector> = ids
             .iter()
             .filter_map(|id| by_key.remove(id))
             .map(|f| stored(ns, f))
-            .collect())
+            .collect();
+        let kept = fit(&out, stored_bytes);
+        let cut = kept < out.len();
+        out.truncate(kept);
+        Ok((out, cut))
     }
 
-    /// One page of a namespace's vectors (in the engine's order), after `cursor`.
+    /// One page of a namespace's vectors (in the engine's order), after `cursor`: at most
+    /// `limit`, and no more than fit one answer. The cursor names the engine's page and
+    /// how many of it were already returned, so a page cut for size goes on where it
+    /// stopped.
     pub async fn list(
         &self,
         p: &Project,
@@ -666,27 +882,65 @@ impl ProjectVectors {
         cursor: Option<&str>,
         values: bool,
     ) -> Result<(Vec<StoredVector>, Option<String>), DomainError> {
-        let Some(rec) = self.record(p, ns).await? else {
+        let bad = || {
+            At::query("cursor")
+                .invalid("cursor is not one this API issued; pass next_cursor from the previous page unchanged")
+        };
+        let (skip, page_limit, engine_cursor) = match cursor {
+            None => (0, limit.clamp(1, MAX_LIST), None),
+            Some(c) => {
+                let mut parts = c.splitn(3, '~');
+                let skip: usize = parts.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+                let page: usize = parts.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+                let rest = parts.next().ok_or_else(bad)?;
+                if page == 0 || page > MAX_LIST || skip >= page {
+                    return Err(bad());
+                }
+                (skip, page, (!rest.is_empty()).then(|| rest.to_owned()))
+            }
+        };
+        let Some(rec) = self.live(p, ns).await? else {
             return Ok((Vec::new(), None));
         };
         let page = match self
             .vectors
-            .list(&rec.index, cursor, limit.clamp(1, MAX_LIST), values, true)
+            .list(
+                &rec.index,
+                engine_cursor.as_deref(),
+                page_limit,
+                values,
+                true,
+            )
             .await
         {
             Ok(page) => page,
             Err(VectorError::NoSuchIndex(_)) => return Ok((Vec::new(), None)),
-            Err(VectorError::Invalid(m)) => return Err(At::query("cursor").invalid(m)),
+            Err(VectorError::Invalid(_)) => return Err(bad()),
             Err(e) => return Err(engine(e)),
         };
-        Ok((
-            page.vectors.into_iter().map(|f| stored(ns, f)).collect(),
-            page.cursor,
-        ))
+        let all: Vec<StoredVector> = page
+            .vectors
+            .into_iter()
+            .skip(skip)
+            .map(|f| stored(ns, f))
+            .collect();
+        let kept = fit(&all, stored_bytes).max(1).min(all.len());
+        let next = if kept < all.len() {
+            Some(format!(
+                "{}~{page_limit}~{}",
+                skip + kept,
+                engine_cursor.unwrap_or_default()
+            ))
+        } else {
+            page.cursor.map(|c| format!("0~{page_limit}~{c}"))
+        };
+        let mut out = all;
+        out.truncate(kept);
+        Ok((out, next))
     }
 
     /// `limit` vectors after skipping `offset` (≤ 10,000), for clients that page by
-    /// offset.
+    /// offset (values not included).
     pub async fn list_offset(
         &self,
         p: &Project,
@@ -699,12 +953,12 @@ impl ProjectVectors {
                 "offset is at most {MAX_OFFSET}; page with a smaller offset"
             )));
         }
+        let limit = limit.clamp(1, MAX_LIST);
         let mut skipped = 0;
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let want = (offset - skipped + limit - out.len()).min(MAX_LIST);
-            let (page, next) = self.list(p, ns, want, cursor.as_deref(), false).await?;
+            let (page, next) = self.list(p, ns, MAX_LIST, cursor.as_deref(), false).await?;
             for v in page {
                 if skipped < offset {
                     skipped += 1;
@@ -712,9 +966,14 @@ impl ProjectVectors {
                     out.push(v);
                 }
             }
+            let full = fit(&out, stored_bytes) < out.len();
             match next {
-                Some(c) if out.len() < limit => cursor = Some(c),
-                _ => return Ok(out),
+                Some(c) if out.len() < limit && !full => cursor = Some(c),
+                _ => {
+                    let kept = fit(&out, stored_bytes).max(1).min(out.len());
+                    out.truncate(kept);
+                    return Ok(out);
+                }
             }
         }
     }
@@ -732,7 +991,10 @@ impl ProjectVectors {
                 ids.len()
             )));
         }
-        let Some(rec) = self.record(p, ns).await? else {
+        for id in ids {
+            check_id(id, &At::body("ids"))?;
+        }
+        let Some(rec) = self.live(p, ns).await? else {
             return Ok(0);
         };
         let existed = self.existing(&rec.index, ids).await?;
@@ -744,12 +1006,13 @@ impl ProjectVectors {
             Ok(()) | Err(VectorError::NoSuchIndex(_)) => {}
             Err(e) => return Err(engine(e)),
         }
-        self.add_count(p, ns, -(doomed.len() as i64)).await?;
+        self.add_count(p, &rec, -(doomed.len() as i64)).await?;
         Ok(doomed.len())
     }
 
-    /// Deletes the vectors whose metadata match `filter`, reading at most 100,000 of the
-    /// namespace's vectors; returns (deleted, whether the whole namespace was read).
+    /// Deletes the vectors whose metadata match `filter` (not empty: `delete_all`
+    /// deletes everything), a page at a time, reading at most 20,000 vectors or working
+    /// 10 s; returns (deleted, whether the whole namespace was read).
     pub async fn delete_filter(
         &self,
         p: &Project,
@@ -757,70 +1020,118 @@ impl ProjectVectors {
         filter: &Value,
     ) -> Result<(usize, bool), DomainError> {
         check_filter(filter, &At::body("filter"))?;
+        if filter.as_object().is_some_and(Map::is_empty) {
+            return Err(At::body("filter").invalid(
+                "an empty filter matches every vector; send delete_all: true to delete the whole namespace",
+            ));
+        }
         let parsed = Filter::parse(filter).map_err(|e| At::body("filter").invalid(e.msg))?;
-        let Some(rec) = self.record(p, ns).await? else {
+        let Some(rec) = self.live(p, ns).await? else {
             return Ok((0, true));
         };
+        let started = std::time::Instant::now();
         let mut cursor: Option<String> = None;
         let mut read = 0;
-        let mut doomed = Vec::new();
-        let complete = loop {
+        let mut deleted = 0;
+        loop {
             let page = match self
                 .vectors
-                .list(&rec.index, cursor.as_deref(), MAX_LIST, false, true)
+                .list(&rec.index, cursor.as_deref(), MAX_DELETE, false, true)
                 .await
             {
                 Ok(page) => page,
-                Err(VectorError::NoSuchIndex(_)) => break true,
+                Err(VectorError::NoSuchIndex(_)) => return Ok((deleted, true)),
                 Err(e) => return Err(engine(e)),
             };
             read += page.vectors.len();
-            for f in page.vectors {
-                let m = Value::Object(f.metadata.unwrap_or_default());
-                if parsed.matches(&m) {
-                    doomed.push(f.key);
+            let doomed: Vec<String> = page
+                .vectors
+                .into_iter()
+                .filter(|f| {
+                    let mut m = f.metadata.clone().unwrap_or_default();
+                    m.remove(DOCUMENT_KEY);
+                    parsed.matches(&Value::Object(m))
+                })
+                .map(|f| f.key)
+                .collect();
+            if !doomed.is_empty() {
+                match self.vectors.delete(&rec.index, &doomed).await {
+                    Ok(()) | Err(VectorError::NoSuchIndex(_)) => {}
+                    Err(e) => return Err(engine(e)),
                 }
+                self.add_count(p, &rec, -(doomed.len() as i64)).await?;
+                deleted += doomed.len();
             }
+            let out_of_budget =
+                read >= MAX_FILTER_SCAN || started.elapsed().as_secs() >= FILTER_DELETE_SECS;
             match page.cursor {
-                Some(c) if read < MAX_FILTER_SCAN => cursor = Some(c),
-                Some(_) => break false,
-                None => break true,
-            }
-        };
-        for chunk in doomed.chunks(MAX_DELETE) {
-            match self.vectors.delete(&rec.index, chunk).await {
-                Ok(()) | Err(VectorError::NoSuchIndex(_)) => {}
-                Err(e) => return Err(engine(e)),
+                // A page whose vectors were deleted moves the listing: read from the
+                // start again (those deleted are gone from it).
+                Some(c) if !out_of_budget => {
+                    cursor = if doomed.is_empty() { Some(c) } else { cursor };
+                }
+                Some(_) => return Ok((deleted, false)),
+                None => return Ok((deleted, true)),
             }
         }
-        self.add_count(p, ns, -(doomed.len() as i64)).await?;
-        Ok((doomed.len(), complete))
     }
 
-    /// Deletes a namespace and every vector in it; returns how many it held.
+    /// Deletes a namespace and every vector in it; returns how many it held. The record
+    /// is marked first (writes then refuse it), the index deleted, then the record: a
+    /// failure on the way leaves the mark, and the next write or delete finishes it.
     pub async fn delete_all(&self, p: &Project, ns: &str) -> Result<i64, DomainError> {
         let Some(rec) = self.record(p, ns).await? else {
             return Ok(0);
         };
-        // The record first: a write after this makes a new namespace; one racing it finds
-        // its index gone and makes it again (see `upsert`).
+        if !rec.deleting {
+            let marked = self
+                .table
+                .update(
+                    &keys::vector_namespace(&p.id, ns),
+                    vec![Update::Set("deleting".into(), V::Bool(true))],
+                    Some(Condition::Equals("index".into(), V::S(rec.index.clone()))),
+                )
+                .await;
+            match marked {
+                Ok(_) => {}
+                Err(StoreError::Conflict) => return Ok(0),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.finish_delete(p, &rec).await
+    }
+
+    /// Deletes a marked namespace's index, then its record, its count and its slot in
+    /// the account (idempotent: a second caller finds nothing left to do).
+    async fn finish_delete(&self, p: &Project, rec: &NamespaceRecord) -> Result<i64, DomainError> {
+        match self.vectors.delete_index(&rec.index).await {
+            Ok(()) | Err(VectorError::NoSuchIndex(_)) => {}
+            Err(e) => return Err(engine(e)),
+        }
+        // The count is final once marked (writes no longer add to it): read it now.
+        let Some(now) = self.record(p, &rec.namespace).await? else {
+            return Ok(0);
+        };
+        if now.index != rec.index {
+            return Ok(0);
+        }
         let ops = vec![
             TxOp::Delete {
-                key: keys::vector_namespace(&p.id, ns),
+                key: keys::vector_namespace(&p.id, &rec.namespace),
+                condition: Some(Condition::Equals("index".into(), V::S(rec.index.clone()))),
+            },
+            count(&p.id, &[(STAT_VECTORS, -now.count.max(0))]),
+            TxOp::Update {
+                key: keys::account(&p.account_id),
+                updates: vec![Update::Add(ACCOUNT_NAMESPACES.into(), -1)],
                 condition: Some(Condition::Exists),
             },
-            count(&p.id, &[(STAT_VECTORS, -rec.count)]),
         ];
         match self.table.transact(ops).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => return Ok(0),
-            Err(e) => return Err(e.into()),
+            Ok(()) => Ok(now.count.max(0)),
+            Err(StoreError::Conflict) => Ok(0),
+            Err(e) => Err(e.into()),
         }
-        self.vectors
-            .delete_index(&rec.index)
-            .await
-            .map_err(engine)?;
-        Ok(rec.count)
     }
 
     /// Merges `metadata` into a stored vector's (a key set to null is removed).
@@ -838,7 +1149,7 @@ impl ProjectVectors {
                 format!("no vector {id:?} in namespace \"{ns}\" of project {}", p.id),
             )
         };
-        let rec = self.record(p, ns).await?.ok_or_else(missing)?;
+        let rec = self.live(p, ns).await?.ok_or_else(missing)?;
         let got = self
             .vectors
             .get(&rec.index, &[id.to_owned()], true, true)
@@ -863,7 +1174,8 @@ impl ProjectVectors {
             written.insert(DOCUMENT_KEY.into(), Value::String(d.clone()));
         }
         let data = f.data.unwrap_or_default();
-        self.vectors
+        match self
+            .vectors
             .put(
                 &rec.index,
                 vec![VectorItem {
@@ -873,7 +1185,11 @@ impl ProjectVectors {
                 }],
             )
             .await
-            .map_err(engine)?;
+        {
+            Ok(()) => {}
+            Err(VectorError::NoSuchIndex(_)) => return Err(missing()),
+            Err(e) => return Err(engine(e)),
+        }
         Ok(StoredVector {
             id: id.to_owned(),
             namespace: ns.to_owned(),
@@ -883,30 +1199,24 @@ impl ProjectVectors {
         })
     }
 
-    /// The project's namespaces (at most its limit), by name.
+    /// The project's namespaces (those not being deleted), by name.
     pub async fn namespaces(&self, p: &Project) -> Result<Vec<NamespaceStats>, DomainError> {
         let page = self
             .table
             .query(
                 Query::partition(keys::database_partition(&p.id))
                     .begins_with(keys::VECTOR_NAMESPACE_PREFIX)
-                    .limit(self.limits.namespaces_per_project + 1),
+                    .limit(self.limits.namespaces_per_account + 1),
             )
             .await?;
-        page.items
-            .into_iter()
-            .map(|item| {
-                let r: NamespaceRecord = from_item(item)?;
-                Ok(NamespaceStats {
-                    namespace: r.namespace,
-                    vector_count: r.count.max(0),
-                    dimension: r.dimension,
-                    metric: r.metric,
-                    created_at: r.created_at,
-                    updated_at: r.updated_at,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in page.items {
+            let r: NamespaceRecord = from_item(item)?;
+            if !r.deleting {
+                out.push(ns_stats(r));
+            }
+        }
+        Ok(out)
     }
 
     /// One namespace's figures, if it exists.
@@ -915,42 +1225,87 @@ impl ProjectVectors {
         p: &Project,
         ns: &str,
     ) -> Result<Option<NamespaceStats>, DomainError> {
-        Ok(self.record(p, ns).await?.map(|r| NamespaceStats {
-            namespace: r.namespace,
-            vector_count: r.count.max(0),
-            dimension: r.dimension,
-            metric: r.metric,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }))
+        Ok(self.live(p, ns).await?.map(ns_stats))
     }
 }
 
-/// Deletes the engine indexes of a deleted project's namespaces (their records go with
-/// the project's catalogue); for the purge.
+fn ns_stats(r: NamespaceRecord) -> NamespaceStats {
+    NamespaceStats {
+        namespace: r.namespace,
+        vector_count: r.count.max(0),
+        dimension: r.dimension,
+        metric: r.metric,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn stored_bytes(v: &StoredVector) -> usize {
+    answer_bytes(
+        v.values.as_deref(),
+        &v.metadata,
+        v.document.as_deref(),
+        &v.id,
+    )
+}
+
+/// How many of `items`, in order, fit one answer.
+fn fit<T>(items: &[T], size: impl Fn(&T) -> usize) -> usize {
+    let mut total = 0;
+    for (i, it) in items.iter().enumerate() {
+        total += size(it);
+        if total > crate::project::ANSWER_BYTES {
+            return i;
+        }
+    }
+    items.len()
+}
+
+/// Deletes the indexes of a deleted project's namespaces with their records, freeing
+/// their slots in the account; for the purge.
 pub async fn purge_indexes(
     table: &Arc<dyn Table>,
     vectors: &Arc<dyn Vectors>,
+    account_id: &str,
     project_id: &str,
 ) -> Result<(), DomainError> {
-    let mut cursor = None;
     loop {
         let page = table
             .query(
                 Query::partition(keys::database_partition(project_id))
                     .begins_with(keys::VECTOR_NAMESPACE_PREFIX)
-                    .limit(100)
-                    .after(cursor),
+                    .limit(100),
             )
             .await?;
-        for item in page.items {
-            if let Some(index) = item.get("index").and_then(V::as_str) {
-                vectors.delete_index(index).await.map_err(engine)?;
-            }
+        if page.items.is_empty() {
+            return Ok(());
         }
-        match page.cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
+        for item in page.items {
+            let Some(key) = zerodb_domain::store::Key::of(&item) else {
+                continue;
+            };
+            if let Some(index) = item.get("index").and_then(V::as_str) {
+                match vectors.delete_index(index).await {
+                    Ok(()) | Err(VectorError::NoSuchIndex(_)) => {}
+                    Err(e) => return Err(engine(e)),
+                }
+            }
+            let ops = vec![
+                TxOp::Delete {
+                    key,
+                    condition: None,
+                },
+                TxOp::Update {
+                    key: keys::account(account_id),
+                    updates: vec![Update::Add(ACCOUNT_NAMESPACES.into(), -1)],
+                    condition: Some(Condition::Exists),
+                },
+            ];
+            match table.transact(ops).await {
+                // The account itself is gone: nothing to free.
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 }
@@ -961,14 +1316,15 @@ mod tests {
 
     #[test]
     fn index_names_are_valid_and_distinct() {
-        let a = index_name("proj_1", "default");
-        let b = index_name("proj_1", "other");
-        let c = index_name("proj_2", "default");
+        let a = index_name("proj_1", "default", "n");
+        let b = index_name("proj_1", "other", "n");
+        let c = index_name("proj_2", "default", "n");
         assert!(port::valid_index_name(&a), "{a}");
         assert_ne!(a, b);
         assert_ne!(a, c);
+        assert_ne!(a, index_name("proj_1", "default", "m"), "a new incarnation");
         // The separator keeps ("p", "1x") and ("p1", "x") apart.
-        assert_ne!(index_name("p", "1x"), index_name("p1", "x"));
+        assert_ne!(index_name("p", "1x", "n"), index_name("p1", "x", "n"));
     }
 
     #[test]

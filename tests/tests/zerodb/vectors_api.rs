@@ -244,8 +244,14 @@ async fn upsert_search_get_update_and_delete(backend: Backend) {
 }
 
 async fn limits_refuse_with_422_and_write_nothing(backend: Backend) {
-    let app =
-        TestApp::with_settings(backend, &[("ZERODB_VECTOR_NAMESPACES_PER_PROJECT", "2")]).await;
+    let app = TestApp::with_settings(
+        backend,
+        &[
+            ("ZERODB_VECTOR_NAMESPACES_PER_ACCOUNT", "2"),
+            ("ZERODB_VECTORS_PER_PROJECT", "6"),
+        ],
+    )
+    .await;
     let pid = app.project("lim").await;
     four(&app, &pid).await;
     let key = &app.root_key;
@@ -350,8 +356,8 @@ async fn limits_refuse_with_422_and_write_nothing(backend: Backend) {
         (
             Method::POST,
             format!("/api/v1/projects/{pid}/embeddings/embed-and-store"),
-            json!({"texts": ["x".repeat(16 * 1024 + 1)]}),
-            "16384",
+            json!({"texts": ["é".repeat(16 * 1024 + 1)]}),
+            "32768",
         ),
         (
             Method::POST,
@@ -397,7 +403,46 @@ async fn limits_refuse_with_422_and_write_nothing(backend: Backend) {
     // Nothing of any refused call was written.
     assert_eq!(stats(&app, &pid).await["total_vectors"], 4);
     assert_eq!(stats(&app, &pid).await["namespace_count"], 1);
-    // Namespaces per project: the second is made, the third refused.
+    // An empty filter would delete everything: that is delete_all's job.
+    let d = app
+        .delete_with(&base(&pid), key, json!({"namespace": "docs", "filter": {}}))
+        .await;
+    assert_eq!(d.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", d.body);
+    // Vectors per project: 4 stored, 2 more fit, a third does not (replacing does).
+    let r = app
+        .put(&base(&pid), key, json!({"namespace": "docs", "items": [{"id": "e", "vector": [1.0, 1.0, 0.0, 0.0]}, {"id": "f", "vector": [1.0, 1.0, 1.0, 0.0]}]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app
+        .put(
+            &base(&pid),
+            key,
+            json!({"namespace": "docs", "items": [{"id": "g", "vector": [1.0, 1.0, 1.0, 1.0]}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.to_string().contains("limit of 6"), "{}", r.body);
+    let r = app
+        .put(
+            &base(&pid),
+            key,
+            json!({"namespace": "docs", "items": [{"id": "f", "vector": [0.0, 1.0, 1.0, 0.0]}]}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "a replacement adds nothing: {}",
+        r.body
+    );
+    assert_eq!(stats(&app, &pid).await["total_vectors"], 6);
+    app.delete_with(
+        &base(&pid),
+        key,
+        json!({"namespace": "docs", "ids": ["e", "f"]}),
+    )
+    .await;
+    // Namespaces per account (all its projects): the second is made, the third refused.
     let ok = app
         .put(
             &base(&pid),
@@ -406,13 +451,9 @@ async fn limits_refuse_with_422_and_write_nothing(backend: Backend) {
         )
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    let third = app
-        .put(
-            &base(&pid),
-            key,
-            json!({"namespace": "three", "items": [{"vector": [1.0]}]}),
-        )
-        .await;
+    let other = app.project("other").await;
+    let three = json!({"namespace": "three", "items": [{"vector": [1.0]}]});
+    let third = app.put(&base(&other), key, three.clone()).await;
     assert_eq!(
         third.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -420,10 +461,47 @@ async fn limits_refuse_with_422_and_write_nothing(backend: Backend) {
         third.body
     );
     assert!(
-        third.body.to_string().contains("its limit"),
+        third.body.to_string().contains("its limit of 2"),
         "{}",
         third.body
     );
+    // Deleting a namespace frees its slot.
+    let d = app
+        .delete_with(
+            &base(&pid),
+            key,
+            json!({"namespace": "two", "delete_all": true}),
+        )
+        .await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    let third = app.put(&base(&other), key, three).await;
+    assert_eq!(third.status, StatusCode::OK, "{}", third.body);
+    // A batch naming more than 20 namespaces is refused whole.
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"vector_embedding": [1.0], "namespace": format!("n{i}")}))
+        .collect();
+    let r = app
+        .post(
+            &format!("{}/upsert-batch", base(&pid)),
+            key,
+            json!({"vectors": many}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.to_string().contains("at most 20"), "{}", r.body);
+    // …and one making more namespaces than the account has room for, before any write.
+    let two: Vec<Value> = (0..2)
+        .map(|i| json!({"vector_embedding": [1.0], "namespace": format!("m{i}")}))
+        .collect();
+    let r = app
+        .post(
+            &format!("{}/upsert-batch", base(&pid)),
+            key,
+            json!({"vectors": two}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(stats(&app, &pid).await["namespace_count"], 1);
 }
 
 async fn seed_batch_upserts_into_each_named_namespace(backend: Backend) {
@@ -753,7 +831,16 @@ async fn a_deleted_projects_indexes_are_purged(backend: Backend) {
     let app = TestApp::new(backend).await;
     let pid = app.project("gone").await;
     four(&app, &pid).await;
-    let index = zerodb_projects::vectors::index_name(&pid, "docs");
+    let index = app
+        .stores
+        .table
+        .get(&zerodb_domain::keys::vector_namespace(&pid, "docs"))
+        .await
+        .unwrap()
+        .unwrap()["index"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         app.stores
             .vectors
@@ -786,6 +873,166 @@ async fn a_deleted_projects_indexes_are_purged(backend: Backend) {
     );
 }
 
+async fn a_namespace_deleted_halfway_is_finished_by_the_next_write(backend: Backend) {
+    use zerodb_domain::store::{Update, Value as V};
+    let app = TestApp::new(backend).await;
+    let pid = app.project("half").await;
+    four(&app, &pid).await;
+    let key = zerodb_domain::keys::vector_namespace(&pid, "docs");
+    let old_index = app.stores.table.get(&key).await.unwrap().unwrap()["index"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A delete_all that marked the namespace and stopped (its index delete failed).
+    app.stores
+        .table
+        .update(
+            &key,
+            vec![Update::Set("deleting".into(), V::Bool(true))],
+            None,
+        )
+        .await
+        .unwrap();
+    // Reads see nothing; the vectors are not counted as stored.
+    let s = search(
+        &app,
+        &pid,
+        json!({"vector": [1.0, 0.0, 0.0, 0.0], "namespace": "docs"}),
+    )
+    .await;
+    assert_eq!(s["results"], json!([]));
+    assert_eq!(stats(&app, &pid).await["namespace_count"], 0);
+    // The next write finishes the deletion, then makes a new namespace (a new index,
+    // so nothing of the old one comes back), of a new size.
+    let r = app
+        .put(
+            &base(&pid),
+            &app.root_key,
+            json!({"namespace": "docs", "items": [{"id": "a", "vector": [1.0, 2.0]}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["inserted"], 1);
+    assert!(
+        app.stores
+            .vectors
+            .get_index(&old_index)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let new_index = app.stores.table.get(&key).await.unwrap().unwrap()["index"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_index, old_index);
+    let g = app
+        .get(
+            &format!("{}?ids=a,b,c&namespace=docs", base(&pid)),
+            &app.root_key,
+        )
+        .await;
+    assert_eq!(ids(&g.body["vectors"]), ["a"]);
+    assert_eq!(stats(&app, &pid).await["total_vectors"], 1);
+    assert_eq!(vectors_stored(&app, &pid).await, 1);
+    // A delete of the agent's form never makes a project; a write-only key may not read
+    // a vector back through the metadata route.
+    let other = app.new_account("none").await;
+    let r = app.delete("/api/v1/public/vectors/x", &other).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let listed = app.get("/api/v1/projects", &other).await;
+    assert!(
+        listed.body.to_string().contains("\"total\":0"),
+        "{}",
+        listed.body
+    );
+    let (_, writer) = app.create_key(&["zerodb:write"], None).await;
+    let r = app
+        .patch(
+            &format!("{}/a/metadata", base(&pid)),
+            &writer,
+            json!({"namespace": "docs", "metadata": {}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+}
+
+async fn answers_stay_under_five_mib(backend: Backend) {
+    // 200 vectors of 4,096 dimensions with 30 KB documents: ~17 MB with values.
+    let app = TestApp::new(backend).await;
+    let pid = app.project("big").await;
+    let doc = "d".repeat(30_000);
+    let items: Vec<Value> = (0..200)
+        .map(|i| {
+            let mut v = vec![0.001f32; 4096];
+            v[i % 4096] = 1.0;
+            json!({"id": format!("v{i:03}"), "vector": v, "document": doc})
+        })
+        .collect();
+    for chunk in items.chunks(50) {
+        let r = app
+            .put(
+                &base(&pid),
+                &app.root_key,
+                json!({"namespace": "big", "items": chunk}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // A listing with values pages by size, and its cursor goes on where it stopped.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut url = format!(
+            "{}?namespace=big&limit=1000&include_values=true",
+            base(&pid)
+        );
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let r = app.get(&url, &app.root_key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            r.raw.len() <= 5 * 1024 * 1024 + 4096,
+            "{} bytes",
+            r.raw.len()
+        );
+        seen.extend(ids(&r.body["vectors"]));
+        pages += 1;
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert!(pages > 2, "{pages} pages");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 200, "every vector once");
+    // A search with values is cut to fit, and says so.
+    let mut q = vec![0.001f32; 4096];
+    q[0] = 1.0;
+    let s = search(
+        &app,
+        &pid,
+        json!({"vector": q, "namespace": "big", "top_k": 100, "include_values": true}),
+    )
+    .await;
+    assert_eq!(s["truncated"], true);
+    assert!(s["results"].as_array().unwrap().len() < 100);
+    assert_eq!(s["results"][0]["id"], "v000");
+    // By ids: refused with a message that says how to ask.
+    let all: Vec<String> = (0..100).map(|i| format!("v{i:03}")).collect();
+    let g = app
+        .get(
+            &format!("{}?namespace=big&ids={}", base(&pid), all.join(",")),
+            &app.root_key,
+        )
+        .await;
+    assert_eq!(g.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", g.body);
+    assert!(g.body.to_string().contains("include_values=false"));
+}
+
 on_both_backends!(
     upsert_search_get_update_and_delete,
     limits_refuse_with_422_and_write_nothing,
@@ -794,4 +1041,6 @@ on_both_backends!(
     writes_announce_vectors_after_commit,
     another_account_reaches_nothing_and_scopes_hold,
     a_deleted_projects_indexes_are_purged,
+    a_namespace_deleted_halfway_is_finished_by_the_next_write,
+    answers_stay_under_five_mib,
 );
