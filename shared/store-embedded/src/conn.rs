@@ -43,6 +43,27 @@ CREATE TABLE IF NOT EXISTS messages(
 );
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages(queue, seq);
 CREATE INDEX IF NOT EXISTS messages_by_receipt ON messages(receipt) WHERE receipt IS NOT NULL;
+-- Vector indexes (vectors.rs): a vector's rowid is its index's id << 40 | a sequence
+-- number, so each index's rows are one contiguous range of the table's B-tree.
+CREATE TABLE IF NOT EXISTS vector_indexes(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    dimension INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    non_filterable TEXT NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0,
+    next_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS vectors(
+    id INTEGER PRIMARY KEY,
+    idx INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    filterable TEXT,
+    stored TEXT,
+    UNIQUE(idx, key)
+);
+CREATE TABLE IF NOT EXISTS vector_index_drops(id INTEGER PRIMARY KEY);
 PRAGMA user_version = 1;
 ";
 

@@ -69,6 +69,8 @@ impl Default for OpenOptions {
 pub(crate) struct Inner {
     pub(crate) writer: writer::Writer,
     pub(crate) readers: Arc<conn::ReadPool>,
+    /// The vector indexes loaded in memory, shared by every `vectors()` handle.
+    pub(crate) vectors: vectors::Cache,
 }
 
 /// Creates `dir` (and any missing parents) readable by its owner only (0700 on Unix): it
@@ -153,6 +155,7 @@ impl EmbeddedStore {
         let inner = Inner {
             writer,
             readers: Arc::new(conn::ReadPool::new(readers)),
+            vectors: vectors::Cache::default(),
         };
         Ok(Arc::new(EmbeddedStore {
             inner: Arc::new(inner),
