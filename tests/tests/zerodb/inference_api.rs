@@ -316,28 +316,30 @@ async fn concurrent_calls_cannot_spend_more_than_the_credits(backend: Backend) {
     let mut calls: futures::stream::FuturesUnordered<_> = (0..6)
         .map(|_| chat(&app, &app.root_key, body.clone()))
         .collect();
-    let replies = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        let mut replies = Vec::new();
-        let mut arrived = fake.stats().gated();
-        let mut opened = false;
-        // The calls are driven all along (the two that reserved must still reach the
-        // provider); the gate opens once four have been answered and two wait there.
-        loop {
-            tokio::select! {
-                r = calls.next() => match r {
-                    Some(r) => replies.push(r),
-                    None => break,
-                },
-                _ = arrived.wait_for(|n| *n >= 2), if !opened && replies.len() >= 4 => {
-                    fake.stats().open_gate();
-                    opened = true;
-                }
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(60));
+    tokio::pin!(deadline);
+    let mut replies = Vec::new();
+    let mut arrived = fake.stats().gated();
+    let mut opened = false;
+    // The calls are driven all along (the two that reserved must still reach the
+    // provider); the gate opens once four have been answered and two wait there.
+    loop {
+        tokio::select! {
+            r = calls.next() => match r {
+                Some(r) => replies.push(r),
+                None => break,
+            },
+            _ = arrived.wait_for(|n| *n >= 2), if !opened && replies.len() >= 4 => {
+                fake.stats().open_gate();
+                opened = true;
             }
+            _ = &mut deadline => panic!(
+                "four calls refused while two wait at the provider: after 60 s, {} at the gate and these answers: {:?}",
+                *fake.stats().gated().borrow(),
+                replies.iter().map(|r: &zerodb_tests::support::Reply| (r.status.as_u16(), r.body.to_string())).collect::<Vec<_>>()
+            ),
         }
-        replies
-    })
-    .await
-    .expect("four calls refused while two wait at the provider");
+    }
     let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(
         statuses,
