@@ -45,7 +45,7 @@ pub struct OpResult {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResult {
+pub struct BatchQueryResult {
     pub results: Vec<OpResult>,
     pub succeeded: usize,
     pub failed: usize,
@@ -62,14 +62,14 @@ struct Operation {
 /// Up to 50 table queries (`zerodb:read`), one result per operation in the order sent.
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/database/batch/query", tag = "tables",
     params(("project_id" = String, Path)), request_body = BatchQuery,
-    responses((status = 200, body = BatchResult),
+    responses((status = 200, body = BatchQueryResult),
         (status = 422, body = zerodb_http::error::ValidationErrorBody)))]
 pub async fn query(
     State(t): State<Tables>,
     Auth(caller): Auth,
     Path(pid): Path<String>,
     ApiJson(req): ApiJson<BatchQuery>,
-) -> ApiResult<Json<BatchResult>> {
+) -> ApiResult<Json<BatchQueryResult>> {
     let page_rows = t.limits().page_rows;
     let ops = crate::batch_items(
         req.operations,
@@ -147,7 +147,7 @@ pub async fn query(
             }
         })
         .collect();
-    Ok(Json(BatchResult {
+    Ok(Json(BatchQueryResult {
         results,
         succeeded: ok,
         failed,

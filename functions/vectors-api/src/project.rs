@@ -139,7 +139,7 @@ pub async fn upsert(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct SearchRequest {
+pub struct VectorSearch {
     /// The query vector, of the namespace's dimension.
     pub vector: Vec<f64>,
     /// 1–100, default 10.
@@ -232,14 +232,14 @@ pub fn threshold(t: Option<f32>, at: At) -> Result<Option<f32>, DomainError> {
 
 /// The nearest vectors of a namespace (`zerodb:read`).
 #[utoipa::path(post, path = "/api/v1/projects/{project_id}/database/vectors/search", tag = "vectors",
-    params(("project_id" = String, Path)), request_body = SearchRequest,
+    params(("project_id" = String, Path)), request_body = VectorSearch,
     responses((status = 200, body = SearchView)))]
 pub async fn search(
     State(projects): State<Projects>,
     State(v): State<ProjectVectors>,
     Auth(caller): Auth,
     Path(pid): Path<String>,
-    ApiJson(req): ApiJson<SearchRequest>,
+    ApiJson(req): ApiJson<VectorSearch>,
 ) -> ApiResult<Json<SearchView>> {
     let ns = namespace(req.namespace, At::body("namespace"))?;
     let vector = check_vector(&req.vector, &At::body("vector"))?;
@@ -507,7 +507,7 @@ pub struct NamespaceView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StatsView {
+pub struct VectorStats {
     pub project_id: String,
     pub total_vectors: i64,
     pub total_vector_count: i64,
@@ -518,10 +518,10 @@ pub struct StatsView {
     pub namespaces: Vec<NamespaceView>,
 }
 
-pub fn stats_view(project_id: &str, list: Vec<NamespaceStats>) -> StatsView {
+pub fn stats_view(project_id: &str, list: Vec<NamespaceStats>) -> VectorStats {
     let total: i64 = list.iter().map(|n| n.vector_count).sum();
     let dims = list.first().map(|n| n.dimension).unwrap_or(0);
-    StatsView {
+    VectorStats {
         project_id: project_id.to_owned(),
         total_vectors: total,
         total_vector_count: total,
@@ -543,14 +543,14 @@ pub fn stats_view(project_id: &str, list: Vec<NamespaceStats>) -> StatsView {
 /// Counts and dimensions, per namespace (`zerodb:read`).
 #[utoipa::path(get, path = "/api/v1/projects/{project_id}/database/vectors/stats", tag = "vectors",
     params(("project_id" = String, Path), StatsParams),
-    responses((status = 200, body = StatsView)))]
+    responses((status = 200, body = VectorStats)))]
 pub async fn stats(
     State(projects): State<Projects>,
     State(v): State<ProjectVectors>,
     Auth(caller): Auth,
     Path(pid): Path<String>,
     ApiQuery(q): ApiQuery<StatsParams>,
-) -> ApiResult<Json<StatsView>> {
+) -> ApiResult<Json<VectorStats>> {
     let ns = q
         .namespace
         .map(|n| namespace(Some(n), At::query("namespace")))

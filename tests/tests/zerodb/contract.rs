@@ -198,6 +198,34 @@ fn every_route_is_served_once_and_names_its_handler() {
 }
 
 #[test]
+fn a_schema_name_means_one_schema_across_groups() {
+    // Components are merged by name into one document: two groups naming different
+    // shapes alike would document one group's answers with the other's schema (seen:
+    // the graph's `StatsView` describing the vectors stats).
+    let mut seen: std::collections::BTreeMap<String, (String, serde_json::Value)> =
+        Default::default();
+    for g in zerodb_local::served_groups() {
+        let doc = serde_json::to_value(g.openapi()).unwrap();
+        let Some(schemas) = doc["components"]["schemas"].as_object() else {
+            continue;
+        };
+        for (name, schema) in schemas {
+            match seen.get(name) {
+                Some((other, s)) => assert_eq!(
+                    s,
+                    schema,
+                    "schema {name} of group {} differs from group {other}'s: rename one",
+                    g.name()
+                ),
+                None => {
+                    seen.insert(name.clone(), (g.name().to_owned(), schema.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn every_reference_in_the_document_resolves() {
     let json = serde_json::to_value(zerodb_local::openapi_document()).unwrap();
     let schemas = json["components"]["schemas"].as_object().unwrap();
