@@ -402,52 +402,10 @@ pub async fn embed_and_store(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainEr
     let p = project(s, c, &req.project_id, Access::Write).await?;
     let v = service(s).await?;
     crate::embeddings::check_model(v.embedder().as_ref(), req.model.as_deref())?;
-    let metas = req.metadata_list.unwrap_or_default();
-    if !metas.is_empty() && metas.len() != req.texts.len() {
-        return Err(param("metadata_list").invalid(format!(
-            "{} metadata objects for {} texts; send one per text, or none",
-            metas.len(),
-            req.texts.len()
-        )));
-    }
-    let mut metadata = Vec::with_capacity(req.texts.len());
-    for (i, m) in metas.into_iter().enumerate() {
-        let at = param("metadata_list").index(i);
-        let m: Map<String, Value> = match m {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            _ => return Err(at.invalid("each metadata is a JSON object")),
-        };
-        check_metadata(&m, &at)?;
-        metadata.push(m);
-    }
-    if let Some(d) = v.dimension(&p, &ns).await?
-        && d != v.embedder().dims()
-    {
-        return Err(param("namespace").invalid(format!(
-            "namespace \"{ns}\" holds vectors of {d} dimensions; this server's texts embed to {}: store texts in another namespace",
-            v.embedder().dims()
-        )));
-    }
     let started = std::time::Instant::now();
-    let vectors = v.embed(&req.texts, &param("texts")).await?;
-    let n = vectors.len();
-    let items: Vec<NewVector> = req
-        .texts
-        .into_iter()
-        .zip(vectors)
-        .enumerate()
-        .map(|(i, (text, vector))| NewVector {
-            id: None,
-            vector,
-            metadata: metadata.get(i).cloned().unwrap_or_default(),
-            document: Some(text),
-            at: param("texts").index(i),
-            vector_at: param("texts").index(i),
-        })
-        .collect();
+    let n = req.texts.len();
     let u = v
-        .upsert(&p, &ns, items, "mcp")
+        .store_texts(&p, &ns, req.texts, req.metadata_list, None, "mcp")
         .await
         .map_err(|e| in_params(e, &[]))?;
     Ok(json!({
@@ -497,11 +455,7 @@ pub async fn semantic_search(s: &McpApi, c: &Call<'_>) -> Result<Value, DomainEr
     let v = service(s).await?;
     crate::embeddings::check_model(v.embedder().as_ref(), req.model.as_deref())?;
     let started = std::time::Instant::now();
-    let vector = v
-        .embed(std::slice::from_ref(&req.query), &param("query"))
-        .await?
-        .pop()
-        .unwrap_or_default();
+    let vector = v.embed_one(&req.query, &param("query")).await?;
     let found = v
         .search(
             &p,

@@ -7,11 +7,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 use zerodb_domain::{At, DomainError};
 use zerodb_http::{ApiJson, ApiResult, Auth};
-use zerodb_projects::vectors::{NewVector, Search, check_filter, check_metadata};
+use zerodb_projects::vectors::{Search, check_filter};
 use zerodb_projects::{Access, Project, ProjectVectors, Projects};
 
 use crate::project::{HitView, hit, threshold, top_k};
@@ -52,60 +52,8 @@ pub async fn store_texts(
     metadata: Option<Vec<Value>>,
     ids: Option<Vec<String>>,
 ) -> Result<Stored, DomainError> {
-    let metadata = metadata.unwrap_or_default();
-    if !metadata.is_empty() && metadata.len() != texts.len() {
-        return Err(At::body("metadata_list").invalid(format!(
-            "{} metadata objects for {} texts; send one per text, or none",
-            metadata.len(),
-            texts.len()
-        )));
-    }
-    if let Some(ids) = &ids
-        && ids.len() != texts.len()
-    {
-        return Err(At::body("ids").invalid(format!(
-            "{} ids for {} texts; send one per text, or none",
-            ids.len(),
-            texts.len()
-        )));
-    }
-    let mut metas = Vec::with_capacity(texts.len());
-    for (i, m) in metadata.into_iter().enumerate() {
-        let at = At::body("metadata_list").index(i);
-        let m: Map<String, Value> = match m {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            _ => return Err(at.invalid("each metadata is a JSON object")),
-        };
-        check_metadata(&m, &at)?;
-        metas.push(m);
-    }
-    // A namespace of vectors of another size is refused before any text is embedded.
-    if let Some(d) = v.dimension(p, ns).await?
-        && d != v.embedder().dims()
-    {
-        return Err(At::body("namespace").invalid(format!(
-            "namespace \"{ns}\" holds vectors of {d} dimensions; this server's texts embed to {}: store texts in another namespace",
-            v.embedder().dims()
-        )));
-    }
-    let vectors = v.embed(&texts, &At::body("texts")).await?;
-    let mut ids = ids.map(|v| v.into_iter());
-    let items: Vec<NewVector> = texts
-        .into_iter()
-        .zip(vectors)
-        .enumerate()
-        .map(|(i, (text, vector))| NewVector {
-            id: ids.as_mut().and_then(Iterator::next),
-            vector,
-            metadata: metas.get(i).cloned().unwrap_or_default(),
-            document: Some(text),
-            at: At::body("texts").index(i),
-            vector_at: At::body("texts").index(i),
-        })
-        .collect();
-    let n = items.len();
-    let u = v.upsert(p, ns, items, "embed").await?;
+    let n = texts.len();
+    let u = v.store_texts(p, ns, texts, metadata, ids, "embed").await?;
     Ok(Stored {
         success: true,
         vectors_stored: u.ids.len(),
@@ -183,11 +131,7 @@ pub async fn search_text(
     if req.query.trim().is_empty() {
         return Err(At::body("query").invalid("query is a text to search for; it is empty"));
     }
-    let vector = v
-        .embed(std::slice::from_ref(&req.query), &At::body("query"))
-        .await?
-        .pop()
-        .unwrap_or_default();
+    let vector = v.embed_one(&req.query, &At::body("query")).await?;
     let (hits, _) = v
         .search(
             p,

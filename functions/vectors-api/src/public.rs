@@ -100,10 +100,7 @@ pub async fn query_vector(
 ) -> Result<Vec<f32>, DomainError> {
     match (vector, text) {
         (Some(vec), _) => check_vector(vec, &At::body("vector")),
-        (None, Some(t)) if !t.trim().is_empty() => {
-            let mut out = v.embed(&[t.to_owned()], &At::body("query")).await?;
-            Ok(out.pop().unwrap_or_default())
-        }
+        (None, Some(t)) if !t.trim().is_empty() => v.embed_one(t, &At::body("query")).await,
         _ => Err(At::body_root().invalid("send `vector` (numbers) or `query` (a text)")),
     }
 }

@@ -414,6 +414,81 @@ impl ProjectVectors {
         })
     }
 
+    /// Embeds one text (a query).
+    pub async fn embed_one(&self, text: &str, at: &At) -> Result<Vec<f32>, DomainError> {
+        Ok(self
+            .embed(std::slice::from_ref(&text.to_owned()), at)
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Embeds 1–100 texts and stores each with its vector, as the vector's document,
+    /// with one metadata object per text (or none) and one id per text (or none made).
+    /// A namespace of vectors of another size is refused before any text is embedded.
+    pub async fn store_texts(
+        &self,
+        p: &Project,
+        ns: &str,
+        texts: Vec<String>,
+        metadata: Option<Vec<Value>>,
+        ids: Option<Vec<String>>,
+        source: &str,
+    ) -> Result<Upserted, DomainError> {
+        let metadata = metadata.unwrap_or_default();
+        if !metadata.is_empty() && metadata.len() != texts.len() {
+            return Err(At::body("metadata_list").invalid(format!(
+                "{} metadata objects for {} texts; send one per text, or none",
+                metadata.len(),
+                texts.len()
+            )));
+        }
+        if let Some(ids) = &ids
+            && ids.len() != texts.len()
+        {
+            return Err(At::body("ids").invalid(format!(
+                "{} ids for {} texts; send one per text, or none",
+                ids.len(),
+                texts.len()
+            )));
+        }
+        let mut metas = Vec::with_capacity(texts.len());
+        for (i, m) in metadata.into_iter().enumerate() {
+            let at = At::body("metadata_list").index(i);
+            let m: Map<String, Value> = match m {
+                Value::Object(m) => m,
+                Value::Null => Map::new(),
+                _ => return Err(at.invalid("each metadata is a JSON object")),
+            };
+            check_metadata(&m, &at)?;
+            metas.push(m);
+        }
+        if let Some(d) = self.dimension(p, ns).await?
+            && d != self.embedder.dims()
+        {
+            return Err(At::body("namespace").invalid(format!(
+                "namespace \"{ns}\" holds vectors of {d} dimensions; this server's texts embed to {}: store texts in another namespace",
+                self.embedder.dims()
+            )));
+        }
+        let vectors = self.embed(&texts, &At::body("texts")).await?;
+        let mut ids = ids.map(|v| v.into_iter());
+        let items: Vec<NewVector> = texts
+            .into_iter()
+            .zip(vectors)
+            .enumerate()
+            .map(|(i, (text, vector))| NewVector {
+                id: ids.as_mut().and_then(Iterator::next),
+                vector,
+                metadata: metas.get(i).cloned().unwrap_or_default(),
+                document: Some(text),
+                at: At::body("texts").index(i),
+                vector_at: At::body("texts").index(i),
+            })
+            .collect();
+        self.upsert(p, ns, items, source).await
+    }
+
     async fn record(&self, p: &Project, ns: &str) -> Result<Option<NamespaceRecord>, DomainError> {
         match self.table.get(&keys::vector_namespace(&p.id, ns)).await? {
             Some(item) => Ok(Some(from_item(item)?)),
